@@ -1,0 +1,5 @@
+import sys
+
+from memjax.cli import main
+
+sys.exit(main())

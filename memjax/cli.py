@@ -1,0 +1,161 @@
+"""The ``memjax`` command line: ``data convert``, ``data info``, ``train``, ``evaluate``.
+
+Every user-facing failure is a :class:`MemjaxError`, printed as one line with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from memjax.errors import MemjaxError
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "shufflenetv2-1.0x"
+"""The shipped model (trained on FER2013 Training, selected on PublicTest)."""
+
+
+def _data_convert(args) -> None:
+    from memjax.data import load_fer2013, save_npz
+
+    data = load_fer2013(args.source)
+    path = save_npz(data, args.destination)
+    counts = ", ".join(
+        f"{name} {len(data.split(name))}" for name in ("train", "public_test", "private_test")
+    )
+    print(f"wrote {path} ({counts})")
+
+
+def _data_info(args) -> None:
+    from memjax.data import load_fer2013
+
+    info = load_fer2013(args.path).info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    classes = info["classes"]
+    print(f"FER2013 from {info['source']}")
+    print(f"{'split':<14}{'total':>7}" + "".join(f"{c:>10}" for c in classes))
+    for name, split in info["splits"].items():
+        print(f"{name:<14}{split['total']:>7}" + "".join(f"{n:>10}" for n in split["per_class"]))
+
+
+def _train(args) -> None:
+    from memjax.data import load_fer2013
+    from memjax.network import ShuffleNetConfig
+    from memjax.training.evaluate import evaluate_model, export_model, print_report
+    from memjax.training.loop import TrainConfig, train
+    from memjax.training.steps import OptimizerConfig
+
+    data = load_fer2013(args.data)
+    model_config = ShuffleNetConfig(width=args.width)
+    train_config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        keep=args.keep,
+        optimizer=OptimizerConfig(learning_rate=args.lr, weight_decay=args.weight_decay),
+    )
+    result = train(
+        data,
+        Path(args.run_dir),
+        model_config,
+        train_config,
+        resume=args.resume,
+        progress=not args.no_progress,
+        stop_after=args.stop_after,
+    )
+    best = result["best"]
+    print(f"best PublicTest accuracy {best['public_test_accuracy']:.4f} at epoch {best['epoch']}")
+    best_dir = Path(args.run_dir) / "best"
+    report = evaluate_model(best_dir, data, "private_test")
+    print_report(report)
+    if args.export:
+        export_model(best_dir, Path(args.export), data)
+        print(f"exported the best model to {args.export}")
+
+
+def _evaluate(args) -> None:
+    from memjax.data import load_fer2013
+    from memjax.training.evaluate import evaluate_model, print_report, write_report
+
+    checkpoint = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
+    data = load_fer2013(args.data)
+    report = evaluate_model(checkpoint, data, args.split, expected_width=args.width)
+    print_report(report)
+    if args.json:
+        written = write_report(report, Path(args.json))
+        print("wrote " + ", ".join(str(p) for p in written))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="memjax", description="Analog physics simulation of memristive neural networks."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="FER2013: convert between forms, count").add_subparsers(
+        dest="data_command", required=True
+    )
+    convert = data.add_parser("convert", help="fer2013.csv / image folder / .npz -> .npz")
+    convert.add_argument("source", help="fer2013.csv, an image folder (train/, test/) or a .npz")
+    convert.add_argument("destination", help="output .npz")
+    convert.set_defaults(run=_data_convert)
+    info = data.add_parser("info", help="counts per split and class")
+    info.add_argument("path", help="fer2013.csv, an image folder or a .npz")
+    info.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    info.set_defaults(run=_data_info)
+
+    data_help = "FER2013 (.csv, image folder or .npz); default: $MEMJAX_FER2013"
+    train = commands.add_parser("train", help="train the digital ShuffleNetV2 on FER2013")
+    train.add_argument("--data", help=data_help)
+    train.add_argument(
+        "--run-dir",
+        default="runs/shufflenetv2-1.0x",
+        help="folder of the run's checkpoints and metrics",
+    )
+    train.add_argument("--width", type=float, default=1.0, help="0.5, 1.0, 1.5 or 2.0")
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--lr", type=float, default=0.05, help="peak learning rate")
+    train.add_argument("--weight-decay", type=float, default=5e-4)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--keep", type=int, default=3, help="per-epoch checkpoints kept")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run-dir exactly (its saved configuration wins)",
+    )
+    train.add_argument("--stop-after", type=int, help="stop after this many epochs (resumable)")
+    train.add_argument("--export", help="copy the best model checkpoint here at the end")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy of a model checkpoint on FER2013")
+    evaluate.add_argument("--checkpoint", help="model checkpoint folder; default: the shipped one")
+    evaluate.add_argument("--data", help=data_help)
+    evaluate.add_argument(
+        "--split", default="private_test", choices=("train", "public_test", "private_test")
+    )
+    evaluate.add_argument("--width", type=float, help="fail unless the checkpoint has this width")
+    evaluate.add_argument("--json", help="write the report here (and a confusion-matrix PNG)")
+    evaluate.set_defaults(run=_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except MemjaxError as error:
+        print(f"memjax: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("memjax: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Accuracy, per-class accuracy and confusion matrix of a model checkpoint on a FER2013 split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from memjax.data import CLASS_NAMES, FER2013
+from memjax.training import steps
+from memjax.training.checkpoint import load_model, save_model, write_json_atomic
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """Counts with true class along rows and predicted class along columns."""
+    k = len(CLASS_NAMES)
+    return np.bincount(labels.astype(np.int64) * k + predictions, minlength=k * k).reshape(k, k)
+
+
+def evaluate_model(
+    checkpoint: Path, data: FER2013, split: str, expected_width: float | None = None
+) -> dict:
+    """The report written by ``memjax evaluate --json``."""
+    model, payload = load_model(Path(checkpoint), expected_width)
+    _, eval_graph, params, batch_stats = steps.split_model(model)
+    chosen = data.split(split)
+    logits = steps.predict_logits(
+        steps.make_predict(eval_graph), params, batch_stats, chosen.images
+    )
+    predictions = logits.argmax(-1)
+    matrix = confusion_matrix(chosen.labels, predictions)
+    per_class = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
+    return {
+        "checkpoint": str(checkpoint),
+        "split": split,
+        "data": data.source,
+        "width": model.config.width,
+        "n": len(chosen),
+        "accuracy": float(np.mean(predictions == chosen.labels)),
+        "per_class_accuracy": {c: float(a) for c, a in zip(CLASS_NAMES, per_class)},
+        "confusion_matrix": matrix.tolist(),
+        "classes": list(CLASS_NAMES),
+        "trained": payload.get("trained"),
+    }
+
+
+def export_model(source: Path, destination: Path, data: FER2013) -> Path:
+    """Copy a model checkpoint for deployment, recording its accuracy on both test splits.
+
+    The record lets anyone check later that loading the exported model reproduces it.
+    """
+    model, payload = load_model(Path(source))
+    evaluation = {"data": data.source}
+    for split in ("public_test", "private_test"):
+        evaluation[f"{split}_accuracy"] = evaluate_model(Path(source), data, split)["accuracy"]
+    _, _, params, batch_stats = steps.split_model(model)
+    info = {key: value for key, value in payload.items() if key not in ("model", "evaluation")}
+    return save_model(
+        Path(destination), model.config, params, batch_stats, {**info, "evaluation": evaluation}
+    )
+
+
+def print_report(report: dict) -> None:
+    print(
+        f"{report['split']}: accuracy {report['accuracy']:.4f} on {report['n']} images "
+        f"({report['checkpoint']})"
+    )
+    width = max(len(c) for c in CLASS_NAMES) + 2
+    print(
+        "true \\ predicted".ljust(width + 4)
+        + "".join(f"{c[:7]:>8}" for c in CLASS_NAMES)
+        + "   accuracy"
+    )
+    for name, row in zip(CLASS_NAMES, report["confusion_matrix"]):
+        accuracy = report["per_class_accuracy"][name]
+        print(f"{name:<{width + 4}}" + "".join(f"{n:>8}" for n in row) + f"   {accuracy:8.4f}")
+
+
+def write_report(report: dict, path: Path) -> list[Path]:
+    """The JSON report and, beside it, the confusion matrix as a PNG."""
+    write_json_atomic(path, report)
+    figure_path = path.with_suffix(".confusion.png")
+    plot_confusion(report, figure_path)
+    return [path, figure_path]
+
+
+def plot_confusion(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(report["confusion_matrix"], dtype=float)
+    normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    figure, axes = plt.subplots(figsize=(6.4, 5.4))
+    image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            axes.text(
+                j,
+                i,
+                f"{int(matrix[i, j])}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if normalised[i, j] > 0.5 else "black",
+            )
+    axes.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=45, ha="right")
+    axes.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(
+        f"FER2013 {report['split']}: accuracy {report['accuracy']:.2%} (n = {report['n']})"
+    )
+    figure.colorbar(image, ax=axes, label="fraction of true class")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -1,0 +1,134 @@
+"""The pure, jitted training and evaluation steps on the split NNX state.
+
+The state is one pytree (a dict) so that orbax saves and restores it whole:
+``params`` and ``batch_stats`` of the model, ``opt_state`` of optax, the PRNG ``key`` (raw
+uint32 key data) and the ``step`` count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from memjax.network import ShuffleNetV2
+from memjax.training.augment import AugmentConfig, augment_batch
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """SGD with Nesterov momentum, linear warm-up and cosine decay, decoupled weight decay.
+
+    Why this choice: with batch norm after every convolution, SGD + Nesterov momentum and a
+    cosine schedule is the standard recipe for ShuffleNet-class CNNs and generalises better on
+    small data sets than Adam; warm-up keeps the first epochs stable at the peak rate; weight
+    decay (on kernels only, not on BN scales and biases) is the main regulariser on FER2013's
+    28,709 images.
+
+    Attributes:
+        learning_rate: peak learning rate (batch 128).
+        momentum: Nesterov momentum coefficient.
+        weight_decay: L2 coefficient on convolution and fully connected kernels.
+        warmup_epochs: epochs of linear warm-up from 0 to the peak.
+        label_smoothing: cross-entropy label smoothing (FER2013 labels are noisy).
+    """
+
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 2.0
+    label_smoothing: float = 0.1
+
+
+def make_optimizer(config: OptimizerConfig, steps_per_epoch: int, epochs: int):
+    total = max(1, steps_per_epoch * epochs)
+    warmup = min(int(config.warmup_epochs * steps_per_epoch), total - 1)
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, config.learning_rate, warmup_steps=warmup, decay_steps=total, end_value=0.0
+    )
+    decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)  # noqa: E731
+    return optax.chain(
+        optax.add_decayed_weights(config.weight_decay, mask=decay_mask),
+        optax.sgd(schedule, momentum=config.momentum, nesterov=True),
+    )
+
+
+def split_model(model: ShuffleNetV2):
+    """Graph definitions for training and evaluation mode, and the initial (params, stats)."""
+    model.train()
+    train_graph, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
+    model.eval()
+    eval_graph, _, _ = nnx.split(model, nnx.Param, nnx.BatchStat)
+    # Plain nested dicts of arrays: free of NNX variable objects inside traced code, and what
+    # orbax saves.
+    return train_graph, eval_graph, nnx.to_pure_dict(params), nnx.to_pure_dict(batch_stats)
+
+
+def init_state(params, batch_stats, optimizer, seed: int) -> dict:
+    return {
+        "params": params,
+        "batch_stats": batch_stats,
+        "opt_state": optimizer.init(params),
+        "key": jax.random.key_data(jax.random.key(seed)),
+        "step": jnp.zeros((), jnp.int32),
+    }
+
+
+def make_train_step(train_graph, optimizer, augment: AugmentConfig, label_smoothing: float):
+    """A jitted ``(state, images uint8 (B,48,48), labels (B,)) -> (state, metrics)``."""
+
+    def train_step(state, images, labels):
+        key = jax.random.fold_in(jax.random.wrap_key_data(state["key"]), state["step"])
+        augment_key, dropout_key = jax.random.split(key)
+        inputs = augment_batch(augment_key, images, augment)
+        targets = optax.smooth_labels(jax.nn.one_hot(labels, 7), label_smoothing)
+
+        def loss_fn(params, batch_stats):
+            model = nnx.merge(train_graph, params, batch_stats)
+            logits = model(inputs, dropout_key)
+            loss = optax.softmax_cross_entropy(logits, targets).mean()
+            return loss, (logits, nnx.to_pure_dict(nnx.state(model, nnx.BatchStat)))
+
+        (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state["params"], state["batch_stats"]
+        )
+        updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+        new_state = {
+            "params": optax.apply_updates(state["params"], updates),
+            "batch_stats": batch_stats,
+            "opt_state": opt_state,
+            "key": state["key"],
+            "step": state["step"] + 1,
+        }
+        correct = jnp.sum(jnp.argmax(logits, -1) == labels)
+        return new_state, {"loss": loss, "correct": correct}
+
+    return jax.jit(train_step, donate_argnums=0)
+
+
+def make_predict(eval_graph):
+    """A jitted ``(params, batch_stats, images) -> logits`` in evaluation mode."""
+
+    @jax.jit
+    def predict(params, batch_stats, images):
+        return nnx.merge(eval_graph, params, batch_stats)(images)
+
+    return predict
+
+
+def predict_logits(predict, params, batch_stats, images: np.ndarray, batch_size: int = 512):
+    """Logits for every image, in fixed-size batches (the last one padded) to compile once."""
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        valid = len(chunk)
+        if valid < batch_size:
+            chunk = np.concatenate(
+                [chunk, np.zeros((batch_size - valid, *chunk.shape[1:]), chunk.dtype)]
+            )
+        outputs.append(np.asarray(predict(params, batch_stats, chunk))[:valid])
+    return np.concatenate(outputs) if outputs else np.zeros((0, 7), np.float32)

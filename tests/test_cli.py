@@ -1,0 +1,86 @@
+"""The command line: the shipped model's accuracy, reports, and one-line errors on bad input."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from memjax.cli import DEFAULT_CHECKPOINT
+
+SHIPPED_FLOOR = 0.66
+"""Issue 2's target for the shipped model on FER2013 PrivateTest."""
+
+
+def memjax(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "memjax", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("memjax: error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_shipped_model_on_private_test(fer2013_path, tmp_path):
+    """The shipped checkpoint reaches the target and reproduces the accuracy recorded with it."""
+    out = tmp_path / "report.json"
+    result = memjax("evaluate", "--data", str(fer2013_path), "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert {
+        "accuracy",
+        "n",
+        "per_class_accuracy",
+        "confusion_matrix",
+        "checkpoint",
+        "split",
+    } <= set(report)
+    assert report["split"] == "private_test" and report["n"] == 3589
+    matrix = report["confusion_matrix"]
+    assert sum(map(sum, matrix)) == 3589
+    assert sum(matrix[i][i] for i in range(7)) / 3589 == pytest.approx(report["accuracy"])
+    assert report["accuracy"] >= SHIPPED_FLOOR
+    recorded = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())["evaluation"]
+    # Same weights, same data: only float reassociation across machines may flip a prediction.
+    assert abs(report["accuracy"] - recorded["private_test_accuracy"]) <= 2 / 3589
+    assert (tmp_path / "report.confusion.png").stat().st_size > 10_000
+    assert "private_test: accuracy" in result.stdout
+
+
+def test_data_info_prints_counts(fer2013_path):
+    result = memjax("data", "info", str(fer2013_path), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["splits"]["private_test"]["total"] == 3589
+
+
+def test_bad_input_gives_one_line_errors(tmp_path, fer2013_path):
+    assert_one_line_error(
+        memjax("evaluate", "--data", str(tmp_path / "missing.npz")), "missing.npz does not exist"
+    )
+    bad_csv = tmp_path / "fer2013.csv"
+    bad_csv.write_text("emotion,pixels,Usage\n3,1 2 3,Training\n")
+    assert_one_line_error(memjax("data", "info", str(bad_csv)), "line 2", "3 pixels")
+    assert_one_line_error(
+        memjax("evaluate", "--data", str(fer2013_path), "--width", "0.5"),
+        "holds a 1.0x ShuffleNetV2, but width 0.5x was asked for",
+    )
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(DEFAULT_CHECKPOINT, corrupt)
+    for file in (corrupt / "state").rglob("*"):
+        if file.is_file() and file.stat().st_size > 64:
+            file.write_bytes(b"\0" * 64)
+    assert_one_line_error(
+        memjax("evaluate", "--checkpoint", str(corrupt), "--data", str(fer2013_path)), "corrupt"
+    )
+    assert_one_line_error(memjax("train", "--data", str(tmp_path / "none.csv")), "does not exist")
