@@ -55,7 +55,9 @@ def _train(args) -> None:
         batch_size=args.batch_size,
         seed=args.seed,
         keep=args.keep,
-        optimizer=OptimizerConfig(learning_rate=args.lr, weight_decay=args.weight_decay),
+        optimizer=OptimizerConfig(
+            name=args.optimizer, learning_rate=args.lr, weight_decay=args.weight_decay
+        ),
     )
     result = train(
         data,
@@ -118,8 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--width", type=float, default=1.0, help="0.5, 1.0, 1.5 or 2.0")
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--batch-size", type=int, default=128)
-    train.add_argument("--lr", type=float, default=0.05, help="peak learning rate")
-    train.add_argument("--weight-decay", type=float, default=5e-4)
+    train.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
+    train.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    train.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.05,
+        help="decoupled (AdamW) or L2 (SGD) weight decay on kernels",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--keep", type=int, default=3, help="per-epoch checkpoints kept")
     train.add_argument(

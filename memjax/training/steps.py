@@ -15,32 +15,37 @@ import numpy as np
 import optax
 from flax import nnx
 
+from memjax.errors import MemjaxError
 from memjax.network import ShuffleNetV2
 from memjax.training.augment import AugmentConfig, augment_batch
 
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-    """SGD with Nesterov momentum, linear warm-up and cosine decay, decoupled weight decay.
+    """AdamW with linear warm-up and cosine decay, decoupled weight decay on kernels only.
 
-    Why this choice: with batch norm after every convolution, SGD + Nesterov momentum and a
-    cosine schedule is the standard recipe for ShuffleNet-class CNNs and generalises better on
-    small data sets than Adam; warm-up keeps the first epochs stable at the peak rate; weight
-    decay (on kernels only, not on BN scales and biases) is the main regulariser on FER2013's
-    28,709 images.
+    Why this choice: measured here, SGD with Nesterov momentum (peak 0.05, batch 128) left this
+    ShuffleNetV2 at the class prior on FER2013 for the first epochs, while Adam fitted at once;
+    within a CPU budget of a few hours the fast start decides. Decoupled weight decay
+    (Loshchilov & Hutter, ICLR 2019) on convolution and fully connected kernels (not on BN scales
+    and biases) is the main regulariser on FER2013's 28,709 images; warm-up keeps the first
+    steps stable; cosine decay to zero ends in a flat minimum. ``name="sgd"`` switches to SGD
+    with Nesterov momentum and coupled L2 decay.
 
     Attributes:
+        name: "adamw" or "sgd".
         learning_rate: peak learning rate (batch 128).
-        momentum: Nesterov momentum coefficient.
-        weight_decay: L2 coefficient on convolution and fully connected kernels.
+        weight_decay: decoupled decay coefficient (AdamW) or L2 coefficient (SGD).
+        momentum: Nesterov momentum (SGD only).
         warmup_epochs: epochs of linear warm-up from 0 to the peak.
         label_smoothing: cross-entropy label smoothing (FER2013 labels are noisy).
     """
 
-    learning_rate: float = 0.05
+    name: str = "adamw"
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.05
     momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 2.0
+    warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
 
 
@@ -51,10 +56,14 @@ def make_optimizer(config: OptimizerConfig, steps_per_epoch: int, epochs: int):
         0.0, config.learning_rate, warmup_steps=warmup, decay_steps=total, end_value=0.0
     )
     decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)  # noqa: E731
-    return optax.chain(
-        optax.add_decayed_weights(config.weight_decay, mask=decay_mask),
-        optax.sgd(schedule, momentum=config.momentum, nesterov=True),
-    )
+    if config.name == "adamw":
+        return optax.adamw(schedule, weight_decay=config.weight_decay, mask=decay_mask)
+    if config.name == "sgd":
+        return optax.chain(
+            optax.add_decayed_weights(config.weight_decay, mask=decay_mask),
+            optax.sgd(schedule, momentum=config.momentum, nesterov=True),
+        )
+    raise MemjaxError(f"optimizer {config.name!r}: expected 'adamw' or 'sgd'")
 
 
 def split_model(model: ShuffleNetV2):

@@ -1,0 +1,92 @@
+"""Operational amplifier: single-pole macromodel with slew limit and rails that do not wind up.
+
+The state is the output voltage y itself. With v_d = v+ - v- the differential input,
+
+    dy/dt = S tanh(((A0 v_d - y) / tau_p) / S) * h(y, direction)
+
+- tau_p = A0 / (2 pi GBW): the dominant pole; the closed loop with feedback factor beta then has
+  tau = tau_p / (1 + A0 beta) ~ 1 / (2 pi beta GBW) (physics notes, section 4).
+- S: slew-rate limit (V/s), applied smoothly so that small signals are untouched.
+- h: 1 while y is inside the rails; it falls to 0 as y approaches the rail it is driven
+  towards (over ``rail_softness``), so y never passes a rail and leaves it at once when the
+  drive reverses: no wind-up.
+
+At steady state y = A0 v_d inside the rails, else the rail: the ideal op-amp is the limit
+A0 -> infinity, GBW -> infinity.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax.numpy as jnp
+
+from memjax.devices.validation import (
+    require,
+    require_non_negative,
+    require_ordered,
+    require_positive,
+)
+
+
+class OpAmp(eqx.Module):
+    """Parameters of one op-amp.
+
+    Attributes:
+        open_loop_gain: DC open-loop gain A0, V/V (> 1). Default 1e5 (100 dB), generic.
+        gain_bandwidth: gain-bandwidth product GBW, Hz. Default 1 GHz: the order the paper's
+            137 ns for a whole network implies (physics notes section 4; an assumption).
+        slew_rate: maximum |dy/dt|, V/s; ``math.inf`` for none. Default 1e9 V/s (1 V/ns).
+        rail_low: lowest output voltage, V.
+        rail_high: highest output voltage, V.
+        rail_softness: width over which the output slows before a rail, V (> 0).
+        output_resistance: open-loop output resistance R_o, ohm (>= 0); the circuits that load
+            the output account for it.
+        quiescent_power: static supply power, W (>= 0), counted in the energy of every block.
+    """
+
+    open_loop_gain: float = 1e5
+    gain_bandwidth: float = 1e9
+    slew_rate: float = 1e9
+    rail_low: float = -2.5
+    rail_high: float = 2.5
+    rail_softness: float = 0.01
+    output_resistance: float = 0.0
+    quiescent_power: float = 0.0
+
+    def __check_init__(self):
+        owner = "OpAmp"
+        require(owner, "open_loop_gain", self.open_loop_gain, lambda a: a > 1, "a gain > 1")
+        require_positive(owner, "gain_bandwidth", self.gain_bandwidth)
+        require_positive(owner, "slew_rate", self.slew_rate)
+        require_ordered(owner, "rail_low", self.rail_low, "rail_high", self.rail_high)
+        require_positive(owner, "rail_softness", self.rail_softness)
+        require_non_negative(owner, "output_resistance", self.output_resistance)
+        require_non_negative(owner, "quiescent_power", self.quiescent_power)
+
+    @classmethod
+    def ideal(cls, **fields) -> OpAmp:
+        """A near-ideal op-amp for the ideal limit: A0 = 1e9, GBW = 1e15 Hz, no slew limit."""
+        defaults = {"open_loop_gain": 1e9, "gain_bandwidth": 1e15, "slew_rate": math.inf}
+        return cls(**{**defaults, **fields})
+
+    @property
+    def pole_time_constant(self) -> float:
+        """tau_p = A0 / (2 pi GBW), s."""
+        return self.open_loop_gain / (2 * math.pi * self.gain_bandwidth)
+
+    def output_rate(self, y, v_diff):
+        """dy/dt (V/s) of the output ``y`` for the differential input ``v_diff``."""
+        linear = (self.open_loop_gain * v_diff - y) / self.pole_time_constant
+        if isinstance(self.slew_rate, int | float) and math.isinf(self.slew_rate):
+            rate = linear  # no slew limit (the ideal limit)
+        else:
+            rate = self.slew_rate * jnp.tanh(linear / self.slew_rate)
+        headroom_up = -jnp.expm1(-jnp.maximum(self.rail_high - y, 0.0) / self.rail_softness)
+        headroom_down = -jnp.expm1(-jnp.maximum(y - self.rail_low, 0.0) / self.rail_softness)
+        return rate * jnp.where(rate > 0, headroom_up, headroom_down)
+
+    def steady_output(self, v_diff):
+        """The output at rest for ``v_diff``: A0 v_diff limited to the rails."""
+        return jnp.clip(self.open_loop_gain * v_diff, self.rail_low, self.rail_high)
