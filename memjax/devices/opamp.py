@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 
 from memjax.devices.validation import (
@@ -28,6 +29,10 @@ from memjax.devices.validation import (
     require_ordered,
     require_positive,
 )
+
+RAIL_PENALTY = 1e6
+"""Slope (V/V) of the input-referred static residual beyond a rail (see
+:meth:`OpAmp.output_rate`)."""
 
 
 class OpAmp(eqx.Module):
@@ -76,8 +81,18 @@ class OpAmp(eqx.Module):
         """tau_p = A0 / (2 pi GBW), s."""
         return self.open_loop_gain / (2 * math.pi * self.gain_bandwidth)
 
-    def output_rate(self, y, v_diff):
-        """dy/dt (V/s) of the output ``y`` for the differential input ``v_diff``."""
+    def output_rate(self, y, v_diff, static: bool = False):
+        """dy/dt (V/s) of the output ``y`` for the differential input ``v_diff``.
+
+        ``static=True`` gives the equilibrium residual instead, input-referred (V):
+        v_diff - y / A0 - 1e6 * (distance of y beyond a rail). dy/dt vanishes where
+        y = A0 v_diff inside the rails or y sits on a rail; the residual vanishes at the same
+        points inside the rails, and within |v_diff| / 1e6 of the rail in saturation. Unlike
+        the clipped form y = clip(A0 v_diff), it is monotone, so Newton's method cannot jump
+        between the rails of a high-gain loop."""
+        if static:
+            beyond = jax.nn.relu(y - self.rail_high) - jax.nn.relu(self.rail_low - y)
+            return v_diff - y / self.open_loop_gain - RAIL_PENALTY * beyond
         linear = (self.open_loop_gain * v_diff - y) / self.pole_time_constant
         if isinstance(self.slew_rate, int | float) and math.isinf(self.slew_rate):
             rate = linear  # no slew limit (the ideal limit)

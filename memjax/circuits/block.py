@@ -1,0 +1,63 @@
+"""The interface every circuit block implements: one physical description, two solvers.
+
+A block is a pure vector field ``dy/dt = vector_field(t, y, inputs)`` over its state y (op-amp
+outputs, and node voltages where a capacitance makes them dynamic), plus algebraic read-outs:
+the output voltages, the power split into memristors / resistors / diodes / op-amps, and the
+voltage across every memristor. The transient integrates the vector field with diffrax; the
+steady state solves vector_field = 0 for the same equations (``memjax.simulation``).
+"""
+
+from __future__ import annotations
+
+import abc
+
+import equinox as eqx
+from jaxtyping import Array, Float
+
+
+class Power(eqx.Module):
+    """Instantaneous power of a block, W, by kind of component."""
+
+    memristors: Float[Array, ""]
+    resistors: Float[Array, ""]
+    diodes: Float[Array, ""]
+    opamps: Float[Array, ""]
+
+    @property
+    def total(self):
+        return self.memristors + self.resistors + self.diodes + self.opamps
+
+
+class Block(eqx.Module):
+    """An analog circuit block driven by input voltages (V)."""
+
+    @abc.abstractmethod
+    def initial_state(self) -> Float[Array, " n"]:
+        """The state at t = 0 (all op-amp outputs at 0 V: the circuit starts at rest)."""
+
+    @abc.abstractmethod
+    def vector_field(
+        self, t, y: Float[Array, " n"], inputs: Float[Array, " m"], static: bool = False
+    ) -> Array:
+        """dy/dt (V/s) for the state ``y`` and the input voltages at time ``t``.
+
+        With ``static=True`` the same equations return their equilibrium residual instead (in
+        volts): zero exactly where dy/dt is zero, but without the slew limit's flat regions, so
+        that Newton's method finds the steady state."""
+
+    @abc.abstractmethod
+    def outputs(self, y: Float[Array, " n"], inputs: Float[Array, " m"]) -> Array:
+        """The block's output voltages (V)."""
+
+    @abc.abstractmethod
+    def power(self, y: Float[Array, " n"], inputs: Float[Array, " m"]) -> Power:
+        """Instantaneous power by kind (W)."""
+
+    @abc.abstractmethod
+    def memristor_voltages(self, y: Float[Array, " n"], inputs: Float[Array, " m"]) -> Array:
+        """Voltage across every memristor (V), for the read-disturb check."""
+
+    @property
+    @abc.abstractmethod
+    def state_scale(self) -> float:
+        """A time scale (s) of the block, used to scale the steady-state residual."""

@@ -1,0 +1,236 @@
+"""Crossbar kernels in both topologies of Wang et al. (IEEE TCAD 2021).
+
+*Proposed, (M+1)x2* (:class:`PairKernel`): rows carry the inputs v_1..v_M and the bias V_b; two
+bit lines (G+ and G-) are held at virtual ground by two transimpedance amplifiers (feedback
+R_f = k); one difference stage (an op-amp with four equal resistors R_d) behind them gives
+
+    v_out = v_B - v_A = k (sum_i (G+_i - G-_i) v_i + (G+_b - G-_b) V_b).
+
+*Original, (2M+1)x1* (:class:`ColumnKernel`): an inverting amplifier per input provides -v_i;
+one bit line carries G-_i on the v_i row and G+_i on the -v_i row, and the bias row, driven at
+-sign(dG_b) V_b, carries |G+_b - G-_b|; one transimpedance amplifier gives the same v_out.
+
+Which op-amp does what is a reconstruction (physics notes, section 2): only the row and
+inverter counts are published.
+
+Bit lines are algebraic nodes (Kirchhoff's current law solved exactly) unless
+``bitline_capacitance`` > 0 makes them states: C dV_n/dt = sum_i G_i (v_i - V_n) + G_f (y - V_n).
+The algebraic form keeps the closed loop non-stiff: its time constant is ~1 / (2 pi beta GBW)
+with beta = G_f / (G_f + sum G).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from memjax.circuits.block import Block, Power
+from memjax.circuits.mapping import KernelConductances
+from memjax.devices.opamp import OpAmp
+from memjax.devices.validation import require_non_negative, require_positive
+
+
+def output_stage_power(amp: OpAmp, y, i_out):
+    """Quiescent power plus class-B output-stage dissipation, supplies at the rails (W).
+
+    Sourcing current i_out > 0 dissipates (rail_high - y) i_out; sinking, (y - rail_low) |i_out|.
+    """
+    stage = jnp.where(i_out > 0, (amp.rail_high - y) * i_out, (y - amp.rail_low) * -i_out)
+    return amp.quiescent_power + stage
+
+
+def _node(g_rows, v_rows, g_f, y):
+    """Voltage of an algebraic summing node: KCL with rows and a feedback conductance."""
+    return (jnp.sum(g_rows * v_rows, -1) + g_f * y) / (jnp.sum(g_rows, -1) + g_f)
+
+
+class PairKernel(Block):
+    """The proposed (M+1)x2 kernel: two TIAs and one difference stage.
+
+    Attributes:
+        conductances: the mapped kernel (G+, G-, k, V_b); R_f = k.
+        opamp: the op-amp model used for all three amplifiers.
+        difference_resistance: R_d of the difference stage's four resistors, ohm.
+        bitline_capacitance: C of each bit line to ground, F (0: algebraic nodes).
+    """
+
+    conductances: KernelConductances
+    opamp: OpAmp
+    difference_resistance: float = 10e3
+    bitline_capacitance: float = 0.0
+
+    def __check_init__(self):
+        require_positive("PairKernel", "difference_resistance", self.difference_resistance)
+        require_non_negative("PairKernel", "bitline_capacitance", self.bitline_capacitance)
+
+    @property
+    def dynamic_nodes(self) -> bool:
+        return bool(self.bitline_capacitance)
+
+    def rows(self, inputs):
+        return jnp.concatenate([inputs, jnp.full((1,), self.conductances.bias_voltage)])
+
+    @property
+    def g_f(self):
+        return 1.0 / self.conductances.transimpedance
+
+    def initial_state(self):
+        return jnp.zeros(5 if self.dynamic_nodes else 3)
+
+    def _nodes(self, y, rows):
+        if self.dynamic_nodes:
+            return y[3], y[4]
+        c = self.conductances
+        return _node(c.positive, rows, self.g_f, y[0]), _node(c.negative, rows, self.g_f, y[1])
+
+    def _difference_inputs(self, y):
+        v_plus = 0.5 * y[1]  # R_d divider to ground from v_B
+        v_minus = 0.5 * (y[0] + y[2])  # R_d from v_A, R_d feedback from the output
+        return v_plus, v_minus
+
+    def vector_field(self, t, y, inputs, static=False):
+        rows = self.rows(inputs)
+        node_a, node_b = self._nodes(y, rows)
+        amp = self.opamp
+        v_plus, v_minus = self._difference_inputs(y)
+        rates = [
+            amp.output_rate(y[0], -node_a, static),
+            amp.output_rate(y[1], -node_b, static),
+            amp.output_rate(y[2], v_plus - v_minus, static),
+        ]
+        if self.dynamic_nodes:
+            c = self.conductances
+            for g, node, out in ((c.positive, node_a, y[0]), (c.negative, node_b, y[1])):
+                current = jnp.sum(g * (rows - node)) + self.g_f * (out - node)
+                scale = self.bitline_capacitance if not static else jnp.sum(g) + self.g_f
+                rates.append(current / scale)
+        return jnp.stack(rates)
+
+    def outputs(self, y, inputs):
+        return y[2:3]
+
+    def memristor_voltages(self, y, inputs):
+        rows = self.rows(inputs)
+        node_a, node_b = self._nodes(y, rows)
+        return jnp.concatenate([rows - node_a, rows - node_b])
+
+    def power(self, y, inputs):
+        rows = self.rows(inputs)
+        node_a, node_b = self._nodes(y, rows)
+        c, g_d = self.conductances, 1.0 / self.difference_resistance
+        memristors = jnp.sum(c.positive * (rows - node_a) ** 2) + jnp.sum(
+            c.negative * (rows - node_b) ** 2
+        )
+        v_plus, v_minus = self._difference_inputs(y)
+        feedback = self.g_f * ((y[0] - node_a) ** 2 + (y[1] - node_b) ** 2)
+        difference = g_d * ((y[0] - v_minus) ** 2 + (y[2] - v_minus) ** 2)
+        difference += g_d * ((y[1] - v_plus) ** 2 + v_plus**2)
+        i_a = self.g_f * (y[0] - node_a) + g_d * (y[0] - v_minus)
+        i_b = self.g_f * (y[1] - node_b) + g_d * (y[1] - v_plus)
+        i_out = g_d * (y[2] - v_minus)
+        opamps = sum(
+            output_stage_power(self.opamp, out, i)
+            for out, i in ((y[0], i_a), (y[1], i_b), (y[2], i_out))
+        )
+        return Power(memristors, feedback + difference, jnp.zeros(()), opamps)
+
+    @property
+    def state_scale(self):
+        return self.opamp.pole_time_constant
+
+
+class ColumnKernel(Block):
+    """The original (2M+1)x1 kernel: an inverting amplifier per input and one TIA.
+
+    Attributes:
+        conductances: the mapped kernel (G+, G-, k, V_b); R_f = k.
+        opamp: the op-amp model of the TIA and of every input inverter.
+        inverter_resistance: input and feedback resistance of each inverter, ohm.
+        bitline_capacitance: C of the bit line to ground, F (0: algebraic node).
+    """
+
+    conductances: KernelConductances
+    opamp: OpAmp
+    inverter_resistance: float = 10e3
+    bitline_capacitance: float = 0.0
+
+    def __check_init__(self):
+        require_positive("ColumnKernel", "inverter_resistance", self.inverter_resistance)
+        require_non_negative("ColumnKernel", "bitline_capacitance", self.bitline_capacitance)
+
+    @property
+    def size(self) -> int:
+        return self.conductances.positive.shape[-1] - 1
+
+    @property
+    def g_f(self):
+        return 1.0 / self.conductances.transimpedance
+
+    def row_conductances(self):
+        """Conductances of the 2M+1 rows: G-_i on v_i, G+_i on -v_i, |dG_b| on the bias."""
+        c = self.conductances
+        bias = jnp.abs(c.positive[-1] - c.negative[-1])
+        return jnp.concatenate([c.negative[:-1], c.positive[:-1], bias[None]])
+
+    def rows(self, y, inputs):
+        c = self.conductances
+        sign = jnp.sign(c.positive[-1] - c.negative[-1])
+        bias = -sign * c.bias_voltage
+        inverted = y[1 : 1 + self.size]
+        return jnp.concatenate([inputs, inverted, bias[None]])
+
+    def initial_state(self):
+        return jnp.zeros(1 + self.size + (1 if self.bitline_capacitance else 0))
+
+    def _node(self, y, rows):
+        if self.bitline_capacitance:
+            return y[-1]
+        return _node(self.row_conductances(), rows, self.g_f, y[0])
+
+    def vector_field(self, t, y, inputs, static=False):
+        rows = self.rows(y, inputs)
+        node = self._node(y, rows)
+        amp = self.opamp
+        inverted = y[1 : 1 + self.size]
+        inverter_minus = 0.5 * (inputs + inverted)
+        rates = [
+            amp.output_rate(y[0], -node, static)[None],
+            amp.output_rate(inverted, -inverter_minus, static),
+        ]
+        if self.bitline_capacitance:
+            g = self.row_conductances()
+            current = jnp.sum(g * (rows - node)) + self.g_f * (y[0] - node)
+            scale = self.bitline_capacitance if not static else jnp.sum(g) + self.g_f
+            rates.append((current / scale)[None])
+        return jnp.concatenate(rates)
+
+    def outputs(self, y, inputs):
+        return y[0:1]
+
+    def memristor_voltages(self, y, inputs):
+        rows = self.rows(y, inputs)
+        return rows - self._node(y, rows)
+
+    def power(self, y, inputs):
+        rows = self.rows(y, inputs)
+        node = self._node(y, rows)
+        g = self.row_conductances()
+        memristors = jnp.sum(g * (rows - node) ** 2)
+        inverted = y[1 : 1 + self.size]
+        inverter_minus = 0.5 * (inputs + inverted)
+        g_i = 1.0 / self.inverter_resistance
+        resistors = self.g_f * (y[0] - node) ** 2
+        resistors += g_i * jnp.sum(
+            (inputs - inverter_minus) ** 2 + (inverted - inverter_minus) ** 2
+        )
+        i_tia = self.g_f * (y[0] - node)
+        # each inverter output feeds its feedback resistor and its crossbar row
+        g_rows = self.conductances.positive[:-1]
+        i_inv = g_i * (inverted - inverter_minus) + g_rows * (inverted - node)
+        opamps = output_stage_power(self.opamp, y[0], i_tia) + jnp.sum(
+            output_stage_power(self.opamp, inverted, i_inv)
+        )
+        return Power(memristors, resistors, jnp.zeros(()), opamps)
+
+    @property
+    def state_scale(self):
+        return self.opamp.pole_time_constant

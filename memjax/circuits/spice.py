@@ -1,0 +1,208 @@
+"""Export blocks to ngspice netlists with their current conductances and parameters.
+
+The op-amp becomes a behavioural macromodel with the same A0, GBW, slew rate and rails as
+:class:`~memjax.devices.opamp.OpAmp`: a B source charges a 1 pF capacitor at the rate
+dy/dt of the single-pole model, and a unity VCVS buffers it as the output. Memristors are
+resistors at their programmed conductance (their state does not move below threshold).
+
+``run_ngspice`` runs ``ngspice -b`` on a netlist and returns the time points and the requested
+vectors.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from memjax.circuits.crossbar import ColumnKernel, PairKernel
+from memjax.devices.opamp import OpAmp
+from memjax.errors import MemjaxError
+
+STATE_CAPACITANCE = 1e-12
+"""Capacitance of the macromodel's internal state node, F (only scales its current)."""
+
+
+def opamp_subcircuit(amp: OpAmp, name: str = "opamp") -> str:
+    """``.subckt name plus minus out`` implementing OpAmp.output_rate."""
+    slew = amp.slew_rate
+    linear = (
+        f"({amp.open_loop_gain:.12g}*(v(plus)-v(minus))-v(state))/{amp.pole_time_constant:.12g}"
+    )
+    rate = linear if math.isinf(slew) else f"{slew:.12g}*tanh({linear}/{slew:.12g})"
+    soft = amp.rail_softness
+    up = f"(1-exp(-max({amp.rail_high:.12g}-v(state),0)/{soft:.12g}))"
+    down = f"(1-exp(-max(v(state)-{amp.rail_low:.12g},0)/{soft:.12g}))"
+    gate = f"(({rate})>0 ? {up} : {down})"
+    return "\n".join(
+        [
+            f".subckt {name} plus minus out",
+            f"Bstate 0 state I={STATE_CAPACITANCE:.6g}*({rate})*{gate}",
+            f"Cstate state 0 {STATE_CAPACITANCE:.6g} IC=0",
+            "Eout out 0 state 0 1",
+            ".ends",
+        ]
+    )
+
+
+def _sources(inputs) -> list[str]:
+    return [f"Vin{i} in{i} 0 DC {float(v):.12g}" for i, v in enumerate(np.asarray(inputs))]
+
+
+def pair_kernel_netlist(block: PairKernel, inputs, t_end: float, t_step: float) -> str:
+    """The (M+1)x2 kernel driven by a step of ``inputs`` at t = 0 (all nodes start at rest)."""
+    c = block.conductances
+    g_plus, g_minus = np.asarray(c.positive), np.asarray(c.negative)
+    m = len(g_plus) - 1
+    r_f = float(c.transimpedance)
+    r_d = block.difference_resistance
+    lines = [f"* memjax PairKernel, M = {m}", opamp_subcircuit(block.opamp)]
+    lines += _sources(inputs)
+    lines.append(f"Vbias inb 0 DC {c.bias_voltage:.12g}")
+    rows = [f"in{i}" for i in range(m)] + ["inb"]
+    for i, row in enumerate(rows):
+        lines.append(f"Rp{i} {row} na {1 / g_plus[i]:.12g}")
+        lines.append(f"Rm{i} {row} nb {1 / g_minus[i]:.12g}")
+    if block.bitline_capacitance:
+        lines += [
+            f"Cna na 0 {block.bitline_capacitance:.12g}",
+            f"Cnb nb 0 {block.bitline_capacitance:.12g}",
+        ]
+    lines += [
+        f"Rfa na ya {r_f:.12g}",
+        "XA 0 na ya opamp",
+        f"Rfb nb yb {r_f:.12g}",
+        "XB 0 nb yb opamp",
+        f"Rd1 ya dm {r_d:.12g}",
+        f"Rd2 dm yo {r_d:.12g}",
+        f"Rd3 yb dp {r_d:.12g}",
+        f"Rd4 dp 0 {r_d:.12g}",
+        "XD dp dm yo opamp",
+    ]
+    return _finish(lines, t_end, t_step)
+
+
+def column_kernel_netlist(block: ColumnKernel, inputs, t_end: float, t_step: float) -> str:
+    """The (2M+1)x1 kernel with its M input inverters, driven by a step of ``inputs``."""
+    g = np.asarray(block.row_conductances())
+    m = block.size
+    c = block.conductances
+    sign = np.sign(float(c.positive[-1] - c.negative[-1]))
+    r_i = block.inverter_resistance
+    lines = [f"* memjax ColumnKernel, M = {m}", opamp_subcircuit(block.opamp)]
+    lines += _sources(inputs)
+    lines.append(f"Vbias inb 0 DC {-sign * c.bias_voltage:.12g}")
+    for i in range(m):
+        lines += [
+            f"Ri{i} in{i} im{i} {r_i:.12g}",
+            f"Rj{i} im{i} inv{i} {r_i:.12g}",
+            f"XI{i} 0 im{i} inv{i} opamp",
+            f"Rm{i} in{i} n {1 / g[i]:.12g}",
+            f"Rp{i} inv{i} n {1 / g[m + i]:.12g}",
+        ]
+    lines.append(f"Rb inb n {1 / g[-1]:.12g}")
+    if block.bitline_capacitance:
+        lines.append(f"Cn n 0 {block.bitline_capacitance:.12g}")
+    lines += [f"Rf n yo {float(c.transimpedance):.12g}", "XT 0 n yo opamp"]
+    return _finish(lines, t_end, t_step)
+
+
+def _finish(lines: list[str], t_end: float, t_step: float) -> str:
+    lines += [
+        ".options reltol=1e-6 abstol=1e-15 vntol=1e-9 method=gear maxord=2",
+        f".tran {t_step:.6g} {t_end:.6g} 0 {t_step:.6g} uic",
+        ".end",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def ngspice_available() -> bool:
+    return shutil.which("ngspice") is not None
+
+
+def run_ngspice(netlist: str, vectors: list[str], timeout: float = 600.0) -> dict:
+    """Run a transient netlist in batch mode; returns {"time": ..., vector: ...} as arrays."""
+    if not ngspice_available():
+        raise MemjaxError("ngspice is not installed (Debian: apt-get install ngspice)")
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        data = folder / "out.txt"
+        control = "\n".join(
+            [
+                ".control",
+                "set wr_singlescale",
+                "set wr_vecnames",
+                "option numdgt=12",
+                "run",
+                f"wrdata {data} {' '.join(vectors)}",
+                "quit",
+                ".endc",
+            ]
+        )
+        circuit = netlist.replace("\n.end\n", f"\n{control}\n.end\n")
+        path = folder / "circuit.cir"
+        path.write_text(circuit)
+        result = subprocess.run(
+            ["ngspice", "-b", str(path)], capture_output=True, text=True, timeout=timeout
+        )
+        if result.returncode != 0 or not data.exists():
+            tail = (result.stdout + result.stderr).strip().splitlines()[-5:]
+            raise MemjaxError(f"ngspice failed on {path.name}: {' | '.join(tail)}")
+        table = np.loadtxt(data, skiprows=1)
+    columns = {"time": table[:, 0]}
+    for i, name in enumerate(vectors):
+        columns[name] = table[:, 1 + i]
+    return columns
+
+
+def simulate_netlist(netlist: str, amp: OpAmp, outputs: list[str]) -> dict:
+    """Run ngspice and compute the power of the run from its own node voltages and currents.
+
+    Resistors named R<p|m|b>... are memristors (crossbar cells), other R elements resistors;
+    each op-amp instance X... dissipates its quiescent power plus the class-B output stage
+    (supplies at the rails) for the current its output source delivers. Returns ``time``, the
+    ``outputs`` and ``power`` {memristors, resistors, opamps} sampled at ngspice's time points.
+    """
+    resistors, opamps = [], []
+    for line in netlist.splitlines():
+        parts = line.split()
+        if not parts or line.startswith((".", "*")) or parts[0] in ("Bstate", "Cstate", "Eout"):
+            continue
+        if parts[0][0] == "R":
+            resistors.append((parts[0], parts[1], parts[2], float(parts[3])))
+        elif parts[0][0] == "X":
+            opamps.append((parts[0].lower(), parts[3]))
+    node = lambda n: "0" if n == "0" else f"v({n})"  # noqa: E731
+    vectors = list(outputs)
+    for _, a, b, _ in resistors:
+        vectors += [node(a) for a in (a, b) if node(a) != "0" and node(a) not in vectors]
+    for name, out in opamps:
+        vectors += [f"i(e.{name}.eout)"] + ([f"v({out})"] if f"v({out})" not in vectors else [])
+    data = run_ngspice(netlist, vectors)
+    voltage = lambda n: 0.0 if n == "0" else data[f"v({n})"]  # noqa: E731
+    memristors = resistors_power = 0.0
+    for name, a, b, r in resistors:
+        power = (voltage(a) - voltage(b)) ** 2 / r
+        if name[:2] in ("Rp", "Rm", "Rb"):
+            memristors = memristors + power
+        else:
+            resistors_power = resistors_power + power
+    opamp_power = 0.0
+    for name, out in opamps:
+        y, i_out = voltage(out), -data[f"i(e.{name}.eout)"]
+        stage = np.where(i_out > 0, (amp.rail_high - y) * i_out, (y - amp.rail_low) * -i_out)
+        opamp_power = opamp_power + amp.quiescent_power + stage
+    zeros = np.zeros_like(data["time"])
+    return {
+        "time": data["time"],
+        **{name: data[name] for name in outputs},
+        "power": {
+            "memristors": memristors + zeros,
+            "resistors": resistors_power + zeros,
+            "opamps": opamp_power + zeros,
+        },
+    }

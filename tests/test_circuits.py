@@ -1,0 +1,147 @@
+"""Crossbar kernels: mapping, steady state vs closed forms and the transient, ngspice agreement."""
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from memjax.circuits import (
+    ColumnKernel,
+    ConductanceMapping,
+    PairKernel,
+    steady_outputs,
+    transient,
+)
+from memjax.circuits.spice import (
+    column_kernel_netlist,
+    ngspice_available,
+    pair_kernel_netlist,
+    simulate_netlist,
+)
+from memjax.devices import OpAmp
+from memjax.errors import MemjaxError
+
+MAPPING = ConductanceMapping(g_min=1e-6, g_max=1e-4, bias_voltage=1.0)
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    with jax.enable_x64(True):
+        yield
+
+
+def random_kernel(seed, m=9):
+    rng = np.random.default_rng(seed)
+    weights, bias = rng.normal(size=m) * 0.5, rng.normal() * 0.2
+    inputs = rng.uniform(0.0, 1.0, m)  # word-line voltages within [0, V_p = 1 V]
+    return MAPPING.to_conductances(weights, bias), weights, bias, inputs
+
+
+def test_mapping_round_trip_and_levels():
+    kernel, weights, bias, _ = random_kernel(0)
+    back_w, back_b = ConductanceMapping.to_weights(kernel)
+    np.testing.assert_allclose(back_w, weights, atol=1e-12)
+    np.testing.assert_allclose(back_b, bias, atol=1e-12)
+    assert float(kernel.positive.min()) >= MAPPING.g_min - 1e-18
+    assert float(kernel.positive.max()) <= MAPPING.g_max + 1e-18
+    quantized = ConductanceMapping(1e-6, 1e-4, levels=16).to_conductances(weights, bias)
+    steps = (np.asarray(quantized.positive) - 1e-6) / ((1e-4 - 1e-6) / 15)
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-9)
+    error = np.abs(np.asarray(ConductanceMapping.to_weights(quantized)[0]) - weights)
+    assert error.max() <= 0.5 * np.abs(weights).max() / 15 + 1e-12  # half a level
+
+
+@pytest.mark.parametrize("kind", [PairKernel, ColumnKernel])
+def test_ideal_limit_computes_the_dot_product(kind):
+    kernel, weights, bias, inputs = random_kernel(1)
+    block = kind(kernel, OpAmp.ideal(rail_low=-5.0, rail_high=5.0))
+    np.testing.assert_allclose(steady_outputs(block, inputs), weights @ inputs + bias, rtol=1e-7)
+    finite = kind(kernel, OpAmp(open_loop_gain=1e3))
+    error = abs(float(steady_outputs(finite, inputs)[0]) - (weights @ inputs + bias))
+    assert 1e-5 < error < 1e-2  # finite gain: an error of order 1 / (A0 beta)
+
+
+@pytest.mark.parametrize("kind", [PairKernel, ColumnKernel])
+def test_long_transient_reaches_the_steady_state(kind):
+    kernel, _, _, inputs = random_kernel(2)
+    block = kind(kernel, OpAmp())
+    result = transient(block, inputs, 100e-9, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(result.final, steady_outputs(block, inputs), atol=1e-7)
+    assert 0 < float(result.settling_time) < 20e-9
+
+
+def test_saturated_amplifiers_agree_between_solvers():
+    """Rails at +-0.2 V saturate the TIAs (each column alone exceeds them): both solvers must
+    find the same saturated state, with no output beyond a rail."""
+    kernel, weights, bias, inputs = random_kernel(3)
+    block = PairKernel(kernel, OpAmp(rail_low=-0.2, rail_high=0.2))
+    assert abs(float(kernel.transimpedance * kernel.positive @ jnp.append(inputs, 1.0))) > 0.2
+    result = transient(block, inputs, 200e-9, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(result.final, steady_outputs(block, inputs), atol=1e-4)
+    final_state = jax.vmap(lambda v: v)(result.outputs)
+    assert float(jnp.max(jnp.abs(final_state))) <= 0.2 + 1e-9
+
+
+def test_gradients_and_vmap():
+    kernel, _, _, inputs = random_kernel(4)
+    amp = OpAmp()
+
+    def output(positive):
+        block = PairKernel(
+            type(kernel)(positive, kernel.negative, kernel.transimpedance, kernel.bias_voltage), amp
+        )
+        return steady_outputs(block, inputs)[0]
+
+    grad = jax.grad(output)(kernel.positive)
+    h = 1e-9
+    for i in (0, 4, 9):
+        bumped = kernel.positive.at[i].add(h)
+        finite_difference = (output(bumped) - output(kernel.positive)) / h
+        assert float(grad[i]) == pytest.approx(float(finite_difference), rel=1e-4)
+    batch = jax.vmap(lambda seed_inputs: steady_outputs(PairKernel(kernel, amp), seed_inputs))
+    many = batch(jnp.stack([inputs, inputs * 0.5, inputs * 0.0]))
+    assert many.shape == (3, 1)
+    np.testing.assert_allclose(many[1] - many[2], 0.5 * (many[0] - many[2]), rtol=1e-6)
+
+
+def test_step_limit_names_the_block():
+    kernel, _, _, inputs = random_kernel(5)
+    with pytest.raises(MemjaxError, match=r"PairKernel: the transient solver stopped at t ="):
+        transient(PairKernel(kernel, OpAmp()), inputs, 100e-9, max_steps=5)
+    with pytest.raises(MemjaxError, match="PairKernel.bitline_capacitance"):
+        PairKernel(kernel, OpAmp(), bitline_capacitance=-1e-15)
+
+
+NGSPICE_CASES = [(kind, seed) for kind in ("pair", "column") for seed in (10, 11, 12)]
+
+
+@pytest.mark.parametrize(("kind", "seed"), NGSPICE_CASES)
+def test_agrees_with_ngspice(kind, seed):
+    """Final value within 0.5% of full scale (1 V), settling time and energy within 3%."""
+    assert ngspice_available(), "ngspice must be installed (.ci/run installs it); never skipped"
+    kernel, _, _, inputs = random_kernel(seed)
+    amp = OpAmp(quiescent_power=1e-6)
+    block, netlist = {
+        "pair": lambda: (
+            b := PairKernel(kernel, amp, bitline_capacitance=20e-15),
+            pair_kernel_netlist(b, inputs, 30e-9, 5e-12),
+        ),
+        "column": lambda: (
+            b := ColumnKernel(kernel, amp),
+            column_kernel_netlist(b, inputs, 30e-9, 5e-12),
+        ),
+    }[kind]()
+    ours = transient(block, inputs, 30e-9, rtol=1e-8, atol=1e-11, solver=diffrax.Tsit5())
+    spice = simulate_netlist(netlist, amp, ["v(yo)"])
+    out = spice["v(yo)"]
+    assert abs(float(ours.final[0]) - out[-1]) <= 0.005 * 1.0
+    outside = np.flatnonzero(np.abs(out - out[-1]) > 0.01)
+    spice_settling = spice["time"][outside[-1] + 1]
+    assert float(ours.settling_time) == pytest.approx(spice_settling, rel=0.03)
+    spice_energy = sum(np.trapezoid(p, spice["time"]) for p in spice["power"].values())
+    assert float(ours.energy) == pytest.approx(spice_energy, rel=0.03)
+    for name in ("memristors", "resistors", "opamps"):
+        assert float(ours.energy_by_kind[name]) == pytest.approx(
+            np.trapezoid(spice["power"][name], spice["time"]), rel=0.03
+        )
