@@ -121,7 +121,7 @@ def transient(
         energy=energies[-1],
         energy_by_kind=by_kind,
         max_power=jnp.max(jax.vmap(lambda p: p.total)(powers)),
-        max_memristor_voltage=jnp.max(jnp.abs(voltages)),
+        max_memristor_voltage=jnp.max(jnp.abs(voltages), initial=0.0),
         steps=solution.stats["num_accepted_steps"],
     )
 
@@ -162,13 +162,16 @@ def steady_state(
     inputs: Float[Array, " m"],
     *,
     rtol: float = 1e-9,
-    atol: float = 1e-10,
+    atol: float = 1e-9,
     max_steps: int = 64,
 ) -> Float[Array, " n"]:
     """The state at which ``block.vector_field`` vanishes for constant ``inputs``.
 
     Newton's method on the block's equilibrium residual (``vector_field(..., static=True)``),
-    from rest; gradients flow by implicit differentiation.
+    from rest; gradients flow by implicit differentiation. The residual is input-referred
+    (volts at the op-amp inputs); Newton stops when successive iterates and residuals agree
+    to ``atol + rtol |.|``, by which time quadratic convergence has made the state exact to
+    far below that.
     """
     inputs = jnp.asarray(inputs)
 

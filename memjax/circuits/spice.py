@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from memjax.circuits.crossbar import ColumnKernel, PairKernel
+from memjax.circuits.diodes import DiodeMaxPool, DiodeReLU
+from memjax.devices.diode import Diode
 from memjax.devices.opamp import OpAmp
 from memjax.errors import MemjaxError
 
@@ -111,8 +113,83 @@ def column_kernel_netlist(block: ColumnKernel, inputs, t_end: float, t_step: flo
     return _finish(lines, t_end, t_step)
 
 
+def summing_amplifier_netlist(block, inputs, t_end: float, t_step: float) -> str:
+    """A :class:`~memjax.circuits.amplifiers.SummingAmplifier` driven by a step of ``inputs``."""
+    prefix = "Rp" if block.memristive else "Ri"
+    g_in = np.atleast_1d(np.asarray(block.input_conductances))
+    lines = ["* memjax SummingAmplifier", opamp_subcircuit(block.opamp)]
+    lines += _sources(inputs)
+    lines += [f"{prefix}{i} in{i} n {1 / g:.12g}" for i, g in enumerate(g_in)]
+    if float(block.bias_conductance) > 0:
+        lines += [
+            f"Vbias inb 0 DC {block.bias_voltage:.12g}",
+            f"{'Rb' if block.memristive else 'Rc'}0 inb n {1 / float(block.bias_conductance):.12g}",
+        ]
+    if block.node_capacitance:
+        lines.append(f"Cn n 0 {block.node_capacitance:.12g}")
+    feedback = "Rmf" if block.memristive else "Rf"
+    lines += [f"{feedback} n yo {1 / float(block.feedback_conductance):.12g}", "XS 0 n yo opamp"]
+    return _finish(lines, t_end, t_step)
+
+
+def diode_model(diode: Diode, name: str = "dmod") -> str:
+    """``.model`` card of the Shockley diode (no junction capacitance, no breakdown)."""
+    return (
+        f".model {name} D(IS={diode.saturation_current:.12g} "
+        f"N={diode.emission_coefficient:.12g} RS={diode.series_resistance:.12g})"
+    )
+
+
+def diode_relu_netlist(block: DiodeReLU, inputs, t_end: float, t_step: float) -> str:
+    """ReLU + limiter, plain or super-diode variant, driven by a step of ``inputs[0]``."""
+    lines = ["* memjax DiodeReLU", diode_model(block.diode)]
+    lines += _sources(inputs[:1])
+    lines.append(f"Vref ref 0 DC {block.clamp_reference:.12g}")
+    if block.super_diode:
+        lines += [
+            opamp_subcircuit(block.opamp),
+            "XU1 in0 o y1 opamp",
+            "D1 y1 a dmod",
+            f"Rs a o {block.series_resistance:.12g}",
+            "XU2 ref o y2 opamp",
+            "D2 o y2 dmod",
+        ]
+    else:
+        lines += ["D1 in0 a dmod", f"Rs a o {block.series_resistance:.12g}", "D2 o ref dmod"]
+    lines.append(f"RL o 0 {block.load_resistance:.12g}")
+    if block.node_capacitance:
+        lines.append(f"Co o 0 {block.node_capacitance:.12g}")
+    return _finish(lines, t_end, t_step)
+
+
+def diode_max_pool_netlist(block: DiodeMaxPool, inputs, t_end: float, t_step: float) -> str:
+    """Diode-OR or super-diode max pooling of ``inputs``."""
+    lines = ["* memjax DiodeMaxPool", diode_model(block.diode)]
+    lines += _sources(inputs)
+    if block.super_diode:
+        lines.append(opamp_subcircuit(block.opamp))
+    for i in range(block.count):
+        if block.super_diode:
+            lines += [
+                f"XU{i} in{i} o y{i} opamp",
+                f"D{i} y{i} a{i} dmod",
+                f"Rs{i} a{i} o {block.series_resistance:.12g}",
+            ]
+        else:
+            lines.append(f"D{i} in{i} o dmod")
+    lines.append(f"RL o 0 {block.load_resistance:.12g}")
+    if block.node_capacitance:
+        lines.append(f"Co o 0 {block.node_capacitance:.12g}")
+    return _finish(lines, t_end, t_step)
+
+
 def _finish(lines: list[str], t_end: float, t_step: float) -> str:
+    diodes = [line.split()[0].lower() for line in lines if line[:1] == "D"]
+    if diodes:  # device currents are saved only on request
+        lines.append(".save all " + " ".join(f"@{d}[id]" for d in diodes))
     lines += [
+        # memjax's diode is at 300 K: the model's nominal temperature too, so IS is not rescaled
+        ".options temp=26.85 tnom=26.85",
         ".options reltol=1e-6 abstol=1e-15 vntol=1e-9 method=gear maxord=2",
         f".tran {t_step:.6g} {t_end:.6g} 0 {t_step:.6g} uic",
         ".end",
@@ -162,12 +239,13 @@ def run_ngspice(netlist: str, vectors: list[str], timeout: float = 600.0) -> dic
 def simulate_netlist(netlist: str, amp: OpAmp, outputs: list[str]) -> dict:
     """Run ngspice and compute the power of the run from its own node voltages and currents.
 
-    Resistors named R<p|m|b>... are memristors (crossbar cells), other R elements resistors;
+    Resistors named R<p|m|b>... are memristors (crossbar cells), other R elements resistors
+    (including a diode's external series resistor); diodes dissipate V_D I_D;
     each op-amp instance X... dissipates its quiescent power plus the class-B output stage
     (supplies at the rails) for the current its output source delivers. Returns ``time``, the
     ``outputs`` and ``power`` {memristors, resistors, opamps} sampled at ngspice's time points.
     """
-    resistors, opamps = [], []
+    resistors, opamps, diodes = [], [], []
     for line in netlist.splitlines():
         parts = line.split()
         if not parts or line.startswith((".", "*")) or parts[0] in ("Bstate", "Cstate", "Eout"):
@@ -176,12 +254,18 @@ def simulate_netlist(netlist: str, amp: OpAmp, outputs: list[str]) -> dict:
             resistors.append((parts[0], parts[1], parts[2], float(parts[3])))
         elif parts[0][0] == "X":
             opamps.append((parts[0].lower(), parts[3]))
+        elif parts[0][0] == "D":
+            diodes.append((parts[0].lower(), parts[1], parts[2]))
     node = lambda n: "0" if n == "0" else f"v({n})"  # noqa: E731
     vectors = list(outputs)
     for _, a, b, _ in resistors:
         vectors += [node(a) for a in (a, b) if node(a) != "0" and node(a) not in vectors]
     for name, out in opamps:
         vectors += [f"i(e.{name}.eout)"] + ([f"v({out})"] if f"v({out})" not in vectors else [])
+    for name, a, k in diodes:
+        vectors += [f"@{name}[id]"] + [
+            node(n) for n in (a, k) if node(n) != "0" and node(n) not in vectors
+        ]
     data = run_ngspice(netlist, vectors)
     voltage = lambda n: 0.0 if n == "0" else data[f"v({n})"]  # noqa: E731
     memristors = resistors_power = 0.0
@@ -196,6 +280,7 @@ def simulate_netlist(netlist: str, amp: OpAmp, outputs: list[str]) -> dict:
         y, i_out = voltage(out), -data[f"i(e.{name}.eout)"]
         stage = np.where(i_out > 0, (amp.rail_high - y) * i_out, (y - amp.rail_low) * -i_out)
         opamp_power = opamp_power + amp.quiescent_power + stage
+    diode_power = sum((voltage(a) - voltage(k)) * data[f"@{name}[id]"] for name, a, k in diodes)
     zeros = np.zeros_like(data["time"])
     return {
         "time": data["time"],
@@ -204,5 +289,6 @@ def simulate_netlist(netlist: str, amp: OpAmp, outputs: list[str]) -> dict:
             "memristors": memristors + zeros,
             "resistors": resistors_power + zeros,
             "opamps": opamp_power + zeros,
+            "diodes": diode_power + zeros,
         },
     }

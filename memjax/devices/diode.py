@@ -16,14 +16,25 @@ from memjax.units import thermal_voltage
 
 
 def wright_omega(z):
-    """omega(z) = W(exp(z)) for real z, by Newton's method from a safe start (float32/64)."""
+    """omega(z) = W(exp(z)) for real z, by Newton's method from a safe start (float32/64).
+
+    Below z = -20, W(u) = u - u^2 + ... with u = exp(z) < 2e-9 is used directly; the Newton
+    branch only ever sees z >= -20, so neither branch can produce NaN (nor NaN gradients).
+    """
     z = jnp.asarray(z)
+    tiny = z < -20.0
+    z_newton = jnp.where(tiny, 0.0, z)
     # Start: exp(z) for small z (W(u) ~ u), z - log(z) for large z.
-    w = jnp.where(z < 1.0, jnp.exp(jnp.minimum(z, 1.0)), z - jnp.log(jnp.maximum(z, 1.0)))
+    w = jnp.where(
+        z_newton < 1.0,
+        jnp.exp(jnp.minimum(z_newton, 1.0)),
+        z_newton - jnp.log(jnp.maximum(z_newton, 1.0)),
+    )
     for _ in range(6):  # quadratic convergence: six steps reach float64 precision
-        f = w + jnp.log(w) - z
-        w = jnp.maximum(w - f / (1.0 + 1.0 / w), 1e-300 if w.dtype == jnp.float64 else 1e-38)
-    return w
+        f = w + jnp.log(w) - z_newton
+        w = w - f / (1.0 + 1.0 / w)
+    u = jnp.exp(jnp.where(tiny, z, -20.0))
+    return jnp.where(tiny, u * (1.0 - u), w)
 
 
 class Diode(eqx.Module):

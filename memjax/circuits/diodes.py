@@ -1,0 +1,251 @@
+"""Diode circuits: ReLU with the output limiter at V_p, and max pooling.
+
+Each block has one output node o with a load R_L to ground. Its voltage is algebraic (KCL with
+diodes, solved to machine precision at every evaluation by a bracketed Newton iteration, with
+implicit differentiation) unless ``node_capacitance`` > 0 makes it a state.
+
+- :class:`DiodeReLU`, plain variant: the input drives D1 and a series resistor into o; the
+  limiter diode D2 from o to the reference ``clamp_reference`` caps o near clamp_reference + V_D.
+  Output ~ max(v - V_D, 0) R_L / (R_L + R_s): the forward drop and a gain error are the price
+  of having no op-amp.
+- :class:`DiodeReLU`, super-diode variant (``super_diode=True``): op-amp U1 (v+ = v, v- = o)
+  drives o through D1 and a series resistance, giving o = max(v, 0) without the forward drop; the
+  active limiter U2 (v+ = clamp_reference, v- = o) sinks current through D2 when o exceeds it,
+  so o <= clamp_reference = V_p.
+- :class:`DiodeMaxPool`: diode-OR of the inputs (o ~ max v_i - V_D), or one super diode per
+  input (o = max v_i).
+
+These topologies are reconstructions (physics notes, section 2): the paper names diode ReLU,
+an output limiter at V_p and max pooling, not their schematics.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from memjax.circuits.block import Block, Power
+from memjax.circuits.crossbar import output_stage_power
+from memjax.devices.diode import Diode
+from memjax.devices.opamp import OpAmp
+from memjax.devices.validation import require_non_negative, require_positive
+from memjax.errors import MemjaxError
+
+NODE_ITERATIONS = 60
+"""Bracketed Newton iterations for an algebraic diode node (bisection guarantees 2^-60)."""
+
+
+def solve_node(current_in, low, high):
+    """The voltage o in [low, high] at which ``current_in(o)`` (decreasing in o) is zero.
+
+    Newton steps that leave the bracket are replaced by bisection; gradients with respect to
+    whatever ``current_in`` closes over come from the implicit function theorem.
+    """
+
+    def solve(f, _):
+        def step(_, bracket):
+            lo, hi, o = bracket
+            value, slope = jax.value_and_grad(f)(o)
+            lo = jnp.where(value > 0, o, lo)  # current still flows in: the root is above
+            hi = jnp.where(value > 0, hi, o)
+            newton = o - value / jnp.where(slope < 0, slope, -1.0)
+            inside = (newton > lo) & (newton < hi)
+            return lo, hi, jnp.where(inside, newton, 0.5 * (lo + hi))
+
+        return jax.lax.fori_loop(0, NODE_ITERATIONS, step, (low, high, 0.5 * (low + high)))[2]
+
+    def tangent_solve(g, y):
+        return y / g(1.0)
+
+    return jax.lax.custom_root(current_in, 0.5 * (low + high), solve, tangent_solve)
+
+
+class DiodeReLU(Block):
+    """ReLU by diode with the output limiter (plain or super-diode variant).
+
+    Attributes:
+        diode: D1 and D2.
+        load_resistance: R_L from the output to ground, ohm (the next stage's input).
+        clamp_reference: reference of the limiter, V: V_p for the super-diode variant,
+            V_p - V_D for the plain one (its diode adds V_D).
+        opamp: the op-amp of U1 and U2 (super-diode variant only).
+        super_diode: False for the plain diode, True for the op-amp precision rectifier.
+        series_resistance: resistance in series with D1, ohm: it limits the current when the
+            limiter holds the output, so that the limiter diode, not D1, sets the level.
+        node_capacitance: C of the output node to ground, F (0: algebraic node).
+    """
+
+    diode: Diode
+    load_resistance: float
+    clamp_reference: float
+    opamp: OpAmp | None = None
+    super_diode: bool = eqx.field(static=True, default=False)
+    series_resistance: float = 1e3
+    node_capacitance: float = 0.0
+
+    def __check_init__(self):
+        require_positive("DiodeReLU", "load_resistance", self.load_resistance)
+        require_positive("DiodeReLU", "series_resistance", self.series_resistance)
+        require_non_negative("DiodeReLU", "node_capacitance", self.node_capacitance)
+        if self.super_diode and self.opamp is None:
+            raise MemjaxError("DiodeReLU.opamp: the super-diode variant needs an op-amp")
+
+    @property
+    def _d1(self):
+        return eqx.tree_at(
+            lambda d: d.series_resistance,
+            self.diode,
+            self.diode.series_resistance + self.series_resistance,
+        )
+
+    def _drivers(self, y, inputs):
+        """(anode of D1, cathode of D2) for the state y."""
+        if self.super_diode:
+            return y[0], y[1]
+        return inputs[0], jnp.asarray(self.clamp_reference, inputs.dtype)
+
+    def _net_current(self, o, y, inputs):
+        anode, cathode = self._drivers(y, inputs)
+        return (
+            self._d1.current(anode - o) - o / self.load_resistance - self.diode.current(o - cathode)
+        )
+
+    def _node(self, y, inputs):
+        if self.node_capacitance:
+            return y[-1]
+        anode, cathode = self._drivers(y, inputs)
+        low = jnp.minimum(jnp.minimum(anode, cathode), 0.0) - 1.0
+        high = jnp.maximum(jnp.maximum(anode, cathode), 0.0) + 1.0
+        return solve_node(lambda o: self._net_current(o, y, inputs), low, high)
+
+    def initial_state(self):
+        return jnp.zeros((2 if self.super_diode else 0) + (1 if self.node_capacitance else 0))
+
+    def vector_field(self, t, y, inputs, static=False):
+        o = self._node(y, inputs)
+        rates = []
+        if self.super_diode:
+            amp = self.opamp
+            rates += [
+                amp.output_rate(y[0], inputs[0] - o, static),
+                amp.output_rate(y[1], self.clamp_reference - o, static),
+            ]
+        if self.node_capacitance:
+            current = self._net_current(o, y, inputs)
+            scale = 1.0 / self.load_resistance if static else self.node_capacitance
+            rates.append(current / scale)
+        return jnp.stack(rates) if rates else jnp.zeros(0)
+
+    def outputs(self, y, inputs):
+        return self._node(y, inputs)[None]
+
+    def memristor_voltages(self, y, inputs):
+        return jnp.zeros(0)
+
+    def power(self, y, inputs):
+        o = self._node(y, inputs)
+        anode, cathode = self._drivers(y, inputs)
+        i1, i2 = self._d1.current(anode - o), self.diode.current(o - cathode)
+        diodes = i1 * (anode - o) + i2 * (o - cathode)
+        zero = jnp.zeros(())
+        if self.super_diode:
+            # D1's series resistor is inside the D1 model: its power is counted with the diode.
+            opamps = output_stage_power(self.opamp, y[0], i1) + output_stage_power(
+                self.opamp, y[1], -i2
+            )
+        else:
+            opamps = zero
+        return Power(zero, o**2 / self.load_resistance, diodes, opamps)
+
+    @property
+    def state_scale(self):
+        return self.opamp.pole_time_constant if self.opamp is not None else 1e-9
+
+
+class DiodeMaxPool(Block):
+    """Max pooling of N inputs by diode-OR or by N super diodes sharing the output node.
+
+    Attributes:
+        diode: the diodes.
+        count: number of pooled inputs N.
+        load_resistance: R_L from the output to ground, ohm.
+        opamp: the op-amp of each super diode (super-diode variant only).
+        super_diode: False for the diode-OR, True for super diodes.
+        series_resistance: resistance in series with each super diode's diode, ohm.
+        node_capacitance: C of the output node to ground, F (0: algebraic node).
+    """
+
+    diode: Diode
+    count: int = eqx.field(static=True)
+    load_resistance: float
+    opamp: OpAmp | None = None
+    super_diode: bool = eqx.field(static=True, default=False)
+    series_resistance: float = 1e3
+    node_capacitance: float = 0.0
+
+    def __check_init__(self):
+        require_positive("DiodeMaxPool", "load_resistance", self.load_resistance)
+        require_non_negative("DiodeMaxPool", "node_capacitance", self.node_capacitance)
+        if self.super_diode and self.opamp is None:
+            raise MemjaxError("DiodeMaxPool.opamp: the super-diode variant needs an op-amp")
+
+    @property
+    def _d(self):
+        if not self.super_diode:
+            return self.diode
+        return eqx.tree_at(
+            lambda d: d.series_resistance,
+            self.diode,
+            self.diode.series_resistance + self.series_resistance,
+        )
+
+    def _anodes(self, y, inputs):
+        return y[: self.count] if self.super_diode else inputs
+
+    def _net_current(self, o, y, inputs):
+        return jnp.sum(self._d.current(self._anodes(y, inputs) - o)) - o / self.load_resistance
+
+    def _node(self, y, inputs):
+        if self.node_capacitance:
+            return y[-1]
+        anodes = self._anodes(y, inputs)
+        low = jnp.minimum(jnp.min(anodes), 0.0) - 1.0
+        high = jnp.maximum(jnp.max(anodes), 0.0) + 1.0
+        return solve_node(lambda o: self._net_current(o, y, inputs), low, high)
+
+    def initial_state(self):
+        return jnp.zeros(
+            (self.count if self.super_diode else 0) + (1 if self.node_capacitance else 0)
+        )
+
+    def vector_field(self, t, y, inputs, static=False):
+        o = self._node(y, inputs)
+        rates = []
+        if self.super_diode:
+            rates.append(self.opamp.output_rate(y[: self.count], inputs - o, static))
+        if self.node_capacitance:
+            current = self._net_current(o, y, inputs)
+            scale = 1.0 / self.load_resistance if static else self.node_capacitance
+            rates.append((current / scale)[None])
+        return jnp.concatenate(rates) if rates else jnp.zeros(0)
+
+    def outputs(self, y, inputs):
+        return self._node(y, inputs)[None]
+
+    def memristor_voltages(self, y, inputs):
+        return jnp.zeros(0)
+
+    def power(self, y, inputs):
+        o = self._node(y, inputs)
+        anodes = self._anodes(y, inputs)
+        currents = self._d.current(anodes - o)
+        zero = jnp.zeros(())
+        opamps = (
+            jnp.sum(output_stage_power(self.opamp, anodes, currents)) if self.super_diode else zero
+        )
+        return Power(zero, o**2 / self.load_resistance, jnp.sum(currents * (anodes - o)), opamps)
+
+    @property
+    def state_scale(self):
+        return self.opamp.pole_time_constant if self.opamp is not None else 1e-9

@@ -1,0 +1,133 @@
+"""Amplifier and diode blocks: closed forms, transient vs steady state, ngspice agreement."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from memjax.circuits import steady_outputs, transient
+from memjax.circuits.amplifiers import global_average_pool, inverter, memristive_batch_norm
+from memjax.circuits.diodes import DiodeMaxPool, DiodeReLU
+from memjax.circuits.spice import (
+    diode_max_pool_netlist,
+    diode_relu_netlist,
+    ngspice_available,
+    simulate_netlist,
+    summing_amplifier_netlist,
+)
+from memjax.devices import Diode, OpAmp
+from memjax.errors import MemjaxError
+
+AMP = OpAmp(quiescent_power=1e-6)
+DIODE = Diode.d1n4148()
+V_P = 1.0
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    with jax.enable_x64(True):
+        yield
+
+
+def test_amplifier_blocks_closed_forms():
+    ideal = OpAmp.ideal()
+    assert float(steady_outputs(inverter(ideal), jnp.array([0.7]))[0]) == pytest.approx(-0.7)
+    mbn = memristive_batch_norm(-1.7, 0.3, ideal, 1e-6, 1e-4, bias_voltage=-1.0)
+    assert float(steady_outputs(mbn, jnp.array([0.4]))[0]) == pytest.approx(-1.7 * 0.4 + 0.3)
+    pool = global_average_pool(9, 1e-4, ideal)
+    inputs = jnp.linspace(0.0, 1.0, 9)
+    assert float(steady_outputs(pool, inputs)[0]) == pytest.approx(-float(inputs.mean()))
+    with pytest.raises(MemjaxError, match="below g_min"):
+        memristive_batch_norm(-1e3, 0.0, ideal, 1e-6, 1e-4, bias_voltage=-1.0)
+
+
+def test_relu_and_limiter_transfer_curves():
+    """Super diode: max(v, 0) capped at V_p; plain diode: the same shifted by its drop."""
+    precise = DiodeReLU(DIODE, 10e3, V_P, opamp=AMP, super_diode=True)
+    plain = DiodeReLU(DIODE, 10e3, V_P - 0.55)
+    for v in (-0.8, -0.1, 0.2, 0.6, 0.95, 1.3, 2.0):
+        out = float(steady_outputs(precise, jnp.array([v]))[0])
+        assert out == pytest.approx(min(max(v, 0.0), V_P), abs=2e-3)
+        plain_out = float(steady_outputs(plain, jnp.array([v]))[0])
+        leakage = 2 * DIODE.saturation_current * 10e3  # reverse currents into R_L
+        assert plain_out <= max(v, 0.0) + leakage and plain_out <= V_P + 0.05
+    drop = 0.9 - float(steady_outputs(plain, jnp.array([0.9]))[0])
+    assert 0.35 < drop < 0.55  # a silicon junction at ~50 uA
+    pool = DiodeMaxPool(DIODE, 4, 10e3, opamp=AMP, super_diode=True)
+    inputs = jnp.array([0.2, 0.9, 0.5, 0.7])
+    assert float(steady_outputs(pool, inputs)[0]) == pytest.approx(0.9, abs=1e-4)
+
+
+def test_relu_gradient_through_the_diode_node():
+    relu = DiodeReLU(DIODE, 10e3, V_P - 0.55)
+    f = lambda v: steady_outputs(relu, jnp.array([v]))[0]  # noqa: E731
+    h = 1e-6
+    assert float(jax.grad(f)(0.9)) == pytest.approx(
+        float((f(0.9 + h) - f(0.9 - h)) / (2 * h)), rel=1e-5
+    )
+
+
+BLOCKS = {
+    "inverter": (lambda: inverter(AMP), [0.7], summing_amplifier_netlist, "v(yo)"),
+    "mbn": (
+        lambda: memristive_batch_norm(-1.7, 0.3, AMP, 1e-6, 1e-4, -1.0),
+        [0.4],
+        summing_amplifier_netlist,
+        "v(yo)",
+    ),
+    "average_pool": (
+        lambda: global_average_pool(9, 1e-4, AMP),
+        list(np.linspace(0, 1, 9)),
+        summing_amplifier_netlist,
+        "v(yo)",
+    ),
+    "relu_plain": (
+        lambda: DiodeReLU(DIODE, 10e3, 0.5, node_capacitance=1e-12),
+        [1.6],
+        diode_relu_netlist,
+        "v(o)",
+    ),
+    "relu_super": (
+        lambda: DiodeReLU(DIODE, 10e3, V_P, opamp=AMP, super_diode=True),
+        [0.6],
+        diode_relu_netlist,
+        "v(o)",
+    ),
+    "relu_limited": (
+        lambda: DiodeReLU(DIODE, 10e3, V_P, opamp=AMP, super_diode=True),
+        [1.4],
+        diode_relu_netlist,
+        "v(o)",
+    ),
+    "maxpool_or": (
+        lambda: DiodeMaxPool(DIODE, 4, 10e3),
+        [0.2, 0.9, 0.5, 0.7],
+        diode_max_pool_netlist,
+        "v(o)",
+    ),
+    "maxpool_super": (
+        lambda: DiodeMaxPool(DIODE, 4, 10e3, opamp=AMP, super_diode=True),
+        [0.2, 0.9, 0.5, 0.7],
+        diode_max_pool_netlist,
+        "v(o)",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKS))
+def test_block_agrees_with_ngspice_and_its_steady_state(name):
+    assert ngspice_available(), "ngspice must be installed (.ci/run installs it); never skipped"
+    build, inputs, netlist, probe = BLOCKS[name]
+    block, inputs = build(), np.asarray(inputs)
+    ours = transient(block, inputs, 30e-9, rtol=1e-8, atol=1e-11)
+    np.testing.assert_allclose(ours.final, steady_outputs(block, inputs), atol=1e-6)
+    spice = simulate_netlist(netlist(block, inputs, 30e-9, 5e-12), AMP, [probe])
+    out = spice[probe]
+    assert abs(float(ours.final[0]) - out[-1]) <= 0.005 * V_P
+    outside = np.flatnonzero(np.abs(out - out[-1]) > 0.01 * V_P)
+    if len(outside) and spice["time"][outside[-1] + 1] > 0.2e-9:  # resolvable at 5 ps
+        assert float(ours.settling_time) == pytest.approx(spice["time"][outside[-1] + 1], rel=0.03)
+    else:  # an algebraic block settles at once in both
+        assert float(ours.settling_time) < 0.2e-9
+    energy = sum(np.trapezoid(p, spice["time"]) for p in spice["power"].values())
+    assert float(ours.energy) == pytest.approx(energy, rel=0.03)
