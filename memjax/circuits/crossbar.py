@@ -2,9 +2,13 @@
 
 *Proposed, (M+1)x2* (:class:`PairKernel`): rows carry the inputs v_1..v_M and the bias V_b; two
 bit lines (G+ and G-) are held at virtual ground by two transimpedance amplifiers (feedback
-R_f = k); one difference stage (an op-amp with four equal resistors R_d) behind them gives
+R_f = k / g); one difference stage of gain g (an op-amp with R_d at its inputs and g R_d in its
+feedback and to ground) behind them gives
 
-    v_out = v_B - v_A = k (sum_i (G+_i - G-_i) v_i + (G+_b - G-_b) V_b).
+    v_out = g (v_B - v_A) = k (sum_i (G+_i - G-_i) v_i + (G+_b - G-_b) V_b).
+
+A gain g > 1 keeps each column's TIA within its rails when the column sums are large (many
+inputs), at the price of amplifying their difference's error.
 
 *Original, (2M+1)x1* (:class:`ColumnKernel`): an inverting amplifier per input provides -v_i;
 one bit line carries G-_i on the v_i row and G+_i on the -v_i row, and the bias row, driven at
@@ -47,19 +51,22 @@ class PairKernel(Block):
     """The proposed (M+1)x2 kernel: two TIAs and one difference stage.
 
     Attributes:
-        conductances: the mapped kernel (G+, G-, k, V_b); R_f = k.
+        conductances: the mapped kernel (G+, G-, k, V_b); R_f = k / difference_gain.
         opamp: the op-amp model used for all three amplifiers.
-        difference_resistance: R_d of the difference stage's four resistors, ohm.
+        difference_resistance: R_d, the input resistors of the difference stage, ohm.
+        difference_gain: g, the difference stage's gain (its other resistors are g R_d).
         bitline_capacitance: C of each bit line to ground, F (0: algebraic nodes).
     """
 
     conductances: KernelConductances
     opamp: OpAmp
     difference_resistance: float = 10e3
+    difference_gain: float = 1.0
     bitline_capacitance: float = 0.0
 
     def __check_init__(self):
         require_positive("PairKernel", "difference_resistance", self.difference_resistance)
+        require_positive("PairKernel", "difference_gain", self.difference_gain)
         require_non_negative("PairKernel", "bitline_capacitance", self.bitline_capacitance)
 
     @property
@@ -71,7 +78,7 @@ class PairKernel(Block):
 
     @property
     def g_f(self):
-        return 1.0 / self.conductances.transimpedance
+        return self.difference_gain / self.conductances.transimpedance
 
     def initial_state(self):
         return jnp.zeros(5 if self.dynamic_nodes else 3)
@@ -83,8 +90,9 @@ class PairKernel(Block):
         return _node(c.positive, rows, self.g_f, y[0]), _node(c.negative, rows, self.g_f, y[1])
 
     def _difference_inputs(self, y):
-        v_plus = 0.5 * y[1]  # R_d divider to ground from v_B
-        v_minus = 0.5 * (y[0] + y[2])  # R_d from v_A, R_d feedback from the output
+        g = self.difference_gain
+        v_plus = y[1] * g / (1 + g)  # R_d from v_B, g R_d to ground
+        v_minus = (g * y[0] + y[2]) / (1 + g)  # R_d from v_A, g R_d feedback from the output
         return v_plus, v_minus
 
     def vector_field(self, t, y, inputs, static=False):
@@ -117,16 +125,17 @@ class PairKernel(Block):
         rows = self.rows(inputs)
         node_a, node_b = self._nodes(y, rows)
         c, g_d = self.conductances, 1.0 / self.difference_resistance
+        g_g = g_d / self.difference_gain
         memristors = jnp.sum(c.positive * (rows - node_a) ** 2) + jnp.sum(
             c.negative * (rows - node_b) ** 2
         )
         v_plus, v_minus = self._difference_inputs(y)
         feedback = self.g_f * ((y[0] - node_a) ** 2 + (y[1] - node_b) ** 2)
-        difference = g_d * ((y[0] - v_minus) ** 2 + (y[2] - v_minus) ** 2)
-        difference += g_d * ((y[1] - v_plus) ** 2 + v_plus**2)
+        difference = g_d * (y[0] - v_minus) ** 2 + g_g * (y[2] - v_minus) ** 2
+        difference += g_d * (y[1] - v_plus) ** 2 + g_g * v_plus**2
         i_a = self.g_f * (y[0] - node_a) + g_d * (y[0] - v_minus)
         i_b = self.g_f * (y[1] - node_b) + g_d * (y[1] - v_plus)
-        i_out = g_d * (y[2] - v_minus)
+        i_out = g_g * (y[2] - v_minus)
         opamps = sum(
             output_stage_power(self.opamp, out, i)
             for out, i in ((y[0], i_a), (y[1], i_b), (y[2], i_out))

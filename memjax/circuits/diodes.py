@@ -32,8 +32,9 @@ from memjax.devices.opamp import OpAmp
 from memjax.devices.validation import require_non_negative, require_positive
 from memjax.errors import MemjaxError
 
-NODE_ITERATIONS = 60
-"""Bracketed Newton iterations for an algebraic diode node (bisection guarantees 2^-60)."""
+NODE_ITERATIONS = 40
+"""Bracketed Newton iterations for an algebraic diode node: Newton converges in a few, and
+bisection alone would narrow a 10 V bracket to 1e-11 V."""
 
 
 def solve_node(current_in, low, high):

@@ -55,36 +55,40 @@ def _sources(inputs) -> list[str]:
     return [f"Vin{i} in{i} 0 DC {float(v):.12g}" for i, v in enumerate(np.asarray(inputs))]
 
 
-def pair_kernel_netlist(block: PairKernel, inputs, t_end: float, t_step: float) -> str:
-    """The (M+1)x2 kernel driven by a step of ``inputs`` at t = 0 (all nodes start at rest)."""
+def _pair_kernel_body(block: PairKernel, rows_in: list[str], p: str = "") -> list[str]:
+    """Elements of the (M+1)x2 kernel reading word lines ``rows_in``; output node {p}yo."""
     c = block.conductances
     g_plus, g_minus = np.asarray(c.positive), np.asarray(c.negative)
-    m = len(g_plus) - 1
-    r_f = float(c.transimpedance)
-    r_d = block.difference_resistance
-    lines = [f"* memjax PairKernel, M = {m}", opamp_subcircuit(block.opamp)]
-    lines += _sources(inputs)
-    lines.append(f"Vbias inb 0 DC {c.bias_voltage:.12g}")
-    rows = [f"in{i}" for i in range(m)] + ["inb"]
-    for i, row in enumerate(rows):
-        lines.append(f"Rp{i} {row} na {1 / g_plus[i]:.12g}")
-        lines.append(f"Rm{i} {row} nb {1 / g_minus[i]:.12g}")
+    r_d, gain = block.difference_resistance, block.difference_gain
+    r_f = float(c.transimpedance) / gain
+    lines = [f"V{p}bias {p}inb 0 DC {c.bias_voltage:.12g}"]
+    for i, row in enumerate([*rows_in, f"{p}inb"]):
+        lines.append(f"Rp{p}{i} {row} {p}na {1 / g_plus[i]:.12g}")
+        lines.append(f"Rm{p}{i} {row} {p}nb {1 / g_minus[i]:.12g}")
     if block.bitline_capacitance:
         lines += [
-            f"Cna na 0 {block.bitline_capacitance:.12g}",
-            f"Cnb nb 0 {block.bitline_capacitance:.12g}",
+            f"C{p}na {p}na 0 {block.bitline_capacitance:.12g}",
+            f"C{p}nb {p}nb 0 {block.bitline_capacitance:.12g}",
         ]
-    lines += [
-        f"Rfa na ya {r_f:.12g}",
-        "XA 0 na ya opamp",
-        f"Rfb nb yb {r_f:.12g}",
-        "XB 0 nb yb opamp",
-        f"Rd1 ya dm {r_d:.12g}",
-        f"Rd2 dm yo {r_d:.12g}",
-        f"Rd3 yb dp {r_d:.12g}",
-        f"Rd4 dp 0 {r_d:.12g}",
-        "XD dp dm yo opamp",
+    return lines + [
+        f"R{p}fa {p}na {p}ya {r_f:.12g}",
+        f"X{p}A 0 {p}na {p}ya opamp",
+        f"R{p}fb {p}nb {p}yb {r_f:.12g}",
+        f"X{p}B 0 {p}nb {p}yb opamp",
+        f"R{p}d1 {p}ya {p}dm {r_d:.12g}",
+        f"R{p}d2 {p}dm {p}yo {gain * r_d:.12g}",
+        f"R{p}d3 {p}yb {p}dp {r_d:.12g}",
+        f"R{p}d4 {p}dp 0 {gain * r_d:.12g}",
+        f"X{p}D {p}dp {p}dm {p}yo opamp",
     ]
+
+
+def pair_kernel_netlist(block: PairKernel, inputs, t_end: float, t_step: float) -> str:
+    """The (M+1)x2 kernel driven by a step of ``inputs`` at t = 0 (all nodes start at rest)."""
+    m = len(np.asarray(inputs))
+    lines = [f"* memjax PairKernel, M = {m}", opamp_subcircuit(block.opamp)]
+    lines += _sources(inputs)
+    lines += _pair_kernel_body(block, [f"in{i}" for i in range(m)])
     return _finish(lines, t_end, t_step)
 
 
@@ -140,25 +144,49 @@ def diode_model(diode: Diode, name: str = "dmod") -> str:
     )
 
 
+def _diode_relu_body(block: DiodeReLU, input_node: str, p: str = "") -> list[str]:
+    """Elements of ReLU + limiter reading ``input_node``; output node {p}o."""
+    lines = [f"V{p}ref {p}ref 0 DC {block.clamp_reference:.12g}"]
+    if block.super_diode:
+        lines += [
+            f"X{p}U1 {input_node} {p}o {p}y1 opamp",
+            f"D{p}1 {p}y1 {p}a dmod",
+            f"R{p}s {p}a {p}o {block.series_resistance:.12g}",
+            f"X{p}U2 {p}ref {p}o {p}y2 opamp",
+            f"D{p}2 {p}o {p}y2 dmod",
+        ]
+    else:
+        lines += [
+            f"D{p}1 {input_node} {p}a dmod",
+            f"R{p}s {p}a {p}o {block.series_resistance:.12g}",
+            f"D{p}2 {p}o {p}ref dmod",
+        ]
+    lines.append(f"R{p}L {p}o 0 {block.load_resistance:.12g}")
+    if block.node_capacitance:
+        lines.append(f"C{p}o {p}o 0 {block.node_capacitance:.12g}")
+    return lines
+
+
 def diode_relu_netlist(block: DiodeReLU, inputs, t_end: float, t_step: float) -> str:
     """ReLU + limiter, plain or super-diode variant, driven by a step of ``inputs[0]``."""
     lines = ["* memjax DiodeReLU", diode_model(block.diode)]
-    lines += _sources(inputs[:1])
-    lines.append(f"Vref ref 0 DC {block.clamp_reference:.12g}")
     if block.super_diode:
-        lines += [
-            opamp_subcircuit(block.opamp),
-            "XU1 in0 o y1 opamp",
-            "D1 y1 a dmod",
-            f"Rs a o {block.series_resistance:.12g}",
-            "XU2 ref o y2 opamp",
-            "D2 o y2 dmod",
-        ]
-    else:
-        lines += ["D1 in0 a dmod", f"Rs a o {block.series_resistance:.12g}", "D2 o ref dmod"]
-    lines.append(f"RL o 0 {block.load_resistance:.12g}")
-    if block.node_capacitance:
-        lines.append(f"Co o 0 {block.node_capacitance:.12g}")
+        lines.append(opamp_subcircuit(block.opamp))
+    lines += _sources(inputs[:1]) + _diode_relu_body(block, "in0")
+    return _finish(lines, t_end, t_step)
+
+
+def kernel_relu_netlist(chain, inputs, t_end: float, t_step: float) -> str:
+    """A :class:`~memjax.circuits.chain.Chain` of a PairKernel and a DiodeReLU: one neuron."""
+    kernel, relu = chain.blocks
+    m = len(np.asarray(inputs))
+    lines = [
+        "* memjax kernel + ReLU/limiter",
+        opamp_subcircuit(kernel.opamp),
+        diode_model(relu.diode),
+    ]
+    lines += _sources(inputs) + _pair_kernel_body(kernel, [f"in{i}" for i in range(m)], "k")
+    lines += _diode_relu_body(relu, "kyo", "r")
     return _finish(lines, t_end, t_step)
 
 

@@ -1,0 +1,120 @@
+"""10,000 neurons (64-input (M+1)x2 crossbar kernel + amplifiers + super-diode ReLU/limiter):
+one batched memjax transient against ngspice on the same circuits.
+
+ngspice simulates one netlist per neuron; it is timed on a random sample of the neurons and its
+time per neuron is scaled to the whole population (stated in the output). The deviation columns
+compare memjax with ngspice on that sample: final output (fraction of V_p = 1 V), settling time
+and energy (relative).
+
+    python benchmarks/bench_kernels.py [--neurons 10000] [--spice-sample 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import equinox as eqx  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from memjax.circuits import Chain, ConductanceMapping, PairKernel, transient  # noqa: E402
+from memjax.circuits.diodes import DiodeReLU  # noqa: E402
+from memjax.circuits.spice import kernel_relu_netlist, simulate_netlist  # noqa: E402
+from memjax.devices import Diode, OpAmp  # noqa: E402
+
+M, T_END, V_P = 64, 30e-9, 1.0
+AMP = OpAmp(quiescent_power=1e-6)
+
+
+def neurons(count: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(size=(count, M)) * 0.2
+    bias = rng.normal(size=count) * 0.1
+    inputs = rng.uniform(0.0, V_P, (count, M))
+    kernels = ConductanceMapping(1e-6, 1e-4).to_conductances(weights, bias)
+    relu = DiodeReLU(Diode(), 10e3, V_P, opamp=AMP, super_diode=True)
+    chains = Chain((PairKernel(kernels, AMP, difference_gain=4.0), relu))
+    return chains, jnp.asarray(inputs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--neurons", type=int, default=10_000)
+    parser.add_argument("--spice-sample", type=int, default=50)
+    args = parser.parse_args()
+    chains, inputs = neurons(args.neurons)
+    # Batch over the conductances only: the op-amp and diode parameters are shared.
+    batched = eqx.filter(chains, eqx.is_array)
+    in_axes = jax.tree.map(lambda x: 0 if x.ndim and x.shape[0] == args.neurons else None, batched)
+    run = jax.jit(
+        jax.vmap(
+            lambda c, v: _finals(eqx.combine(c, eqx.filter(chains, eqx.is_array, inverse=True)), v),
+            in_axes=(in_axes, 0),
+        )
+    )
+    start = time.perf_counter()
+    jax.block_until_ready(run(batched, inputs))
+    compile_and_run = time.perf_counter() - start
+    start = time.perf_counter()
+    finals, settling, energy = jax.block_until_ready(run(batched, inputs))
+    memjax_seconds = time.perf_counter() - start
+
+    sample = np.random.default_rng(1).choice(args.neurons, args.spice_sample, replace=False)
+    deviations, spice_seconds = [], 0.0
+    for index in sample:
+        chain = jax.tree.map(
+            lambda x: x[index] if eqx.is_array(x) and x.ndim and x.shape[0] == args.neurons else x,
+            chains,
+        )
+        netlist = kernel_relu_netlist(chain, np.asarray(inputs[index]), T_END, 5e-12)
+        start = time.perf_counter()
+        spice = simulate_netlist(netlist, AMP, ["v(ro)"])
+        spice_seconds += time.perf_counter() - start
+        out = spice["v(ro)"]
+        outside = np.flatnonzero(np.abs(out - out[-1]) > 0.01 * V_P)
+        t_settle = spice["time"][outside[-1] + 1] if len(outside) else 0.0
+        e_spice = sum(np.trapezoid(p, spice["time"]) for p in spice["power"].values())
+        deviations.append(
+            (
+                abs(float(finals[index]) - out[-1]) / V_P,
+                abs(float(settling[index]) - t_settle) / t_settle if t_settle > 0.2e-9 else 0.0,
+                abs(float(energy[index]) - e_spice) / e_spice,
+            )
+        )
+    per_neuron = spice_seconds / len(sample)
+    spice_total = per_neuron * args.neurons
+    worst = np.max(np.asarray(deviations), axis=0)
+    print(
+        f"{args.neurons} neurons: {M}-input (M+1)x2 kernel + super-diode ReLU/limiter, "
+        f"t_end = {T_END * 1e9:.0f} ns, float64, {jax.device_count()} "
+        f"{jax.default_backend()} device(s)"
+    )
+    print(f"{'':28}{'seconds':>10}{'per neuron (ms)':>18}")
+    print(
+        f"{'memjax (one batched run)':28}{memjax_seconds:>10.2f}"
+        f"{1e3 * memjax_seconds / args.neurons:>18.3f}   (first call with compile: "
+        f"{compile_and_run:.1f} s)"
+    )
+    print(
+        f"{'ngspice (scaled from ' + str(len(sample)) + ')':28}{spice_total:>10.1f}"
+        f"{1e3 * per_neuron:>18.3f}"
+    )
+    print(f"speed-up: {spice_total / memjax_seconds:.0f}x")
+    print(
+        f"largest deviation on the sample: final {100 * worst[0]:.4f}% of V_p, "
+        f"settling {100 * worst[1]:.3f}%, energy {100 * worst[2]:.4f}%"
+    )
+
+
+def _finals(chain, inputs):
+    r = transient(chain, inputs, T_END, samples=601, rtol=1e-6, atol=1e-9)
+    return r.final[0], r.settling_time, r.energy
+
+
+if __name__ == "__main__":
+    main()
