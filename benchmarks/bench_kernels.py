@@ -68,7 +68,9 @@ def main() -> None:
     deviations, spice_seconds = [], 0.0
     for index in sample:
         chain = jax.tree.map(
-            lambda x: x[index] if eqx.is_array(x) and x.ndim and x.shape[0] == args.neurons else x,
+            lambda x, index=index: (
+                x[index] if eqx.is_array(x) and x.ndim and x.shape[0] == args.neurons else x
+            ),
             chains,
         )
         netlist = kernel_relu_netlist(chain, np.asarray(inputs[index]), T_END, 5e-12)
