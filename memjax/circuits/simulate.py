@@ -37,6 +37,7 @@ class TransientResult(eqx.Module):
             (trapezoid rule on the samples).
         max_power: largest sampled total power, W.
         max_memristor_voltage: largest sampled |V| across any memristor, V.
+        final_state: the block's state at the end (op-amp outputs, nodes, memristor states).
         steps: accepted solver steps.
     """
 
@@ -48,6 +49,7 @@ class TransientResult(eqx.Module):
     energy_by_kind: dict
     max_power: Float[Array, ""]
     max_memristor_voltage: Float[Array, ""]
+    final_state: Float[Array, " n"]
     steps: Array
 
 
@@ -122,6 +124,7 @@ def transient(
         energy_by_kind=by_kind,
         max_power=jnp.max(jax.vmap(lambda p: p.total)(powers)),
         max_memristor_voltage=jnp.max(jnp.abs(voltages), initial=0.0),
+        final_state=ys[-1],
         steps=solution.stats["num_accepted_steps"],
     )
 

@@ -320,3 +320,28 @@ def simulate_netlist(netlist: str, amp: OpAmp, outputs: list[str]) -> dict:
             "diodes": diode_power + zeros,
         },
     }
+
+
+def vteam_write_netlist(block, amplitude, start, width, rise, t_end, t_step) -> str:
+    """A :class:`~memjax.circuits.disturb.WriteCircuit` with a VTEAM device as a behavioural
+    subcircuit: the state x is the voltage of a 1 nF capacitor charged at dx/dt (scaled by
+    1e-9 A per 1/s), the device a B source drawing i(x, v)."""
+    from memjax.devices.memristor import VTEAM
+
+    d = block.device
+    if not isinstance(d, VTEAM) or d.iv != "linear" or d.window_p:
+        raise MemjaxError("vteam_write_netlist: a linear-I-V VTEAM device without window")
+    rate = (
+        f"(-{d.k_off:.12g}*pow(max(v(m)/{d.v_off:.12g}-1,0),{d.alpha_off:.12g})"
+        f"-({d.k_on:.12g})*pow(max(v(m)/({d.v_on:.12g})-1,0),{d.alpha_on:.12g}))"
+    )
+    held = f"((v(x)>=1 && {rate}>0) || (v(x)<=0 && {rate}<0)) ? 0 : {rate}"
+    lines = [
+        "* memjax WriteCircuit, VTEAM",
+        f"Vs s 0 PULSE(0 {amplitude:.12g} {start:.12g} {rise:.12g} {rise:.12g} {width:.12g} 1)",
+        f"Rs s m {block.series_resistance:.12g}",
+        f"Bm m 0 I=v(m)/({d.r_on:.12g}*v(x)+{d.r_off:.12g}*(1-v(x)))",
+        f"Bx 0 x I=1e-9*({held})",
+        f"Cx x 0 1e-9 IC={block.initial:.12g}",
+    ]
+    return _finish(lines, t_end, t_step)
