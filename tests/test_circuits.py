@@ -105,6 +105,16 @@ def test_gradients_and_vmap():
     np.testing.assert_allclose(many[1] - many[2], 0.5 * (many[0] - many[2]), rtol=1e-6)
 
 
+def test_wire_resistance_lowers_the_output():
+    """IR drop: cells far from the TIA see a raised bit line and contribute less current."""
+    kernel, weights, bias, inputs = random_kernel(6)
+    ideal = OpAmp.ideal(rail_low=-50.0, rail_high=50.0)
+    clean = float(steady_outputs(PairKernel(kernel, ideal), inputs)[0])
+    wired = float(steady_outputs(PairKernel(kernel, ideal, wire_resistance=2e3), inputs)[0])
+    assert clean == pytest.approx(weights @ inputs + bias, rel=1e-6)
+    assert abs(wired - clean) > 1e-3 and abs(wired) < abs(clean)
+
+
 def test_step_limit_names_the_block():
     kernel, _, _, inputs = random_kernel(5)
     with pytest.raises(MemjaxError, match=r"PairKernel: the transient solver stopped at t ="):
@@ -113,7 +123,7 @@ def test_step_limit_names_the_block():
         PairKernel(kernel, OpAmp(), bitline_capacitance=-1e-15)
 
 
-NGSPICE_CASES = [(kind, seed) for kind in ("pair", "column") for seed in (10, 11, 12)]
+NGSPICE_CASES = [(kind, seed) for kind in ("pair", "column", "wired") for seed in (10, 11, 12)]
 
 
 @pytest.mark.parametrize(("kind", "seed"), NGSPICE_CASES)
@@ -130,6 +140,11 @@ def test_agrees_with_ngspice(kind, seed):
         "column": lambda: (
             b := ColumnKernel(kernel, amp),
             column_kernel_netlist(b, inputs, 30e-9, 5e-12),
+        ),
+        # 200 ohm of bit line per cell against cells of 10 kohm..1 Mohm: a visible IR drop
+        "wired": lambda: (
+            b := PairKernel(kernel, amp, wire_resistance=200.0),
+            pair_kernel_netlist(b, inputs, 30e-9, 5e-12),
         ),
     }[kind]()
     ours = transient(block, inputs, 30e-9, rtol=1e-8, atol=1e-11, solver=diffrax.Tsit5())

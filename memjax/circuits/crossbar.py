@@ -25,12 +25,14 @@ with beta = G_f / (G_f + sum G).
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from memjax.circuits.block import Block, Power
 from memjax.circuits.mapping import KernelConductances
 from memjax.devices.opamp import OpAmp
 from memjax.devices.validation import require_non_negative, require_positive
+from memjax.errors import MemjaxError
 
 
 def output_stage_power(amp: OpAmp, y, i_out):
@@ -56,6 +58,9 @@ class PairKernel(Block):
         difference_resistance: R_d, the input resistors of the difference stage, ohm.
         difference_gain: g, the difference stage's gain (its other resistors are g R_d).
         bitline_capacitance: C of each bit line to ground, F (0: algebraic nodes).
+        wire_resistance: bit-line resistance between adjacent cells and from the last cell to
+            the TIA, ohm (0: ideal wires). The cells then sit at different bit-line voltages
+            (IR drop), found by a tridiagonal solve; the bias row is nearest the TIA.
     """
 
     conductances: KernelConductances
@@ -63,11 +68,18 @@ class PairKernel(Block):
     difference_resistance: float = 10e3
     difference_gain: float = 1.0
     bitline_capacitance: float = 0.0
+    wire_resistance: float = 0.0
 
     def __check_init__(self):
         require_positive("PairKernel", "difference_resistance", self.difference_resistance)
         require_positive("PairKernel", "difference_gain", self.difference_gain)
         require_non_negative("PairKernel", "bitline_capacitance", self.bitline_capacitance)
+        require_non_negative("PairKernel", "wire_resistance", self.wire_resistance)
+        if self.bitline_capacitance and self.wire_resistance:
+            raise MemjaxError(
+                "PairKernel: bitline_capacitance with wire_resistance (a distributed RC line) "
+                "is not modelled; set one of them to 0"
+            )
 
     @property
     def dynamic_nodes(self) -> bool:
@@ -84,10 +96,30 @@ class PairKernel(Block):
         return jnp.zeros(5 if self.dynamic_nodes else 3)
 
     def _nodes(self, y, rows):
+        """(cells_a, tia_a, cells_b, tia_b): bit-line voltage at every cell and at each TIA."""
         if self.dynamic_nodes:
-            return y[3], y[4]
+            return y[3], y[3], y[4], y[4]
         c = self.conductances
-        return _node(c.positive, rows, self.g_f, y[0]), _node(c.negative, rows, self.g_f, y[1])
+        if self.wire_resistance:
+            cells_a, tia_a = _resistive_bitline(
+                c.positive, rows, self.g_f, y[0], 1.0 / self.wire_resistance
+            )
+            cells_b, tia_b = _resistive_bitline(
+                c.negative, rows, self.g_f, y[1], 1.0 / self.wire_resistance
+            )
+            return cells_a, tia_a, cells_b, tia_b
+        node_a = _node(c.positive, rows, self.g_f, y[0])
+        node_b = _node(c.negative, rows, self.g_f, y[1])
+        return node_a, node_a, node_b, node_b
+
+    def _wire_power(self, cells_a, tia_a, cells_b, tia_b):
+        if not self.wire_resistance:
+            return jnp.zeros(())
+        total = 0.0
+        for cells, tia in ((cells_a, tia_a), (cells_b, tia_b)):
+            line = jnp.append(cells, tia)
+            total = total + jnp.sum(jnp.diff(line) ** 2) / self.wire_resistance
+        return total
 
     def _difference_inputs(self, y):
         g = self.difference_gain
@@ -97,7 +129,7 @@ class PairKernel(Block):
 
     def vector_field(self, t, y, inputs, static=False):
         rows = self.rows(inputs)
-        node_a, node_b = self._nodes(y, rows)
+        _, node_a, _, node_b = self._nodes(y, rows)
         amp = self.opamp
         v_plus, v_minus = self._difference_inputs(y)
         rates = [
@@ -118,16 +150,16 @@ class PairKernel(Block):
 
     def memristor_voltages(self, y, inputs):
         rows = self.rows(inputs)
-        node_a, node_b = self._nodes(y, rows)
-        return jnp.concatenate([rows - node_a, rows - node_b])
+        cells_a, _, cells_b, _ = self._nodes(y, rows)
+        return jnp.concatenate([rows - cells_a, rows - cells_b])
 
     def power(self, y, inputs):
         rows = self.rows(inputs)
-        node_a, node_b = self._nodes(y, rows)
+        cells_a, node_a, cells_b, node_b = self._nodes(y, rows)
         c, g_d = self.conductances, 1.0 / self.difference_resistance
         g_g = g_d / self.difference_gain
-        memristors = jnp.sum(c.positive * (rows - node_a) ** 2) + jnp.sum(
-            c.negative * (rows - node_b) ** 2
+        memristors = jnp.sum(c.positive * (rows - cells_a) ** 2) + jnp.sum(
+            c.negative * (rows - cells_b) ** 2
         )
         v_plus, v_minus = self._difference_inputs(y)
         feedback = self.g_f * ((y[0] - node_a) ** 2 + (y[1] - node_b) ** 2)
@@ -140,11 +172,28 @@ class PairKernel(Block):
             output_stage_power(self.opamp, out, i)
             for out, i in ((y[0], i_a), (y[1], i_b), (y[2], i_out))
         )
-        return Power(memristors, feedback + difference, jnp.zeros(()), opamps)
+        wires = self._wire_power(cells_a, node_a, cells_b, node_b)
+        return Power(memristors, feedback + difference + wires, jnp.zeros(()), opamps)
 
     @property
     def state_scale(self):
         return self.opamp.pole_time_constant
+
+
+def _resistive_bitline(g_cells, rows, g_f, y, g_w):
+    """Cell voltages n_1..n_K (farthest from the TIA first) and the TIA node n_T of a bit line
+    with conductance g_w between neighbours: KCL is tridiagonal,
+    (G_j + g_w deg_j) n_j - g_w (n_{j-1} + n_{j+1}) = G_j v_j, (g_w + G_f) n_T - g_w n_K = G_f y.
+    """
+    k = g_cells.shape[-1]
+    degree = jnp.full((k,), 2.0).at[0].set(1.0)
+    diagonal = jnp.append(g_cells + g_w * degree, g_w + g_f)
+    off = jnp.full((k,), -g_w)
+    lower = jnp.concatenate([jnp.zeros(1), off])
+    upper = jnp.concatenate([off, jnp.zeros(1)])
+    rhs = jnp.append(g_cells * rows, g_f * y)[:, None]
+    nodes = jax.lax.linalg.tridiagonal_solve(lower, diagonal, upper, rhs)[:, 0]
+    return nodes[:k], nodes[k]
 
 
 class ColumnKernel(Block):

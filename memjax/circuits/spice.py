@@ -62,9 +62,17 @@ def _pair_kernel_body(block: PairKernel, rows_in: list[str], p: str = "") -> lis
     r_d, gain = block.difference_resistance, block.difference_gain
     r_f = float(c.transimpedance) / gain
     lines = [f"V{p}bias {p}inb 0 DC {c.bias_voltage:.12g}"]
-    for i, row in enumerate([*rows_in, f"{p}inb"]):
-        lines.append(f"Rp{p}{i} {row} {p}na {1 / g_plus[i]:.12g}")
-        lines.append(f"Rm{p}{i} {row} {p}nb {1 / g_minus[i]:.12g}")
+    wired = bool(block.wire_resistance)
+    rows = [*rows_in, f"{p}inb"]
+    for i, row in enumerate(rows):
+        cell_a, cell_b = (f"{p}ca{i}", f"{p}cb{i}") if wired else (f"{p}na", f"{p}nb")
+        lines.append(f"Rp{p}{i} {row} {cell_a} {1 / g_plus[i]:.12g}")
+        lines.append(f"Rm{p}{i} {row} {cell_b} {1 / g_minus[i]:.12g}")
+    if wired:  # the bit line: cell 0 farthest from the TIA
+        for col, tia in (("a", "na"), ("b", "nb")):
+            for i in range(len(rows)):
+                after = f"{p}c{col}{i + 1}" if i + 1 < len(rows) else f"{p}{tia}"
+                lines.append(f"Rw{p}{col}{i} {p}c{col}{i} {after} {block.wire_resistance:.12g}")
     if block.bitline_capacitance:
         lines += [
             f"C{p}na {p}na 0 {block.bitline_capacitance:.12g}",
