@@ -160,3 +160,24 @@ def test_agrees_with_ngspice(kind, seed):
         assert float(ours.energy_by_kind[name]) == pytest.approx(
             np.trapezoid(spice["power"][name], spice["time"]), rel=0.03
         )
+
+
+def test_transient_gradient_matches_finite_differences():
+    """d(energy)/d(G+_0) and d(settled output)/d(G+_0) through the diffrax transient."""
+    kernel, _, _, inputs = random_kernel(7, m=4)
+    amp = OpAmp()
+
+    def run(g0):
+        positive = kernel.positive.at[0].set(g0)
+        block = PairKernel(
+            type(kernel)(positive, kernel.negative, kernel.transimpedance, kernel.bias_voltage), amp
+        )
+        result = transient(block, inputs, 20e-9, samples=41, rtol=1e-10, atol=1e-13)
+        return result.energy, result.final[0]
+
+    g0 = kernel.positive[0]
+    (grad_energy, grad_out) = jax.jacrev(run)(g0)
+    h = 1e-9
+    (e_hi, o_hi), (e_lo, o_lo) = run(g0 + h), run(g0 - h)
+    assert float(grad_energy) == pytest.approx(float((e_hi - e_lo) / (2 * h)), rel=1e-3)
+    assert float(grad_out) == pytest.approx(float((o_hi - o_lo) / (2 * h)), rel=1e-3)
