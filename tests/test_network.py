@@ -160,3 +160,14 @@ def test_input_scaling_maps_gray_levels_to_the_range():
 def test_config_rejects_bad_values(fields, message):
     with pytest.raises(MemjaxError, match=message):
         ShuffleNetConfig(**fields)
+
+
+def test_zero_init_branch_starts_basic_units_at_their_identity_half():
+    model = build_model(ShuffleNetConfig(width=0.5, zero_init_branch=True, **TINY))
+    unit = model.units[2]  # a basic unit of stage 3
+    assert float(jnp.max(jnp.abs(unit.project.bn.scale[...]))) == 0.0
+    x = jax.random.uniform(jax.random.key(0), (2, 6, 6, 96))
+    out = unit(x)  # evaluation mode: the branch gives relu(0 + 0) = 0
+    kept = x[..., :48]
+    np.testing.assert_array_equal(out[..., 0::2], kept)
+    np.testing.assert_array_equal(out[..., 1::2], 0.0)

@@ -40,6 +40,11 @@ class ShuffleNetConfig:
         bn_mode: "separate" keeps batch norm as its own stage (the paper's MBN circuit);
             "folded" folds it into the preceding convolution's weights and bias (deployment).
         dropout: dropout rate before the fully connected layer (training only).
+        zero_init_branch: start the last batch-norm scale of every basic unit's branch at 0,
+            so that each basic unit begins as its identity half plus zeros and the deep
+            network starts out effectively shallow (the zero-gamma trick of P. Goyal et al.,
+            "Accurate, Large Minibatch SGD", 2017, for residual blocks). Only initialisation
+            changes.
         bn_momentum: decay of the running batch-norm statistics per step.
     """
 
@@ -53,6 +58,7 @@ class ShuffleNetConfig:
     input_range: tuple[float, float] = (0.0, 1.0)
     bn_mode: Literal["separate", "folded"] = "separate"
     dropout: float = 0.2
+    zero_init_branch: bool = False
     bn_momentum: float = 0.9
 
     def __post_init__(self):

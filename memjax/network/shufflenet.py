@@ -101,6 +101,8 @@ class BasicUnit(nnx.Module):
         self.expand = ConvBN(half, half, "pointwise", 1, "relu", config, rngs=rngs)
         self.depthwise = ConvBN(half, half, "depthwise", 1, "linear", config, rngs=rngs)
         self.project = ConvBN(half, half, "pointwise", 1, "relu", config, rngs=rngs)
+        if config.zero_init_branch and config.bn_mode == "separate":
+            self.project.bn.scale[...] = jnp.zeros((half,))
 
     def __call__(self, x):
         kept, branch = jnp.split(x, 2, axis=-1)
