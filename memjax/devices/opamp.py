@@ -46,8 +46,8 @@ class OpAmp(eqx.Module):
         rail_low: lowest output voltage, V.
         rail_high: highest output voltage, V.
         rail_softness: width over which the output slows before a rail, V (> 0).
-        output_resistance: open-loop output resistance R_o, ohm (>= 0); the circuits that load
-            the output account for it.
+        output_resistance: open-loop output resistance R_o, ohm (>= 0). Not yet used: the
+            present circuit blocks and their netlists drive loads from an ideal output.
         quiescent_power: static supply power, W (>= 0), counted in the energy of every block.
     """
 
