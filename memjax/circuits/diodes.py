@@ -62,6 +62,19 @@ def solve_node(current_in, low, high):
     return jax.lax.custom_root(current_in, 0.5 * (low + high), solve, tangent_solve)
 
 
+def _check_diode_block(owner: str, block) -> None:
+    require_positive(owner, "load_resistance", block.load_resistance)
+    require_positive(owner, "series_resistance", block.series_resistance)
+    require_non_negative(owner, "node_capacitance", block.node_capacitance)
+    if block.super_diode and block.opamp is None:
+        raise MemjaxError(f"{owner}.opamp: the super-diode variant needs an op-amp")
+
+
+def _in_series(diode: Diode, resistance) -> Diode:
+    """The diode with an external resistor in series: the series resistances add."""
+    return eqx.tree_at(lambda d: d.series_resistance, diode, diode.series_resistance + resistance)
+
+
 class DiodeReLU(Block):
     """ReLU by diode with the output limiter (plain or super-diode variant).
 
@@ -86,19 +99,11 @@ class DiodeReLU(Block):
     node_capacitance: float = 0.0
 
     def __check_init__(self):
-        require_positive("DiodeReLU", "load_resistance", self.load_resistance)
-        require_positive("DiodeReLU", "series_resistance", self.series_resistance)
-        require_non_negative("DiodeReLU", "node_capacitance", self.node_capacitance)
-        if self.super_diode and self.opamp is None:
-            raise MemjaxError("DiodeReLU.opamp: the super-diode variant needs an op-amp")
+        _check_diode_block("DiodeReLU", self)
 
     @property
     def _d1(self):
-        return eqx.tree_at(
-            lambda d: d.series_resistance,
-            self.diode,
-            self.diode.series_resistance + self.series_resistance,
-        )
+        return _in_series(self.diode, self.series_resistance)
 
     def _drivers(self, y, inputs):
         """(anode of D1, cathode of D2) for the state y."""
@@ -186,20 +191,11 @@ class DiodeMaxPool(Block):
     node_capacitance: float = 0.0
 
     def __check_init__(self):
-        require_positive("DiodeMaxPool", "load_resistance", self.load_resistance)
-        require_non_negative("DiodeMaxPool", "node_capacitance", self.node_capacitance)
-        if self.super_diode and self.opamp is None:
-            raise MemjaxError("DiodeMaxPool.opamp: the super-diode variant needs an op-amp")
+        _check_diode_block("DiodeMaxPool", self)
 
     @property
     def _d(self):
-        if not self.super_diode:
-            return self.diode
-        return eqx.tree_at(
-            lambda d: d.series_resistance,
-            self.diode,
-            self.diode.series_resistance + self.series_resistance,
-        )
+        return _in_series(self.diode, self.series_resistance) if self.super_diode else self.diode
 
     def _anodes(self, y, inputs):
         return y[: self.count] if self.super_diode else inputs
