@@ -49,7 +49,7 @@ def _train(args) -> None:
     from memjax.training.steps import OptimizerConfig
 
     data = load_fer2013(args.data)
-    model_config = ShuffleNetConfig(width=args.width)
+    model_config = ShuffleNetConfig(width=args.width, zero_init_branch=args.zero_init_branch)
     train_config = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -119,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--width", type=float, default=1.0, help="0.5, 1.0, 1.5 or 2.0")
     train.add_argument("--epochs", type=int, default=30)
+    train.add_argument(
+        "--zero-init-branch",
+        action="store_true",
+        help="start each basic unit's branch at zero (faster start of the deep network)",
+    )
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
     train.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")

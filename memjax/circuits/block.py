@@ -57,6 +57,11 @@ class Block(eqx.Module):
     def memristor_voltages(self, y: Float[Array, " n"], inputs: Float[Array, " m"]) -> Array:
         """Voltage across every memristor (V), for the read-disturb check."""
 
+    def observe(self, y: Float[Array, " n"], inputs: Float[Array, " m"]):
+        """(outputs, power, memristor voltages) at once. Blocks whose read-outs share an
+        expensive solve (a diode node, a resistive bit line) override it to solve once."""
+        return self.outputs(y, inputs), self.power(y, inputs), self.memristor_voltages(y, inputs)
+
     @property
     @abc.abstractmethod
     def state_scale(self) -> float:

@@ -60,6 +60,20 @@ class Chain(Block):
             )
         )
 
+    def observe(self, y, inputs):
+        powers, voltages = [], []
+        for block, state in zip(self.blocks, self._split(y), strict=True):
+            inputs, power, memristor_voltages = block.observe(state, inputs)
+            powers.append(power)
+            voltages.append(memristor_voltages)
+        total = Power(
+            *(
+                sum(getattr(p, k) for p in powers)
+                for k in ("memristors", "resistors", "diodes", "opamps")
+            )
+        )
+        return inputs, total, jnp.concatenate(voltages)
+
     def stage_outputs(self, y, inputs):
         """The outputs of every block, in order (for per-stage settling times)."""
         return [block.outputs(state, v) for block, state, v in self._walk(y, inputs)]

@@ -62,6 +62,60 @@ def solve_node(current_in, low, high):
     return jax.lax.custom_root(current_in, 0.5 * (low + high), solve, tangent_solve)
 
 
+LIMITED_NODE_ITERATIONS = 4
+"""Bound-tightening iterations of :func:`solve_limited_node`. Measured over 200,000 pairs of
+driver voltages uniform in [-2.6, 2.6] V (1N4148, 1 kohm, 10 kohm) the bracket is at most
+2e-7 V wide after 4 (its midpoint within 9e-8 V of the root) and 1e-14 V after 5; in the
+states a ReLU actually visits it is far narrower. 2e-7 V is 2e-5 % of V_p = 1 V."""
+
+
+def solve_limited_node(source: Diode, limiter: Diode, load_resistance, anode, cathode):
+    """The node o fed from ``anode`` through ``source``, loaded by ``load_resistance`` to
+    ground and drained through ``limiter`` into ``cathode`` (the diode ReLU's output node).
+
+    Each iteration keeps one diode exact and replaces the other by its tangent, which makes the
+    node a single diode in series with a Thevenin source: a closed form. A diode's current is
+    convex in o, so its tangent never exceeds it: with the limiter linearised the root is an
+    upper bound, with the source linearised a lower bound. The two bounds, each linearised at
+    the other, close in on the root quadratically and can never lose it, at about the cost of
+    four diode evaluations per iteration (a bracketed Newton iteration on o from a wide
+    bracket needed 40). Gradients come from the implicit function theorem.
+    """
+    load_conductance = 1.0 / load_resistance
+
+    def net_current(o):
+        return source.current(anode - o) - o * load_conductance - limiter.current(o - cathode)
+
+    def tangent(diode, v):
+        return jax.jvp(diode.current, (v,), (jnp.ones_like(v),))
+
+    def bounds(lo, hi):
+        # Upper bound: source exact, limiter linearised at lo (its current into its cathode).
+        i2, g2 = tangent(limiter, lo - cathode)
+        conductance = load_conductance + g2
+        v_th, r_th = (g2 * lo - i2) / conductance, 1.0 / conductance
+        upper = v_th + r_th * source.current_through(anode - v_th, r_th)
+        # Lower bound: limiter exact, source linearised at hi (its current into the node).
+        i1, g1 = tangent(source, anode - hi)
+        conductance = load_conductance + g1
+        v_th, r_th = (i1 + g1 * hi) / conductance, 1.0 / conductance
+        lower = v_th - r_th * limiter.current_through(v_th - cathode, r_th)
+        return lower, upper
+
+    def solve(f, _):
+        # Linearisation points for the first round: the node with either diode left out.
+        alone = source.current_through(anode, load_resistance) * load_resistance
+        drained = -limiter.current_through(-cathode, load_resistance) * load_resistance
+        lo, hi = bounds(jnp.minimum(alone, drained), jnp.maximum(alone, drained))
+        for _ in range(LIMITED_NODE_ITERATIONS - 1):
+            lower, upper = bounds(lo, hi)
+            lo, hi = jnp.maximum(lo, lower), jnp.minimum(hi, upper)
+        return 0.5 * (lo + hi)
+
+    guess = jnp.zeros_like(anode - cathode)
+    return jax.lax.custom_root(net_current, guess, solve, lambda g, y: y / g(1.0))
+
+
 def _check_diode_block(owner: str, block) -> None:
     require_positive(owner, "load_resistance", block.load_resistance)
     require_positive(owner, "series_resistance", block.series_resistance)
@@ -121,9 +175,7 @@ class DiodeReLU(Block):
         if self.node_capacitance:
             return y[-1]
         anode, cathode = self._drivers(y, inputs)
-        low = jnp.minimum(jnp.minimum(anode, cathode), 0.0) - 1.0
-        high = jnp.maximum(jnp.maximum(anode, cathode), 0.0) + 1.0
-        return solve_node(lambda o: self._net_current(o, y, inputs), low, high)
+        return solve_limited_node(self._d1, self.diode, self.load_resistance, anode, cathode)
 
     def initial_state(self):
         return jnp.zeros((2 if self.super_diode else 0) + (1 if self.node_capacitance else 0))
@@ -150,7 +202,13 @@ class DiodeReLU(Block):
         return jnp.zeros(0)
 
     def power(self, y, inputs):
+        return self._power_at(self._node(y, inputs), y, inputs)
+
+    def observe(self, y, inputs):
         o = self._node(y, inputs)
+        return o[None], self._power_at(o, y, inputs), jnp.zeros(0)
+
+    def _power_at(self, o, y, inputs):
         anode, cathode = self._drivers(y, inputs)
         i1, i2 = self._d1.current(anode - o), self.diode.current(o - cathode)
         diodes = i1 * (anode - o) + i2 * (o - cathode)
@@ -234,7 +292,13 @@ class DiodeMaxPool(Block):
         return jnp.zeros(0)
 
     def power(self, y, inputs):
+        return self._power_at(self._node(y, inputs), y, inputs)
+
+    def observe(self, y, inputs):
         o = self._node(y, inputs)
+        return o[None], self._power_at(o, y, inputs), jnp.zeros(0)
+
+    def _power_at(self, o, y, inputs):
         anodes = self._anodes(y, inputs)
         currents = self._d.current(anodes - o)
         zero = jnp.zeros(())

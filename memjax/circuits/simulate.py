@@ -9,6 +9,7 @@ Both work under ``jax.jit``, ``jax.vmap`` over block instances and ``jax.grad``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import diffrax
 import equinox as eqx
@@ -71,6 +72,7 @@ def transient(
     rtol: float = 1e-6,
     atol: float = 1e-9,
     max_steps: int = 100_000,
+    energy: Literal["sampled", "integrated"] = "sampled",
 ) -> TransientResult:
     """Simulate ``block`` from rest under ``drive`` (a function of t in s, or constant inputs).
 
@@ -78,17 +80,27 @@ def transient(
     virtual-ground nodes the closed loop is not stiff, and an implicit solver costs hundreds of
     times more per step. Pass ``diffrax.Kvaerno5()`` for stiff blocks (tiny bit-line capacitance).
     A run that hits ``max_steps`` raises :class:`MemjaxError` naming the block and time reached.
+
+    ``energy``: "sampled" integrates the power over the samples (trapezoid rule), which costs
+    nothing beyond the read-outs the settling time needs; "integrated" carries the energy as an
+    extra state under the solver's error control, at the price of the power in every
+    evaluation of the vector field. Measured on the benchmark neuron (64-input kernel + ReLU,
+    30 ns): they differ by 7e-6 relative at 601 samples, 6e-5 at 201.
     """
+    if energy not in ("sampled", "integrated"):
+        raise MemjaxError(f"energy {energy!r}: expected 'sampled' or 'integrated'")
     drive = drive if callable(drive) else step_input(jnp.asarray(drive))
     solver = solver or diffrax.Tsit5()
     y0 = block.initial_state()
+    integrated = energy == "integrated"
 
     def field(tau, state, args):
         y, _ = state
         t = tau * time_unit
         inputs = drive(t)
         dy = block.vector_field(t, y, inputs) * time_unit
-        return dy, block.power(y, inputs).total * time_unit
+        power = block.power(y, inputs).total * time_unit if integrated else jnp.zeros_like(tau)
+        return dy, power
 
     taus = jnp.linspace(0.0, t_end / time_unit, samples)
     solution = diffrax.diffeqsolve(
@@ -107,20 +119,18 @@ def transient(
     ys, energies = solution.ys
     ts = taus * time_unit
     inputs = jax.vmap(drive)(ts)
-    outputs = jax.vmap(block.outputs)(ys, inputs)
-    powers = jax.vmap(block.power)(ys, inputs)
+    outputs, powers, voltages = jax.vmap(block.observe)(ys, inputs)
     final = outputs[-1]
     outside = jnp.any(jnp.abs(outputs - final) > epsilon * full_scale, axis=-1)
     settling_time = _last_crossing(ts, outputs, final, epsilon * full_scale, outside)
     kinds = ("memristors", "resistors", "diodes", "opamps")
     by_kind = {k: jnp.trapezoid(getattr(powers, k), ts) for k in kinds}
-    voltages = jax.vmap(block.memristor_voltages)(ys, inputs)
     return TransientResult(
         ts=ts,
         outputs=outputs,
         final=final,
         settling_time=settling_time,
-        energy=energies[-1],
+        energy=energies[-1] if integrated else sum(by_kind.values()),
         energy_by_kind=by_kind,
         max_power=jnp.max(jax.vmap(lambda p: p.total)(powers)),
         max_memristor_voltage=jnp.max(jnp.abs(voltages), initial=0.0),
