@@ -3,6 +3,7 @@
 from memjax.circuits.block import Block, Power
 from memjax.circuits.chain import Chain
 from memjax.circuits.crossbar import ColumnKernel, PairKernel
+from memjax.circuits.fully_connected import FullyConnected
 from memjax.circuits.mapping import ConductanceMapping, KernelConductances
 from memjax.circuits.simulate import TransientResult, steady_outputs, steady_state, transient
 
@@ -11,6 +12,7 @@ __all__ = [
     "Chain",
     "ColumnKernel",
     "ConductanceMapping",
+    "FullyConnected",
     "KernelConductances",
     "PairKernel",
     "Power",

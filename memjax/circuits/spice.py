@@ -11,6 +11,7 @@ vectors.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import subprocess
@@ -97,6 +98,24 @@ def pair_kernel_netlist(block: PairKernel, inputs, t_end: float, t_step: float) 
     lines = [f"* memjax PairKernel, M = {m}", opamp_subcircuit(block.opamp)]
     lines += _sources(inputs)
     lines += _pair_kernel_body(block, [f"in{i}" for i in range(m)])
+    return _finish(lines, t_end, t_step)
+
+
+def fully_connected_netlist(block, inputs, t_end: float, t_step: float) -> str:
+    """A :class:`~memjax.circuits.fully_connected.FullyConnected` layer: one (M+1)x2 read-out
+    per output on shared word lines; output k at node ``k{k}yo``."""
+    m = len(np.asarray(inputs))
+    lines = [
+        f"* memjax FullyConnected, M = {m}, K = {block.count}",
+        opamp_subcircuit(block.kernels.opamp),
+    ]
+    lines += _sources(inputs)
+    rows = [f"in{i}" for i in range(m)]
+    c = block.kernels.conductances
+    for k in range(block.count):
+        conductances = type(c)(c.positive[k], c.negative[k], c.transimpedance[k], c.bias_voltage)
+        kernel = dataclasses.replace(block.kernels, conductances=conductances)
+        lines += _pair_kernel_body(kernel, rows, p=f"k{k}")
     return _finish(lines, t_end, t_step)
 
 
