@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from memjax.circuits import steady_outputs, transient
+from memjax.circuits import steady_outputs, steady_state, transient
 from memjax.circuits.amplifiers import global_average_pool, inverter, memristive_batch_norm
 from memjax.circuits.diodes import DiodeMaxPool, DiodeReLU
 from memjax.circuits.spice import (
@@ -19,6 +19,7 @@ from memjax.devices import Diode, OpAmp
 from memjax.errors import MemjaxError
 
 AMP = OpAmp(quiescent_power=1e-6)
+AMP_RO = OpAmp(quiescent_power=1e-6, output_resistance=75.0)
 DIODE = Diode.d1n4148()
 V_P = 1.0
 
@@ -110,6 +111,19 @@ def _random_blocks(rng):
             diode_relu_netlist,
             "v(o)",
         ),
+        # 75 ohm of open-loop output resistance in both op-amps, in series with D1 and D2
+        "relu_limited_output_resistance": (
+            DiodeReLU(DIODE, load, V_P, opamp=AMP_RO, super_diode=True),
+            [rng.uniform(1.1, 2.0)],
+            diode_relu_netlist,
+            "v(o)",
+        ),
+        "maxpool_super_output_resistance": (
+            DiodeMaxPool(DIODE, 4, load, opamp=AMP_RO, super_diode=True),
+            list(rng.uniform(0, 1, 4)),
+            diode_max_pool_netlist,
+            "v(o)",
+        ),
         "maxpool_or": (
             DiodeMaxPool(DIODE, 4, load),
             list(rng.uniform(0, 1, 4)),
@@ -190,3 +204,29 @@ def test_sampled_energy_matches_integrated_energy():
     assert float(sampled.energy) == pytest.approx(float(integrated.energy), rel=1e-4)
     with pytest.raises(MemjaxError, match="energy"):
         transient(relu, jnp.array([0.7]), 30e-9, energy="trapezoid")
+
+
+def test_output_resistance_changes_the_limited_relu_and_is_refused_where_not_modelled():
+    """With R_o the limited output still sits at V_p (U2's loop absorbs R_o), but U2's internal
+    output must sink the limiter current i2 through R_o too: it sits about R_o i2 lower (within
+    10%: V_D2 also shifts with the slightly smaller current). The ngspice cases above check the
+    waveforms; the linear blocks refuse R_o > 0 instead of ignoring it."""
+    inputs = jnp.array([2.0])
+    ideal_out = DiodeReLU(DIODE, 10e3, V_P, opamp=AMP, super_diode=True)
+    resistive = DiodeReLU(DIODE, 10e3, V_P, opamp=AMP_RO, super_diode=True)
+    state_ideal, state = steady_state(ideal_out, inputs), steady_state(resistive, inputs)
+    o = float(resistive.outputs(state, inputs)[0])
+    assert o == pytest.approx(float(ideal_out.outputs(state_ideal, inputs)[0]), abs=1e-3)
+    i2 = float(resistive._d2.current(o - state[1]))
+    assert i2 > 1e-4  # the limiter conducts
+    shift = float(state_ideal[1] - state[1])
+    assert shift == pytest.approx(AMP_RO.output_resistance * i2, rel=0.1)
+    from memjax.circuits import PairKernel
+    from memjax.circuits.amplifiers import inverter as make_inverter
+    from memjax.circuits.mapping import ConductanceMapping
+
+    kernel = ConductanceMapping(1e-6, 1e-4).to_conductances(jnp.ones(3), 0.1)
+    with pytest.raises(MemjaxError, match="PairKernel.opamp.output_resistance"):
+        PairKernel(kernel, AMP_RO)
+    with pytest.raises(MemjaxError, match="SummingAmplifier.opamp.output_resistance"):
+        make_inverter(AMP_RO)

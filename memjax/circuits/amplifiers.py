@@ -25,7 +25,12 @@ from jaxtyping import Array, Float
 from memjax.circuits.block import Block, Power
 from memjax.circuits.crossbar import output_stage_power
 from memjax.devices.opamp import OpAmp
-from memjax.devices.validation import require, require_non_negative, require_positive
+from memjax.devices.validation import (
+    require,
+    require_ideal_output,
+    require_non_negative,
+    require_positive,
+)
 from memjax.errors import MemjaxError
 
 
@@ -53,6 +58,7 @@ class SummingAmplifier(Block):
 
     def __check_init__(self):
         owner = "SummingAmplifier"
+        require_ideal_output(owner, self.opamp)
         require(
             owner,
             "input_conductances",

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 from memjax.circuits.block import Block, Power
 from memjax.circuits.mapping import KernelConductances
 from memjax.devices.opamp import OpAmp
-from memjax.devices.validation import require_non_negative, require_positive
+from memjax.devices.validation import require_ideal_output, require_non_negative, require_positive
 from memjax.errors import MemjaxError
 
 
@@ -74,6 +74,7 @@ class PairKernel(Block):
         require_positive("PairKernel", "difference_resistance", self.difference_resistance)
         require_positive("PairKernel", "difference_gain", self.difference_gain)
         require_non_negative("PairKernel", "bitline_capacitance", self.bitline_capacitance)
+        require_ideal_output("PairKernel", self.opamp)
         require_non_negative("PairKernel", "wire_resistance", self.wire_resistance)
         if self.bitline_capacitance and self.wire_resistance:
             raise MemjaxError(
@@ -214,6 +215,7 @@ class ColumnKernel(Block):
     def __check_init__(self):
         require_positive("ColumnKernel", "inverter_resistance", self.inverter_resistance)
         require_non_negative("ColumnKernel", "bitline_capacitance", self.bitline_capacitance)
+        require_ideal_output("ColumnKernel", self.opamp)
 
     @property
     def size(self) -> int:

@@ -156,8 +156,17 @@ class DiodeReLU(Block):
         _check_diode_block("DiodeReLU", self)
 
     @property
+    def _r_out(self):
+        """The op-amps' output resistance, in series with D1 and D2 (super diode only)."""
+        return self.opamp.output_resistance if self.super_diode else 0.0
+
+    @property
     def _d1(self):
-        return _in_series(self.diode, self.series_resistance)
+        return _in_series(self.diode, self.series_resistance + self._r_out)
+
+    @property
+    def _d2(self):
+        return _in_series(self.diode, self._r_out) if self._r_out else self.diode
 
     def _drivers(self, y, inputs):
         """(anode of D1, cathode of D2) for the state y."""
@@ -168,14 +177,14 @@ class DiodeReLU(Block):
     def _net_current(self, o, y, inputs):
         anode, cathode = self._drivers(y, inputs)
         return (
-            self._d1.current(anode - o) - o / self.load_resistance - self.diode.current(o - cathode)
+            self._d1.current(anode - o) - o / self.load_resistance - self._d2.current(o - cathode)
         )
 
     def _node(self, y, inputs):
         if self.node_capacitance:
             return y[-1]
         anode, cathode = self._drivers(y, inputs)
-        return solve_limited_node(self._d1, self.diode, self.load_resistance, anode, cathode)
+        return solve_limited_node(self._d1, self._d2, self.load_resistance, anode, cathode)
 
     def initial_state(self):
         return jnp.zeros((2 if self.super_diode else 0) + (1 if self.node_capacitance else 0))
@@ -210,13 +219,15 @@ class DiodeReLU(Block):
 
     def _power_at(self, o, y, inputs):
         anode, cathode = self._drivers(y, inputs)
-        i1, i2 = self._d1.current(anode - o), self.diode.current(o - cathode)
+        i1, i2 = self._d1.current(anode - o), self._d2.current(o - cathode)
+        # The op-amps' terminals: their output resistance (inside the D models) is theirs.
+        anode, cathode = anode - self._r_out * i1, cathode + self._r_out * i2
         diodes = i1 * (anode - o) + i2 * (o - cathode)
         zero = jnp.zeros(())
         if self.super_diode:
             # D1's series resistor is inside the D1 model: its power is counted with the diode.
-            opamps = output_stage_power(self.opamp, y[0], i1) + output_stage_power(
-                self.opamp, y[1], -i2
+            opamps = output_stage_power(self.opamp, anode, i1) + output_stage_power(
+                self.opamp, cathode, -i2
             )
         else:
             opamps = zero
@@ -252,8 +263,14 @@ class DiodeMaxPool(Block):
         _check_diode_block("DiodeMaxPool", self)
 
     @property
+    def _r_out(self):
+        return self.opamp.output_resistance if self.super_diode else 0.0
+
+    @property
     def _d(self):
-        return _in_series(self.diode, self.series_resistance) if self.super_diode else self.diode
+        if not self.super_diode:
+            return self.diode
+        return _in_series(self.diode, self.series_resistance + self._r_out)
 
     def _anodes(self, y, inputs):
         return y[: self.count] if self.super_diode else inputs
@@ -301,6 +318,7 @@ class DiodeMaxPool(Block):
     def _power_at(self, o, y, inputs):
         anodes = self._anodes(y, inputs)
         currents = self._d.current(anodes - o)
+        anodes = anodes - self._r_out * currents  # the op-amps' terminals
         zero = jnp.zeros(())
         opamps = (
             jnp.sum(output_stage_power(self.opamp, anodes, currents)) if self.super_diode else zero

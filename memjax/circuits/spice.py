@@ -31,7 +31,8 @@ STATE_CAPACITANCE = 1e-12
 
 
 def opamp_subcircuit(amp: OpAmp, name: str = "opamp") -> str:
-    """``.subckt name plus minus out`` implementing OpAmp.output_rate."""
+    """``.subckt name plus minus out`` implementing OpAmp.output_rate, with the output
+    resistance between the buffered state and ``out`` when it is > 0."""
     slew = amp.slew_rate
     linear = (
         f"({amp.open_loop_gain:.12g}*(v(plus)-v(minus))-v(state))/{amp.pole_time_constant:.12g}"
@@ -46,7 +47,11 @@ def opamp_subcircuit(amp: OpAmp, name: str = "opamp") -> str:
             f".subckt {name} plus minus out",
             f"Bstate 0 state I={STATE_CAPACITANCE:.6g}*({rate})*{gate}",
             f"Cstate state 0 {STATE_CAPACITANCE:.6g} IC=0",
-            "Eout out 0 state 0 1",
+            *(
+                ["Eout outi 0 state 0 1", f"Rout outi out {amp.output_resistance:.12g}"]
+                if amp.output_resistance
+                else ["Eout out 0 state 0 1"]
+            ),
             ".ends",
         ]
     )
@@ -303,7 +308,11 @@ def simulate_netlist(netlist: str, amp: OpAmp, outputs: list[str]) -> dict:
     resistors, opamps, diodes = [], [], []
     for line in netlist.splitlines():
         parts = line.split()
-        if not parts or line.startswith((".", "*")) or parts[0] in ("Bstate", "Cstate", "Eout"):
+        if (
+            not parts
+            or line.startswith((".", "*"))
+            or parts[0] in ("Bstate", "Cstate", "Eout", "Rout")
+        ):
             continue
         if parts[0][0] == "R":
             resistors.append((parts[0], parts[1], parts[2], float(parts[3])))

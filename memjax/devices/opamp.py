@@ -46,8 +46,10 @@ class OpAmp(eqx.Module):
         rail_low: lowest output voltage, V.
         rail_high: highest output voltage, V.
         rail_softness: width over which the output slows before a rail, V (> 0).
-        output_resistance: open-loop output resistance R_o, ohm (>= 0). Not yet used: the
-            present circuit blocks and their netlists drive loads from an ideal output.
+        output_resistance: open-loop output resistance R_o, ohm (>= 0), between the
+            internal output y and the terminal. Modelled in the super-diode ReLU and max pool
+            (it adds to the diode branch); the linear blocks (crossbar kernels, summing
+            amplifiers) reject R_o > 0 for now rather than ignore it.
         quiescent_power: static supply power, W (>= 0), counted in the energy of every block.
     """
 

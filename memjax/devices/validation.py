@@ -52,3 +52,13 @@ def require_choice(owner: str, name: str, value, choices: tuple) -> None:
         raise MemjaxError(
             f"{owner}.{name} = {value!r}: expected one of {', '.join(map(repr, choices))}"
         )
+
+
+def require_ideal_output(owner: str, amp) -> None:
+    """Blocks that drive their loads from the op-amp's internal output reject R_o > 0."""
+    r_out = _concrete(amp.output_resistance)
+    if r_out is not None and np.any(r_out > 0):
+        raise MemjaxError(
+            f"{owner}.opamp.output_resistance = {r_out} ohm: not modelled in this block "
+            "(only the super-diode ReLU and max pool model it); use 0"
+        )
