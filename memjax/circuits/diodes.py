@@ -21,6 +21,8 @@ an output limiter at V_p and max pooling, not their schematics.
 
 from __future__ import annotations
 
+import abc
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -129,7 +131,31 @@ def _in_series(diode: Diode, resistance) -> Diode:
     return eqx.tree_at(lambda d: d.series_resistance, diode, diode.series_resistance + resistance)
 
 
-class DiodeReLU(Block):
+class _DiodeNode(Block):
+    """Read-outs shared by the blocks whose output is one diode node o: the output is o,
+    the power follows from o and the state, and no memristor is involved."""
+
+    @abc.abstractmethod
+    def _node(self, y, inputs): ...
+
+    @abc.abstractmethod
+    def _power_at(self, o, y, inputs): ...
+
+    def outputs(self, y, inputs):
+        return self._node(y, inputs)[None]
+
+    def memristor_voltages(self, y, inputs):
+        return jnp.zeros(0)
+
+    def power(self, y, inputs):
+        return self._power_at(self._node(y, inputs), y, inputs)
+
+    def observe(self, y, inputs):
+        o = self._node(y, inputs)
+        return o[None], self._power_at(o, y, inputs), jnp.zeros(0)
+
+
+class DiodeReLU(_DiodeNode):
     """ReLU by diode with the output limiter (plain or super-diode variant).
 
     Attributes:
@@ -204,19 +230,6 @@ class DiodeReLU(Block):
             rates.append(current / scale)
         return jnp.stack(rates) if rates else jnp.zeros(0)
 
-    def outputs(self, y, inputs):
-        return self._node(y, inputs)[None]
-
-    def memristor_voltages(self, y, inputs):
-        return jnp.zeros(0)
-
-    def power(self, y, inputs):
-        return self._power_at(self._node(y, inputs), y, inputs)
-
-    def observe(self, y, inputs):
-        o = self._node(y, inputs)
-        return o[None], self._power_at(o, y, inputs), jnp.zeros(0)
-
     def _power_at(self, o, y, inputs):
         anode, cathode = self._drivers(y, inputs)
         i1, i2 = self._d1.current(anode - o), self._d2.current(o - cathode)
@@ -238,7 +251,7 @@ class DiodeReLU(Block):
         return self.opamp.pole_time_constant if self.opamp is not None else 1e-9
 
 
-class DiodeMaxPool(Block):
+class DiodeMaxPool(_DiodeNode):
     """Max pooling of N inputs by diode-OR or by N super diodes sharing the output node.
 
     Attributes:
@@ -301,19 +314,6 @@ class DiodeMaxPool(Block):
             scale = 1.0 / self.load_resistance if static else self.node_capacitance
             rates.append((current / scale)[None])
         return jnp.concatenate(rates) if rates else jnp.zeros(0)
-
-    def outputs(self, y, inputs):
-        return self._node(y, inputs)[None]
-
-    def memristor_voltages(self, y, inputs):
-        return jnp.zeros(0)
-
-    def power(self, y, inputs):
-        return self._power_at(self._node(y, inputs), y, inputs)
-
-    def observe(self, y, inputs):
-        o = self._node(y, inputs)
-        return o[None], self._power_at(o, y, inputs), jnp.zeros(0)
 
     def _power_at(self, o, y, inputs):
         anodes = self._anodes(y, inputs)
