@@ -114,6 +114,12 @@ def test_wire_resistance_lowers_the_output():
     wired = float(steady_outputs(PairKernel(kernel, ideal, wire_resistance=2e3), inputs)[0])
     assert clean == pytest.approx(weights @ inputs + bias, rel=1e-6)
     assert abs(wired - clean) > 1e-3 and abs(wired) < abs(clean)
+    column_clean = float(steady_outputs(ColumnKernel(kernel, ideal), inputs)[0])
+    column_wired = float(
+        steady_outputs(ColumnKernel(kernel, ideal, wire_resistance=2e3), inputs)[0]
+    )
+    assert column_clean == pytest.approx(weights @ inputs + bias, rel=1e-6)
+    assert abs(column_wired - column_clean) > 1e-3
 
 
 def test_step_limit_names_the_block():
@@ -124,7 +130,9 @@ def test_step_limit_names_the_block():
         PairKernel(kernel, OpAmp(), bitline_capacitance=-1e-15)
 
 
-NGSPICE_CASES = [(kind, seed) for kind in ("pair", "column", "wired") for seed in (10, 11, 12)]
+NGSPICE_CASES = [
+    (kind, seed) for kind in ("pair", "column", "wired", "column_wired") for seed in (10, 11, 12)
+]
 
 
 @pytest.mark.parametrize(("kind", "seed"), NGSPICE_CASES)
@@ -146,6 +154,10 @@ def test_agrees_with_ngspice(kind, seed):
         "wired": lambda: (
             b := PairKernel(kernel, amp, wire_resistance=200.0),
             pair_kernel_netlist(b, inputs, 30e-9, 5e-12),
+        ),
+        "column_wired": lambda: (
+            b := ColumnKernel(kernel, amp, wire_resistance=200.0),
+            column_kernel_netlist(b, inputs, 30e-9, 5e-12),
         ),
     }[kind]()
     ours = transient(block, inputs, 30e-9, rtol=1e-8, atol=1e-11, solver=diffrax.Tsit5())

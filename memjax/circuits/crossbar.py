@@ -205,16 +205,26 @@ class ColumnKernel(Block):
         opamp: the op-amp model of the TIA and of every input inverter.
         inverter_resistance: input and feedback resistance of each inverter, ohm.
         bitline_capacitance: C of the bit line to ground, F (0: algebraic node).
+        wire_resistance: bit-line resistance between adjacent cells and from the last cell to
+            the TIA, ohm (0: ideal wire). Cells in row order, the first farthest from the TIA:
+            the M v_i rows, the M -v_i rows, then the bias row nearest the TIA.
     """
 
     conductances: KernelConductances
     opamp: OpAmp
     inverter_resistance: float = 10e3
     bitline_capacitance: float = 0.0
+    wire_resistance: float = 0.0
 
     def __check_init__(self):
         require_positive("ColumnKernel", "inverter_resistance", self.inverter_resistance)
         require_non_negative("ColumnKernel", "bitline_capacitance", self.bitline_capacitance)
+        require_non_negative("ColumnKernel", "wire_resistance", self.wire_resistance)
+        if self.bitline_capacitance and self.wire_resistance:
+            raise MemjaxError(
+                "ColumnKernel: bitline_capacitance with wire_resistance (a distributed RC line) "
+                "is not modelled; set one of them to 0"
+            )
         require_ideal_output("ColumnKernel", self.opamp)
 
     @property
@@ -241,14 +251,20 @@ class ColumnKernel(Block):
     def initial_state(self):
         return jnp.zeros(1 + self.size + (1 if self.bitline_capacitance else 0))
 
-    def _node(self, y, rows):
+    def _cells_and_node(self, y, rows):
+        """Bit-line voltage at every cell, and at the TIA."""
         if self.bitline_capacitance:
-            return y[-1]
-        return _node(self.row_conductances(), rows, self.g_f, y[0])
+            return y[-1], y[-1]
+        if self.wire_resistance:
+            return _resistive_bitline(
+                self.row_conductances(), rows, self.g_f, y[0], 1.0 / self.wire_resistance
+            )
+        node = _node(self.row_conductances(), rows, self.g_f, y[0])
+        return node, node
 
     def vector_field(self, t, y, inputs, static=False):
         rows = self.rows(y, inputs)
-        node = self._node(y, rows)
+        _, node = self._cells_and_node(y, rows)
         amp = self.opamp
         inverted = y[1 : 1 + self.size]
         inverter_minus = 0.5 * (inputs + inverted)
@@ -268,24 +284,28 @@ class ColumnKernel(Block):
 
     def memristor_voltages(self, y, inputs):
         rows = self.rows(y, inputs)
-        return rows - self._node(y, rows)
+        return rows - self._cells_and_node(y, rows)[0]
 
     def power(self, y, inputs):
         rows = self.rows(y, inputs)
-        node = self._node(y, rows)
+        cells, node = self._cells_and_node(y, rows)
         g = self.row_conductances()
-        memristors = jnp.sum(g * (rows - node) ** 2)
+        memristors = jnp.sum(g * (rows - cells) ** 2)
         inverted = y[1 : 1 + self.size]
         inverter_minus = 0.5 * (inputs + inverted)
         g_i = 1.0 / self.inverter_resistance
         resistors = self.g_f * (y[0] - node) ** 2
+        if self.wire_resistance:
+            line = jnp.append(cells, node)
+            resistors += jnp.sum(jnp.diff(line) ** 2) / self.wire_resistance
         resistors += g_i * jnp.sum(
             (inputs - inverter_minus) ** 2 + (inverted - inverter_minus) ** 2
         )
         i_tia = self.g_f * (y[0] - node)
         # each inverter output feeds its feedback resistor and its crossbar row
         g_rows = self.conductances.positive[:-1]
-        i_inv = g_i * (inverted - inverter_minus) + g_rows * (inverted - node)
+        cells_inverted = cells[self.size : 2 * self.size] if self.wire_resistance else cells
+        i_inv = g_i * (inverted - inverter_minus) + g_rows * (inverted - cells_inverted)
         opamps = output_stage_power(self.opamp, y[0], i_tia) + jnp.sum(
             output_stage_power(self.opamp, inverted, i_inv)
         )

@@ -134,15 +134,21 @@ def column_kernel_netlist(block: ColumnKernel, inputs, t_end: float, t_step: flo
     lines = [f"* memjax ColumnKernel, M = {m}", opamp_subcircuit(block.opamp)]
     lines += _sources(inputs)
     lines.append(f"Vbias inb 0 DC {-sign * c.bias_voltage:.12g}")
+    wired = bool(block.wire_resistance)
+    cell = (lambda j: f"c{j}") if wired else (lambda j: "n")  # noqa: E731
     for i in range(m):
         lines += [
             f"Ri{i} in{i} im{i} {r_i:.12g}",
             f"Rj{i} im{i} inv{i} {r_i:.12g}",
             f"XI{i} 0 im{i} inv{i} opamp",
-            f"Rm{i} in{i} n {1 / g[i]:.12g}",
-            f"Rp{i} inv{i} n {1 / g[m + i]:.12g}",
+            f"Rm{i} in{i} {cell(i)} {1 / g[i]:.12g}",
+            f"Rp{i} inv{i} {cell(m + i)} {1 / g[m + i]:.12g}",
         ]
-    lines.append(f"Rb inb n {1 / g[-1]:.12g}")
+    lines.append(f"Rb inb {cell(2 * m)} {1 / g[-1]:.12g}")
+    if wired:  # the bit line: cell 0 farthest from the TIA, the bias row nearest
+        for j in range(2 * m + 1):
+            after = f"c{j + 1}" if j < 2 * m else "n"
+            lines.append(f"Rw{j} c{j} {after} {block.wire_resistance:.12g}")
     if block.bitline_capacitance:
         lines.append(f"Cn n 0 {block.bitline_capacitance:.12g}")
     lines += [f"Rf n yo {float(c.transimpedance):.12g}", "XT 0 n yo opamp"]
