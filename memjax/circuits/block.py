@@ -27,6 +27,11 @@ class Power(eqx.Module):
     def total(self):
         return self.memristors + self.resistors + self.diodes + self.opamps
 
+    @classmethod
+    def sum(cls, powers) -> Power:
+        """The kind-by-kind sum of several blocks' powers."""
+        return cls(*(sum(getattr(p, k) for p in powers) for k in cls.__dataclass_fields__))
+
 
 class Block(eqx.Module):
     """An analog circuit block driven by input voltages (V)."""

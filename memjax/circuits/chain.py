@@ -52,13 +52,7 @@ class Chain(Block):
         )
 
     def power(self, y, inputs):
-        powers = [block.power(state, v) for block, state, v in self._walk(y, inputs)]
-        return Power(
-            *(
-                sum(getattr(p, k) for p in powers)
-                for k in ("memristors", "resistors", "diodes", "opamps")
-            )
-        )
+        return Power.sum([block.power(state, v) for block, state, v in self._walk(y, inputs)])
 
     def observe(self, y, inputs):
         powers, voltages = [], []
@@ -66,13 +60,7 @@ class Chain(Block):
             inputs, power, memristor_voltages = block.observe(state, inputs)
             powers.append(power)
             voltages.append(memristor_voltages)
-        total = Power(
-            *(
-                sum(getattr(p, k) for p in powers)
-                for k in ("memristors", "resistors", "diodes", "opamps")
-            )
-        )
-        return inputs, total, jnp.concatenate(voltages)
+        return inputs, Power.sum(powers), jnp.concatenate(voltages)
 
     def stage_outputs(self, y, inputs):
         """The outputs of every block, in order (for per-stage settling times)."""

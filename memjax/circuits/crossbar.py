@@ -49,6 +49,18 @@ def _node(g_rows, v_rows, g_f, y):
     return (jnp.sum(g_rows * v_rows, -1) + g_f * y) / (jnp.sum(g_rows, -1) + g_f)
 
 
+def _check_bit_lines(owner: str, kernel) -> None:
+    """Checks shared by both kernel topologies: bit-line options and the read-out op-amp."""
+    require_non_negative(owner, "bitline_capacitance", kernel.bitline_capacitance)
+    require_non_negative(owner, "wire_resistance", kernel.wire_resistance)
+    if kernel.bitline_capacitance and kernel.wire_resistance:
+        raise MemjaxError(
+            f"{owner}: bitline_capacitance with wire_resistance (a distributed RC line) "
+            "is not modelled; set one of them to 0"
+        )
+    require_ideal_output(owner, kernel.opamp)
+
+
 class PairKernel(Block):
     """The proposed (M+1)x2 kernel: two TIAs and one difference stage.
 
@@ -73,14 +85,7 @@ class PairKernel(Block):
     def __check_init__(self):
         require_positive("PairKernel", "difference_resistance", self.difference_resistance)
         require_positive("PairKernel", "difference_gain", self.difference_gain)
-        require_non_negative("PairKernel", "bitline_capacitance", self.bitline_capacitance)
-        require_ideal_output("PairKernel", self.opamp)
-        require_non_negative("PairKernel", "wire_resistance", self.wire_resistance)
-        if self.bitline_capacitance and self.wire_resistance:
-            raise MemjaxError(
-                "PairKernel: bitline_capacitance with wire_resistance (a distributed RC line) "
-                "is not modelled; set one of them to 0"
-            )
+        _check_bit_lines("PairKernel", self)
 
     @property
     def dynamic_nodes(self) -> bool:
@@ -218,14 +223,7 @@ class ColumnKernel(Block):
 
     def __check_init__(self):
         require_positive("ColumnKernel", "inverter_resistance", self.inverter_resistance)
-        require_non_negative("ColumnKernel", "bitline_capacitance", self.bitline_capacitance)
-        require_non_negative("ColumnKernel", "wire_resistance", self.wire_resistance)
-        if self.bitline_capacitance and self.wire_resistance:
-            raise MemjaxError(
-                "ColumnKernel: bitline_capacitance with wire_resistance (a distributed RC line) "
-                "is not modelled; set one of them to 0"
-            )
-        require_ideal_output("ColumnKernel", self.opamp)
+        _check_bit_lines("ColumnKernel", self)
 
     @property
     def size(self) -> int:

@@ -141,6 +141,12 @@ class _DiodeNode(Block):
     @abc.abstractmethod
     def _power_at(self, o, y, inputs): ...
 
+    @property
+    def _r_out(self):
+        """The op-amps' output resistance, in series with the diodes they drive (super-diode
+        variants only)."""
+        return self.opamp.output_resistance if self.super_diode else 0.0
+
     def outputs(self, y, inputs):
         return self._node(y, inputs)[None]
 
@@ -180,11 +186,6 @@ class DiodeReLU(_DiodeNode):
 
     def __check_init__(self):
         _check_diode_block("DiodeReLU", self)
-
-    @property
-    def _r_out(self):
-        """The op-amps' output resistance, in series with D1 and D2 (super diode only)."""
-        return self.opamp.output_resistance if self.super_diode else 0.0
 
     @property
     def _d1(self):
@@ -274,10 +275,6 @@ class DiodeMaxPool(_DiodeNode):
 
     def __check_init__(self):
         _check_diode_block("DiodeMaxPool", self)
-
-    @property
-    def _r_out(self):
-        return self.opamp.output_resistance if self.super_diode else 0.0
 
     @property
     def _d(self):

@@ -33,7 +33,8 @@ class TransientResult(eqx.Module):
         outputs: output voltages at ``ts``, V, shape (len(ts), outputs).
         final: outputs at the end, V.
         settling_time: last time any output was outside +-epsilon * full_scale of ``final``, s.
-        energy: integral of the total power over the run, J (from the integrated energy state).
+        energy: integral of the total power over the run, J (trapezoid rule on the samples, or
+            the integrated energy state with ``energy="integrated"``).
         energy_by_kind: the same split into memristors, resistors, diodes, op-amps, J
             (trapezoid rule on the samples).
         max_power: largest sampled total power, W.
