@@ -1,4 +1,4 @@
-"""10,000 neurons (64-input (M+1)x2 crossbar kernel + amplifiers + super-diode ReLU/limiter):
+"""10,000 neurons (64-input (M+1)x2 crossbar kernel + amplifiers + diode ReLU/limiter, super-diode or plain):
 one batched memjax transient against ngspice on the same circuits.
 
 ngspice simulates one netlist per neuron; it is timed on a random sample of the neurons, running
@@ -33,16 +33,21 @@ from memjax.devices import Diode, OpAmp  # noqa: E402
 
 M, T_END, V_P = 64, 30e-9, 1.0
 AMP = OpAmp(quiescent_power=1e-6)
+PLAIN_DIODE_DROP = 0.55
+"""V, the limiter diode's forward drop at its clamping current (as in tests/test_blocks.py)."""
 
 
-def neurons(count: int, seed: int = 0):
+def neurons(count: int, seed: int = 0, relu: str = "super"):
     rng = np.random.default_rng(seed)
     weights = rng.normal(size=(count, M)) * 0.2
     bias = rng.normal(size=count) * 0.1
     inputs = rng.uniform(0.0, V_P, (count, M))
     kernels = ConductanceMapping(1e-6, 1e-4).to_conductances(weights, bias)
-    relu = DiodeReLU(Diode(), 10e3, V_P, opamp=AMP, super_diode=True)
-    chains = Chain((PairKernel(kernels, AMP, difference_gain=4.0), relu))
+    if relu == "super":
+        block = DiodeReLU(Diode(), 10e3, V_P, opamp=AMP, super_diode=True)
+    else:  # the limiter's diode adds its forward drop to the reference
+        block = DiodeReLU(Diode(), 10e3, V_P - PLAIN_DIODE_DROP)
+    chains = Chain((PairKernel(kernels, AMP, difference_gain=4.0), block))
     return chains, jnp.asarray(inputs)
 
 
@@ -50,6 +55,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--neurons", type=int, default=10_000)
     parser.add_argument("--spice-sample", type=int, default=50)
+    parser.add_argument(
+        "--relu",
+        choices=("super", "plain"),
+        default="super",
+        help="ReLU/limiter variant: op-amp super diodes, or plain diodes (no op-amps)",
+    )
     parser.add_argument("--chunk", type=int, default=1000, help="neurons vmapped together")
     parser.add_argument(
         "--samples", type=int, default=601, help="memjax output samples over the 30 ns"
@@ -61,7 +72,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     spice_step = args.spice_step or T_END / (args.samples - 1)
-    chains, inputs = neurons(args.neurons)
+    chains, inputs = neurons(args.neurons, relu=args.relu)
 
     # Batch over the conductances only: the op-amp and diode parameters are shared. Chunks of
     # neurons are vmapped (one adaptive step sequence per neuron) and run one after another,
@@ -112,7 +123,7 @@ def main() -> None:
     spice_total = per_neuron * args.neurons
     worst = np.max(np.asarray(deviations), axis=0)
     print(
-        f"{args.neurons} neurons: {M}-input (M+1)x2 kernel + super-diode ReLU/limiter, "
+        f"{args.neurons} neurons: {M}-input (M+1)x2 kernel + {args.relu}-diode ReLU/limiter, "
         f"t_end = {T_END * 1e9:.0f} ns, float64, {jax.device_count()} "
         f"{jax.default_backend()} device(s); memjax {args.samples} samples in chunks of "
         f"{args.chunk}, ngspice step "

@@ -5,12 +5,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from memjax.circuits import steady_outputs, steady_state, transient
+from memjax.circuits import (
+    Chain,
+    ConductanceMapping,
+    PairKernel,
+    steady_outputs,
+    steady_state,
+    transient,
+)
 from memjax.circuits.amplifiers import global_average_pool, inverter, memristive_batch_norm
 from memjax.circuits.diodes import DiodeMaxPool, DiodeReLU
 from memjax.circuits.spice import (
     diode_max_pool_netlist,
     diode_relu_netlist,
+    kernel_relu_netlist,
     ngspice_available,
     simulate_netlist,
     summing_amplifier_netlist,
@@ -68,6 +76,37 @@ def test_relu_gradient_through_the_diode_node():
     )
 
 
+def _kernel(rng, inputs, weights=None):
+    """A random (M+1)x2 kernel whose output swings across the ReLU's range."""
+    weights = rng.normal(size=inputs) * 0.3 if weights is None else weights
+    conductances = ConductanceMapping(1e-6, 1e-4).to_conductances(weights, rng.normal() * 0.2)
+    return PairKernel(conductances, AMP, difference_gain=4.0)
+
+
+def test_chain_passes_load_currents_to_the_driving_op_amp():
+    """A plain diode ReLU draws its D1 current from the kernel's output op-amp: the chain's
+    power is the kernel's with that load (class-B stage: (V_rail+ - v_out) i_load more while
+    sourcing) plus the ReLU's. A passive diode node driving a current-drawing block is
+    refused."""
+    rng = np.random.default_rng(4)
+    kernel = _kernel(rng, 16, weights=rng.uniform(0.05, 0.15, 16))
+    relu = DiodeReLU(DIODE, 10e3, V_P - 0.55)
+    chain = Chain((kernel, relu))
+    inputs = jnp.asarray(rng.uniform(0, V_P, 16))
+    y = steady_state(chain, inputs)
+    v_out = kernel.outputs(y[:3], inputs)
+    i_load = relu.input_currents(y[3:], v_out)
+    assert float(v_out[0]) > 0.6 and float(i_load[0]) > 1e-6  # D1 conducts
+    unloaded = kernel.power(y[:3], inputs).total + relu.power(y[3:], v_out).total
+    extra = (AMP.rail_high - v_out[0]) * i_load[0]
+    assert float(chain.power(y, inputs).total) == pytest.approx(float(unloaded + extra), rel=1e-12)
+    assert float(chain.observe(y, inputs)[1].total) == pytest.approx(
+        float(unloaded + extra), rel=1e-12
+    )
+    with pytest.raises(MemjaxError, match=r"blocks\[1\] \(PairKernel\) draws current"):
+        Chain((relu, _kernel(rng, 1)))
+
+
 def _random_blocks(rng):
     """Each block with random element values (conductances, gains, loads) and inputs."""
     g = lambda: float(rng.uniform(1e-5, 1e-4))  # noqa: E731  memristor conductances
@@ -123,6 +162,20 @@ def _random_blocks(rng):
             list(rng.uniform(0, 1, 4)),
             diode_max_pool_netlist,
             "v(o)",
+        ),
+        # a 16-input (M+1)x2 kernel driving each ReLU variant: the plain diode loads the
+        # kernel's output op-amp, whose dissipation the chain must count
+        "kernel_relu_plain": (
+            Chain((_kernel(rng, 16), DiodeReLU(DIODE, load, V_P - 0.55))),
+            list(rng.uniform(0, V_P, 16)),
+            kernel_relu_netlist,
+            "v(ro)",
+        ),
+        "kernel_relu_super": (
+            Chain((_kernel(rng, 16), DiodeReLU(DIODE, load, V_P, opamp=AMP, super_diode=True))),
+            list(rng.uniform(0, V_P, 16)),
+            kernel_relu_netlist,
+            "v(ro)",
         ),
         "maxpool_or": (
             DiodeMaxPool(DIODE, 4, load),

@@ -106,11 +106,19 @@ class SummingAmplifier(Block):
         _, v = self._all(inputs)
         return jnp.append(v - node, y[0] - node)
 
-    def power(self, y, inputs):
+    @property
+    def loads_inputs(self):
+        return True
+
+    def input_currents(self, y, inputs):
+        node = self._node(y, inputs)
+        return jnp.asarray(self.input_conductances) * (jnp.asarray(inputs) - node)
+
+    def power(self, y, inputs, load=None):
         node = self._node(y, inputs)
         g, v = self._all(inputs)
         elements = jnp.sum(g * (v - node) ** 2) + self.feedback_conductance * (y[0] - node) ** 2
-        i_out = self.feedback_conductance * (y[0] - node)
+        i_out = self.feedback_conductance * (y[0] - node) + (0.0 if load is None else load[0])
         opamps = output_stage_power(self.opamp, y[0], i_out)
         zero = jnp.zeros(())
         if self.memristive:

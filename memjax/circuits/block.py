@@ -12,7 +12,16 @@ from __future__ import annotations
 import abc
 
 import equinox as eqx
+import jax.numpy as jnp
 from jaxtyping import Array, Float
+
+from memjax.errors import MemjaxError
+
+
+def refuse_load(owner: str, load, reason: str) -> None:
+    """Blocks whose outputs cannot supply a load current reject one, saying why."""
+    if load is not None:
+        raise MemjaxError(f"{owner}: cannot drive a load: {reason}")
 
 
 class Power(eqx.Module):
@@ -55,17 +64,42 @@ class Block(eqx.Module):
         """The block's output voltages (V)."""
 
     @abc.abstractmethod
-    def power(self, y: Float[Array, " n"], inputs: Float[Array, " m"]) -> Power:
-        """Instantaneous power by kind (W)."""
+    def power(self, y: Float[Array, " n"], inputs: Float[Array, " m"], load=None) -> Power:
+        """Instantaneous power by kind (W).
+
+        ``load``: the currents (A) that whatever the outputs drive draws from them (None:
+        unloaded). An op-amp output supplies it, which adds to its output-stage dissipation;
+        blocks whose outputs are passive nodes model their load as a resistor and accept none.
+        """
+
+    @property
+    def loads_inputs(self) -> bool:
+        """Whether the block draws current from its inputs (rows, resistors, diodes) instead of
+        presenting op-amp inputs; blocks that do override :meth:`input_currents`."""
+        return False
+
+    @property
+    def drives_loads(self) -> bool:
+        """Whether the outputs are op-amp outputs, which hold their voltage whatever they
+        drive (passive output nodes model their load as a resistor instead)."""
+        return True
+
+    def input_currents(self, y: Float[Array, " n"], inputs: Float[Array, " m"]) -> Array:
+        """Current drawn from each input terminal, A."""
+        return jnp.zeros_like(inputs)
 
     @abc.abstractmethod
     def memristor_voltages(self, y: Float[Array, " n"], inputs: Float[Array, " m"]) -> Array:
         """Voltage across every memristor (V), for the read-disturb check."""
 
-    def observe(self, y: Float[Array, " n"], inputs: Float[Array, " m"]):
+    def observe(self, y: Float[Array, " n"], inputs: Float[Array, " m"], load=None):
         """(outputs, power, memristor voltages) at once. Blocks whose read-outs share an
         expensive solve (a diode node, a resistive bit line) override it to solve once."""
-        return self.outputs(y, inputs), self.power(y, inputs), self.memristor_voltages(y, inputs)
+        return (
+            self.outputs(y, inputs),
+            self.power(y, inputs, load),
+            self.memristor_voltages(y, inputs),
+        )
 
     @property
     @abc.abstractmethod

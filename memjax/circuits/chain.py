@@ -1,8 +1,11 @@
 """A chain of blocks: the outputs of each block drive the inputs of the next.
 
-Every block's output is an op-amp output or a node that the next block reads without loading it
-(its inputs are op-amp inputs or the load it already models), so a chain is the concatenation of
-the blocks' states with their vector fields evaluated in order.
+Every block's output is either an op-amp output, which holds its voltage whatever the next block
+draws (that current only adds to the op-amp's output-stage dissipation, which the chain passes
+on as the block's ``load``), or a passive node whose load is already modelled (a diode block's
+R_L) and which the next block reads through op-amp inputs. So a chain is the concatenation of
+the blocks' states with their vector fields evaluated in order; a passive node driving a block
+that draws current would need a joint node solve and is refused at construction.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from memjax.circuits.block import Block, Power
+from memjax.errors import MemjaxError
 
 
 class Chain(Block):
@@ -20,6 +24,16 @@ class Chain(Block):
     """
 
     blocks: tuple[Block, ...]
+
+    def __check_init__(self):
+        for index, (driver, driven) in enumerate(zip(self.blocks, self.blocks[1:])):
+            if driven.loads_inputs and not driver.drives_loads:
+                raise MemjaxError(
+                    f"Chain.blocks[{index + 1}] ({type(driven).__name__}) draws current from "
+                    f"its inputs, but blocks[{index}] ({type(driver).__name__}) has a passive "
+                    "output node whose load is its own load resistance; put an op-amp stage "
+                    "(a super-diode variant or a buffer) between them"
+                )
 
     def _split(self, y):
         parts, start = [], 0
@@ -51,15 +65,44 @@ class Chain(Block):
             [block.memristor_voltages(state, v) for block, state, v in self._walk(y, inputs)]
         )
 
-    def power(self, y, inputs):
-        return Power.sum([block.power(state, v) for block, state, v in self._walk(y, inputs)])
+    @property
+    def loads_inputs(self):
+        return self.blocks[0].loads_inputs
 
-    def observe(self, y, inputs):
-        powers, voltages = [], []
-        for block, state in zip(self.blocks, self._split(y), strict=True):
+    @property
+    def drives_loads(self):
+        return self.blocks[-1].drives_loads
+
+    def input_currents(self, y, inputs):
+        return self.blocks[0].input_currents(self._split(y)[0], inputs)
+
+    def _loads(self, states, stage_inputs, load):
+        """The current each block's outputs supply to the next block (the last: ``load``)."""
+        loads = []
+        for driven, state, v in zip(self.blocks[1:], states[1:], stage_inputs[1:]):
+            loads.append(driven.input_currents(state, v) if driven.loads_inputs else None)
+        return loads + [load]
+
+    def power(self, y, inputs, load=None):
+        walk = list(self._walk(y, inputs))
+        states, stage_inputs = [w[1] for w in walk], [w[2] for w in walk]
+        loads = self._loads(states, stage_inputs, load)
+        return Power.sum(
+            [b.power(s, v, i) for b, s, v, i in zip(self.blocks, states, stage_inputs, loads)]
+        )
+
+    def observe(self, y, inputs, load=None):
+        states = self._split(y)
+        stage_inputs, powers, voltages = [], [], []
+        for block, state in zip(self.blocks, states, strict=True):
+            stage_inputs.append(inputs)
             inputs, power, memristor_voltages = block.observe(state, inputs)
             powers.append(power)
             voltages.append(memristor_voltages)
+        loads = self._loads(states, stage_inputs, load)
+        for index, (block, i) in enumerate(zip(self.blocks, loads)):
+            if i is not None:  # the driving block's power again, with its load
+                powers[index] = block.power(states[index], stage_inputs[index], i)
         return inputs, Power.sum(powers), jnp.concatenate(voltages)
 
     def stage_outputs(self, y, inputs):

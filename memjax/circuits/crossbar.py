@@ -44,6 +44,11 @@ def output_stage_power(amp: OpAmp, y, i_out):
     return amp.quiescent_power + stage
 
 
+def _load(load):
+    """The load current of a block's single output (0 when unloaded)."""
+    return 0.0 if load is None else load[0]
+
+
 def _node(g_rows, v_rows, g_f, y):
     """Voltage of an algebraic summing node: KCL with rows and a feedback conductance."""
     return (jnp.sum(g_rows * v_rows, -1) + g_f * y) / (jnp.sum(g_rows, -1) + g_f)
@@ -159,7 +164,17 @@ class PairKernel(Block):
         cells_a, _, cells_b, _ = self._nodes(y, rows)
         return jnp.concatenate([rows - cells_a, rows - cells_b])
 
-    def power(self, y, inputs):
+    @property
+    def loads_inputs(self):
+        return True
+
+    def input_currents(self, y, inputs):
+        rows = self.rows(inputs)
+        cells_a, _, cells_b, _ = self._nodes(y, rows)
+        c = self.conductances
+        return (c.positive * (rows - cells_a) + c.negative * (rows - cells_b))[:-1]
+
+    def power(self, y, inputs, load=None):
         rows = self.rows(inputs)
         cells_a, node_a, cells_b, node_b = self._nodes(y, rows)
         c, g_d = self.conductances, 1.0 / self.difference_resistance
@@ -173,7 +188,7 @@ class PairKernel(Block):
         difference += g_d * (y[1] - v_plus) ** 2 + g_g * v_plus**2
         i_a = self.g_f * (y[0] - node_a) + g_d * (y[0] - v_minus)
         i_b = self.g_f * (y[1] - node_b) + g_d * (y[1] - v_plus)
-        i_out = g_g * (y[2] - v_minus)
+        i_out = g_g * (y[2] - v_minus) + _load(load)
         opamps = sum(
             output_stage_power(self.opamp, out, i)
             for out, i in ((y[0], i_a), (y[1], i_b), (y[2], i_out))
@@ -284,7 +299,19 @@ class ColumnKernel(Block):
         rows = self.rows(y, inputs)
         return rows - self._cells_and_node(y, rows)[0]
 
-    def power(self, y, inputs):
+    @property
+    def loads_inputs(self):
+        return True
+
+    def input_currents(self, y, inputs):
+        rows = self.rows(y, inputs)
+        cells, _ = self._cells_and_node(y, rows)
+        g = self.row_conductances()
+        inverted = y[1 : 1 + self.size]
+        to_rows = (g * (rows - cells))[: self.size]  # input i drives row i directly
+        return to_rows + (inputs - 0.5 * (inputs + inverted)) / self.inverter_resistance
+
+    def power(self, y, inputs, load=None):
         rows = self.rows(y, inputs)
         cells, node = self._cells_and_node(y, rows)
         g = self.row_conductances()
@@ -299,7 +326,7 @@ class ColumnKernel(Block):
         resistors += g_i * jnp.sum(
             (inputs - inverter_minus) ** 2 + (inverted - inverter_minus) ** 2
         )
-        i_tia = self.g_f * (y[0] - node)
+        i_tia = self.g_f * (y[0] - node) + _load(load)
         # each inverter output feeds its feedback resistor and its crossbar row
         g_rows = self.conductances.positive[:-1]
         cells_inverted = cells[self.size : 2 * self.size] if self.wire_resistance else cells

@@ -27,7 +27,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from memjax.circuits.block import Block, Power
+from memjax.circuits.block import Block, Power, refuse_load
 from memjax.circuits.crossbar import output_stage_power
 from memjax.devices.diode import Diode
 from memjax.devices.opamp import OpAmp
@@ -131,6 +131,9 @@ def _in_series(diode: Diode, resistance) -> Diode:
     return eqx.tree_at(lambda d: d.series_resistance, diode, diode.series_resistance + resistance)
 
 
+_PASSIVE = "its output node is passive; its load is its load_resistance"
+
+
 class _DiodeNode(Block):
     """Read-outs shared by the blocks whose output is one diode node o: the output is o,
     the power follows from o and the state, and no memristor is involved."""
@@ -153,10 +156,28 @@ class _DiodeNode(Block):
     def memristor_voltages(self, y, inputs):
         return jnp.zeros(0)
 
-    def power(self, y, inputs):
+    @property
+    def loads_inputs(self):
+        return not self.super_diode  # super diodes present op-amp inputs
+
+    @property
+    def drives_loads(self):
+        return False  # the load is the block's own R_L
+
+    def input_currents(self, y, inputs):
+        if self.super_diode:
+            return jnp.zeros_like(inputs)
+        return self._input_currents_at(self._node(y, inputs), y, inputs)
+
+    @abc.abstractmethod
+    def _input_currents_at(self, o, y, inputs): ...
+
+    def power(self, y, inputs, load=None):
+        refuse_load(type(self).__name__, load, _PASSIVE)
         return self._power_at(self._node(y, inputs), y, inputs)
 
-    def observe(self, y, inputs):
+    def observe(self, y, inputs, load=None):
+        refuse_load(type(self).__name__, load, _PASSIVE)
         o = self._node(y, inputs)
         return o[None], self._power_at(o, y, inputs), jnp.zeros(0)
 
@@ -230,6 +251,9 @@ class DiodeReLU(_DiodeNode):
             scale = 1.0 / self.load_resistance if static else self.node_capacitance
             rates.append(current / scale)
         return jnp.stack(rates) if rates else jnp.zeros(0)
+
+    def _input_currents_at(self, o, y, inputs):
+        return self._d1.current(inputs[0] - o)[None]
 
     def _power_at(self, o, y, inputs):
         anode, cathode = self._drivers(y, inputs)
@@ -311,6 +335,9 @@ class DiodeMaxPool(_DiodeNode):
             scale = 1.0 / self.load_resistance if static else self.node_capacitance
             rates.append((current / scale)[None])
         return jnp.concatenate(rates) if rates else jnp.zeros(0)
+
+    def _input_currents_at(self, o, y, inputs):
+        return self._d.current(inputs - o)
 
     def _power_at(self, o, y, inputs):
         anodes = self._anodes(y, inputs)

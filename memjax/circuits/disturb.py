@@ -20,7 +20,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax.numpy as jnp
 
-from memjax.circuits.block import Block, Power
+from memjax.circuits.block import Block, Power, refuse_load
 from memjax.circuits.crossbar import PairKernel
 from memjax.circuits.diodes import solve_node
 from memjax.devices.memristor import Memristor
@@ -83,9 +83,17 @@ class DynamicCrossbar(Block):
         circuit, x = self._split(y)
         return self._kernel_at(x).memristor_voltages(circuit, inputs)
 
-    def power(self, y, inputs):
+    @property
+    def loads_inputs(self):
+        return True
+
+    def input_currents(self, y, inputs):
         circuit, x = self._split(y)
-        return self._kernel_at(x).power(circuit, inputs)
+        return self._kernel_at(x).input_currents(circuit, inputs)
+
+    def power(self, y, inputs, load=None):
+        circuit, x = self._split(y)
+        return self._kernel_at(x).power(circuit, inputs, load)
 
     def states(self, y):
         """The memristor states (G+ cells, then G- cells)."""
@@ -139,7 +147,20 @@ class WriteCircuit(Block):
     def memristor_voltages(self, y, inputs):
         return self.device_voltage(y[0], inputs[0])[None]
 
-    def power(self, y, inputs):
+    @property
+    def loads_inputs(self):
+        return True
+
+    @property
+    def drives_loads(self):
+        return False  # its output is the memristor's state, not a voltage
+
+    def input_currents(self, y, inputs):
+        v = self.device_voltage(y[0], inputs[0])
+        return ((inputs[0] - v) / self.series_resistance)[None]
+
+    def power(self, y, inputs, load=None):
+        refuse_load("WriteCircuit", load, "its output is the memristor's state, not a voltage")
         v = self.device_voltage(y[0], inputs[0])
         i = self.device.current(y[0], v)
         zero = jnp.zeros(())

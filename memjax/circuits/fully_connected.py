@@ -58,17 +58,18 @@ class FullyConnected(Block):
     def _per_output(self) -> int:
         return 5 if self.kernels.dynamic_nodes else 3
 
-    def _each(self, fn, y):
-        """``fn(kernel_k, y_k)`` for every output k, stacked along a leading axis."""
+    def _each(self, fn, y, *per_output):
+        """``fn(kernel_k, y_k, *per_output_k)`` for every output k, stacked along a leading
+        axis."""
         c = self.kernels.conductances
 
-        def one(positive, negative, transimpedance, state):
+        def one(positive, negative, transimpedance, state, *extra):
             conductances = KernelConductances(positive, negative, transimpedance, c.bias_voltage)
             kernel = eqx.tree_at(lambda k: k.conductances, self.kernels, conductances)
-            return fn(kernel, state)
+            return fn(kernel, state, *extra)
 
         states = y.reshape(self.count, self._per_output)
-        return jax.vmap(one)(c.positive, c.negative, c.transimpedance, states)
+        return jax.vmap(one)(c.positive, c.negative, c.transimpedance, states, *per_output)
 
     def initial_state(self):
         return jnp.zeros(self.count * self._per_output)
@@ -79,8 +80,18 @@ class FullyConnected(Block):
     def outputs(self, y, inputs):
         return self._each(lambda k, s: k.outputs(s, inputs), y)[:, 0]
 
-    def power(self, y, inputs):
-        each = self._each(lambda k, s: k.power(s, inputs), y)
+    @property
+    def loads_inputs(self):
+        return True
+
+    def input_currents(self, y, inputs):
+        return jnp.sum(self._each(lambda k, s: k.input_currents(s, inputs), y), axis=0)
+
+    def power(self, y, inputs, load=None):
+        if load is None:
+            each = self._each(lambda k, s: k.power(s, inputs), y)
+        else:
+            each = self._each(lambda k, s, i: k.power(s, inputs, i[None]), y, load)
         return Power(*(jnp.sum(getattr(each, k)) for k in Power.__dataclass_fields__))
 
     def memristor_voltages(self, y, inputs):
