@@ -1,5 +1,5 @@
-"""10,000 neurons (64-input (M+1)x2 crossbar kernel + amplifiers + diode ReLU/limiter, super-diode or plain):
-one batched memjax transient against ngspice on the same circuits.
+"""10,000 neurons (64-input (M+1)x2 crossbar kernel + amplifiers + diode ReLU/limiter):
+one batched memjax transient against ngspice on the same circuits (super-diode or plain ReLU).
 
 ngspice simulates one netlist per neuron; it is timed on a random sample of the neurons, running
 the simulation alone (no waveforms written), and its time per neuron is scaled to the whole
