@@ -13,6 +13,7 @@ V_p = 1 V), settling time and energy (relative).
 from __future__ import annotations
 
 import argparse
+import math
 import subprocess
 import tempfile
 import time
@@ -31,7 +32,7 @@ from memjax.circuits.diodes import DiodeReLU  # noqa: E402
 from memjax.circuits.spice import kernel_relu_netlist, simulate_netlist  # noqa: E402
 from memjax.devices import Diode, OpAmp  # noqa: E402
 
-M, T_END, V_P = 64, 30e-9, 1.0
+M, T_END, V_P, EPSILON = 64, 30e-9, 1.0, 0.01
 AMP = OpAmp(quiescent_power=1e-6)
 PLAIN_DIODE_DROP = 0.55
 """V, the limiter diode's forward drop at its clamping current (as in tests/test_blocks.py)."""
@@ -57,13 +58,24 @@ def main() -> None:
     parser.add_argument("--spice-sample", type=int, default=50)
     parser.add_argument(
         "--relu",
-        choices=("super", "plain"),
-        default="super",
-        help="ReLU/limiter variant: op-amp super diodes, or plain diodes (no op-amps)",
+        choices=("plain", "super"),
+        default="plain",
+        help="ReLU/limiter variant: plain diodes (the paper's diode ReLU), or op-amp super diodes",
     )
-    parser.add_argument("--chunk", type=int, default=1000, help="neurons vmapped together")
     parser.add_argument(
-        "--samples", type=int, default=601, help="memjax output samples over the 30 ns"
+        "--reference-step",
+        type=float,
+        default=5e-12,
+        help="ngspice step of the reference runs the deviations are measured against, s",
+    )
+    parser.add_argument("--rtol", type=float, default=1e-4, help="memjax's relative tolerance")
+    parser.add_argument(
+        "--spice-reltol", type=float, default=1e-6, help="ngspice's reltol in the timed runs"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="memjax runs; the best counts")
+    parser.add_argument("--chunk", type=int, default=200, help="neurons vmapped together")
+    parser.add_argument(
+        "--samples", type=int, default=151, help="memjax output samples over the 30 ns"
     )
     parser.add_argument(
         "--spice-step",
@@ -84,7 +96,7 @@ def main() -> None:
     shared = eqx.filter(chains, per_neuron, inverse=True)
     run = jax.jit(
         lambda c, v: jax.lax.map(
-            lambda cv: _finals(eqx.combine(cv[0], shared), cv[1], args.samples),
+            lambda cv: _finals(eqx.combine(cv[0], shared), cv[1], args.samples, args.rtol),
             (c, v),
             batch_size=args.chunk,
         )
@@ -92,12 +104,14 @@ def main() -> None:
     start = time.perf_counter()
     jax.block_until_ready(run(batched, inputs))
     compile_and_run = time.perf_counter() - start
-    start = time.perf_counter()
-    finals, settling, energy = jax.block_until_ready(run(batched, inputs))
-    memjax_seconds = time.perf_counter() - start
+    memjax_seconds = math.inf
+    for _ in range(args.repeats):  # the best of a few runs, as timeit does
+        start = time.perf_counter()
+        finals, settling, energy = jax.block_until_ready(run(batched, inputs))
+        memjax_seconds = min(memjax_seconds, time.perf_counter() - start)
 
     sample = np.random.default_rng(1).choice(args.neurons, args.spice_sample, replace=False)
-    deviations, spice_seconds = [], 0.0
+    ours, coarse, reference, spice_seconds = [], [], [], 0.0
     for index in sample:
         chain = jax.tree.map(
             lambda x, index=index: (
@@ -105,23 +119,18 @@ def main() -> None:
             ),
             chains,
         )
-        netlist = kernel_relu_netlist(chain, np.asarray(inputs[index]), T_END, spice_step)
-        spice_seconds += _ngspice_seconds(netlist)
-        spice = simulate_netlist(netlist, AMP, ["v(ro)"])
-        out = spice["v(ro)"]
-        outside = np.flatnonzero(np.abs(out - out[-1]) > 0.01 * V_P)
-        t_settle = spice["time"][outside[-1] + 1] if len(outside) else 0.0
-        e_spice = sum(np.trapezoid(p, spice["time"]) for p in spice["power"].values())
-        deviations.append(
-            (
-                abs(float(finals[index]) - out[-1]) / V_P,
-                abs(float(settling[index]) - t_settle) / t_settle if t_settle > 0.2e-9 else 0.0,
-                abs(float(energy[index]) - e_spice) / e_spice,
-            )
+        v = np.asarray(inputs[index])
+        netlist = kernel_relu_netlist(chain, v, T_END, spice_step).replace(
+            "reltol=1e-6", f"reltol={args.spice_reltol:g}"
         )
+        spice_seconds += _ngspice_seconds(netlist)
+        coarse.append(_spice_metrics(netlist))
+        reference.append(_spice_metrics(kernel_relu_netlist(chain, v, T_END, args.reference_step)))
+        ours.append((float(finals[index]), float(settling[index]), float(energy[index])))
     per_neuron = spice_seconds / len(sample)
     spice_total = per_neuron * args.neurons
-    worst = np.max(np.asarray(deviations), axis=0)
+    worst_ours = _worst_deviation(ours, reference)
+    worst_spice = _worst_deviation(coarse, reference)
     print(
         f"{args.neurons} neurons: {M}-input (M+1)x2 kernel + {args.relu}-diode ReLU/limiter, "
         f"t_end = {T_END * 1e9:.0f} ns, float64, {jax.device_count()} "
@@ -141,9 +150,17 @@ def main() -> None:
     )
     print(f"speed-up: {spice_total / memjax_seconds:.0f}x")
     print(
-        f"largest deviation on the sample: final {100 * worst[0]:.4f}% of V_p, "
-        f"settling {100 * worst[1]:.3f}%, energy {100 * worst[2]:.4f}%"
+        f"largest deviation from ngspice at {args.reference_step * 1e12:.0f} ps on the sample "
+        "(final % of V_p / settling % / energy %):"
     )
+    for name, worst in (
+        ("memjax", worst_ours),
+        (f"ngspice {spice_step * 1e12:.0f} ps", worst_spice),
+    ):
+        print(
+            f"  {name:<16} {100 * worst[0]:.4f} / {100 * worst[1]:.3f} / {100 * worst[2]:.4f}"
+            f"   ({'within' if _within(worst) else 'OUTSIDE'} the tests' 0.5 / 3 / 3)"
+        )
 
 
 def _ngspice_seconds(netlist: str) -> float:
@@ -158,8 +175,45 @@ def _ngspice_seconds(netlist: str) -> float:
         return time.perf_counter() - start
 
 
-def _finals(chain, inputs, samples):
-    r = transient(chain, inputs, T_END, samples=samples, rtol=1e-6, atol=1e-9)
+def _settling_time(ts, out, final, band):
+    """The transient's estimator (memjax.circuits.simulate._last_crossing): the last
+    crossing into the band, linear between samples."""
+    outside = np.flatnonzero(np.abs(out - final) > band)
+    if not len(outside):
+        return 0.0
+    a = outside[-1]
+    if a + 1 == len(ts):
+        return float(ts[-1])
+    error_a, error_b = abs(out[a] - final), abs(out[a + 1] - final)
+    fraction = np.clip((error_a - band) / max(error_a - error_b, 1e-30), 0.0, 1.0)
+    return float(ts[a] + fraction * (ts[a + 1] - ts[a]))
+
+
+def _spice_metrics(netlist: str):
+    """(final output, settling time, energy) of one ngspice run of the netlist."""
+    spice = simulate_netlist(netlist, AMP, ["v(ro)"])
+    out = spice["v(ro)"]
+    energy = sum(np.trapezoid(p, spice["time"]) for p in spice["power"].values())
+    return out[-1], _settling_time(spice["time"], out, out[-1], EPSILON * V_P), energy
+
+
+def _worst_deviation(results, reference):
+    """Largest |final| deviation (fraction of V_p), relative settling and energy deviations;
+    settling only where the reference settles later than 0.2 ns (resolvable)."""
+    results, reference = np.asarray(results), np.asarray(reference)
+    final = np.abs(results[:, 0] - reference[:, 0]) / V_P
+    slow = reference[:, 1] > 0.2e-9
+    settling = np.abs(results[slow, 1] - reference[slow, 1]) / reference[slow, 1]
+    energy = np.abs(results[:, 2] - reference[:, 2]) / reference[:, 2]
+    return final.max(), settling.max(initial=0.0), energy.max()
+
+
+def _within(worst) -> bool:
+    return worst[0] <= 0.005 and worst[1] <= 0.03 and worst[2] <= 0.03
+
+
+def _finals(chain, inputs, samples, rtol):
+    r = transient(chain, inputs, T_END, samples=samples, rtol=rtol, atol=1e-3 * rtol)
     return r.final[0], r.settling_time, r.energy
 
 

@@ -92,13 +92,20 @@ class Block(eqx.Module):
     def memristor_voltages(self, y: Float[Array, " n"], inputs: Float[Array, " m"]) -> Array:
         """Voltage across every memristor (V), for the read-disturb check."""
 
+    def peak_memristor_voltage(self, y: Float[Array, " n"], inputs: Float[Array, " m"]):
+        """The largest |V| across any of the block's memristors (0 V without any), V."""
+        return jnp.max(jnp.abs(self.memristor_voltages(y, inputs)), initial=0.0)
+
     def observe(self, y: Float[Array, " n"], inputs: Float[Array, " m"], load=None):
-        """(outputs, power, memristor voltages) at once. Blocks whose read-outs share an
-        expensive solve (a diode node, a resistive bit line) override it to solve once."""
+        """(outputs, power, peak memristor |V|, input currents) at once: the read-outs of a
+        transient. Blocks whose read-outs share an expensive solve (a diode node, a resistive
+        bit line) override it to solve once; under ``jax.jit`` what the caller does not use
+        is never computed."""
         return (
             self.outputs(y, inputs),
             self.power(y, inputs, load),
-            self.memristor_voltages(y, inputs),
+            self.peak_memristor_voltage(y, inputs),
+            self.input_currents(y, inputs),
         )
 
     @property

@@ -76,34 +76,42 @@ class Chain(Block):
     def input_currents(self, y, inputs):
         return self.blocks[0].input_currents(self._split(y)[0], inputs)
 
-    def _loads(self, states, stage_inputs, load):
-        """The current each block's outputs supply to the next block (the last: ``load``)."""
-        loads = []
-        for driven, state, v in zip(self.blocks[1:], states[1:], stage_inputs[1:]):
-            loads.append(driven.input_currents(state, v) if driven.loads_inputs else None)
-        return loads + [load]
-
     def power(self, y, inputs, load=None):
-        walk = list(self._walk(y, inputs))
-        states, stage_inputs = [w[1] for w in walk], [w[2] for w in walk]
-        loads = self._loads(states, stage_inputs, load)
-        return Power.sum(
-            [b.power(s, v, i) for b, s, v, i in zip(self.blocks, states, stage_inputs, loads)]
-        )
+        return self.observe(y, inputs, load)[1]
 
     def observe(self, y, inputs, load=None):
+        """Every block observed once. Forward, the stage inputs: an op-amp output is read
+        from the state, a passive node (which nothing after it loads) from its observation.
+        Backward, the observations, each block with the input currents of the next as its
+        load."""
         states = self._split(y)
-        stage_inputs, powers, voltages = [], [], []
-        for block, state in zip(self.blocks, states, strict=True):
+        stage_inputs, observations = [], [None] * len(self.blocks)
+        for index, (block, state) in enumerate(zip(self.blocks, states, strict=True)):
             stage_inputs.append(inputs)
-            inputs, power, memristor_voltages = block.observe(state, inputs)
-            powers.append(power)
-            voltages.append(memristor_voltages)
-        loads = self._loads(states, stage_inputs, load)
-        for index, (block, i) in enumerate(zip(self.blocks, loads)):
-            if i is not None:  # the driving block's power again, with its load
-                powers[index] = block.power(states[index], stage_inputs[index], i)
-        return inputs, Power.sum(powers), jnp.concatenate(voltages)
+            if block.drives_loads:
+                inputs = block.outputs(state, inputs)
+            else:
+                last = index + 1 == len(self.blocks)
+                observations[index] = block.observe(state, inputs, load if last else None)
+                inputs = observations[index][0]
+        for index in reversed(range(len(self.blocks))):
+            if observations[index] is not None:
+                continue
+            if index + 1 == len(self.blocks):
+                block_load = load
+            elif self.blocks[index + 1].loads_inputs:
+                block_load = observations[index + 1][3]
+            else:
+                block_load = None
+            observations[index] = self.blocks[index].observe(
+                states[index], stage_inputs[index], block_load
+            )
+        return (
+            observations[-1][0],
+            Power.sum([o[1] for o in observations]),
+            jnp.max(jnp.stack([o[2] for o in observations])),
+            observations[0][3],
+        )
 
     def stage_outputs(self, y, inputs):
         """The outputs of every block, in order (for per-stage settling times)."""

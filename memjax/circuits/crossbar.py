@@ -49,6 +49,13 @@ def _load(load):
     return 0.0 if load is None else load[0]
 
 
+def _peak_difference(rows, cells):
+    """max |rows - cells|; for one bit-line voltage without the |rows| x 1 intermediate."""
+    if jnp.ndim(cells) == 0:
+        return jnp.maximum(jnp.max(rows) - cells, cells - jnp.min(rows))
+    return jnp.max(jnp.abs(rows - cells))
+
+
 def _node(g_rows, v_rows, g_f, y):
     """Voltage of an algebraic summing node: KCL with rows and a feedback conductance."""
     return (jnp.sum(g_rows * v_rows, -1) + g_f * y) / (jnp.sum(g_rows, -1) + g_f)
@@ -163,6 +170,11 @@ class PairKernel(Block):
         rows = self.rows(inputs)
         cells_a, _, cells_b, _ = self._nodes(y, rows)
         return jnp.concatenate([rows - cells_a, rows - cells_b])
+
+    def peak_memristor_voltage(self, y, inputs):
+        rows = self.rows(inputs)
+        cells_a, _, cells_b, _ = self._nodes(y, rows)
+        return jnp.maximum(_peak_difference(rows, cells_a), _peak_difference(rows, cells_b))
 
     @property
     def loads_inputs(self):

@@ -179,7 +179,10 @@ class _DiodeNode(Block):
     def observe(self, y, inputs, load=None):
         refuse_load(type(self).__name__, load, _PASSIVE)
         o = self._node(y, inputs)
-        return o[None], self._power_at(o, y, inputs), jnp.zeros(0)
+        currents = (
+            jnp.zeros_like(inputs) if self.super_diode else self._input_currents_at(o, y, inputs)
+        )
+        return o[None], self._power_at(o, y, inputs), jnp.zeros(()), currents
 
 
 class DiodeReLU(_DiodeNode):

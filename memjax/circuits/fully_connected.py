@@ -97,6 +97,9 @@ class FullyConnected(Block):
     def memristor_voltages(self, y, inputs):
         return self._each(lambda k, s: k.memristor_voltages(s, inputs), y).reshape(-1)
 
+    def peak_memristor_voltage(self, y, inputs):
+        return jnp.max(self._each(lambda k, s: k.peak_memristor_voltage(s, inputs), y))
+
     @property
     def state_scale(self):
         return self.kernels.state_scale

@@ -90,7 +90,8 @@ def transient(
     """
     if energy not in ("sampled", "integrated"):
         raise MemjaxError(f"energy {energy!r}: expected 'sampled' or 'integrated'")
-    drive = drive if callable(drive) else step_input(jnp.asarray(drive))
+    constant = None if callable(drive) else jnp.asarray(drive)
+    drive = drive if constant is None else step_input(constant)
     solver = solver or diffrax.Tsit5()
     y0 = block.initial_state()
     integrated = energy == "integrated"
@@ -119,8 +120,10 @@ def transient(
     solution = _check_solution(block, solution, taus, time_unit)
     ys, energies = solution.ys
     ts = taus * time_unit
-    inputs = jax.vmap(drive)(ts)
-    outputs, powers, voltages = jax.vmap(block.observe)(ys, inputs)
+    if constant is None:
+        outputs, powers, peaks, _ = jax.vmap(block.observe)(ys, jax.vmap(drive)(ts))
+    else:  # one input vector for every sample, not a copy per sample
+        outputs, powers, peaks, _ = jax.vmap(block.observe, (0, None))(ys, constant)
     final = outputs[-1]
     outside = jnp.any(jnp.abs(outputs - final) > epsilon * full_scale, axis=-1)
     settling_time = _last_crossing(ts, outputs, final, epsilon * full_scale, outside)
@@ -134,7 +137,7 @@ def transient(
         energy=energies[-1] if integrated else sum(by_kind.values()),
         energy_by_kind=by_kind,
         max_power=jnp.max(jax.vmap(lambda p: p.total)(powers)),
-        max_memristor_voltage=jnp.max(jnp.abs(voltages), initial=0.0),
+        max_memristor_voltage=jnp.max(peaks),
         final_state=ys[-1],
         steps=solution.stats["num_accepted_steps"],
     )
