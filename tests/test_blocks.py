@@ -283,3 +283,31 @@ def test_output_resistance_changes_the_limited_relu_and_is_refused_where_not_mod
         PairKernel(kernel, AMP_RO)
     with pytest.raises(MemjaxError, match="SummingAmplifier.opamp.output_resistance"):
         make_inverter(AMP_RO)
+
+
+@pytest.mark.parametrize("amp", [AMP, OpAmp(open_loop_gain=300.0), AMP_RO])
+def test_elementwise_steady_outputs_match_the_newton_steady_state(amp):
+    """The closed-form / one-node steady states a whole network uses (pair_kernel_dc,
+    DiodeReLU.steady_output, DiodeMaxPool.steady_output) solve the same static equations as
+    Newton's method on every block state: agreement to 1e-7 V (0.00001 % of V_p), inside
+    and beyond the rails."""
+    from memjax.circuits.crossbar import pair_kernel_dc
+
+    rng = np.random.default_rng(7)
+    if amp.output_resistance == 0:  # the linear blocks refuse R_o > 0
+        for scale in (0.3, 3.0):  # the second drives the output into a rail
+            kernel = _kernel(rng, 16, weights=rng.normal(size=16) * scale)
+            v = jnp.asarray(rng.uniform(0, V_P, 16))
+            rows = jnp.append(v, kernel.conductances.bias_voltage)
+            c = kernel.conductances
+            dc = pair_kernel_dc(kernel, jnp.sum(c.positive * rows), jnp.sum(c.negative * rows))
+            assert float(dc) == pytest.approx(float(steady_outputs(kernel, v)[0]), abs=1e-7)
+    drives = jnp.array([-0.8, -0.01, 0.0, 0.3, 0.99, 1.0, 1.4, 2.4, 3.0])
+    windows = jnp.asarray(rng.uniform(0, V_P, (4, 9)))
+    for super_diode in (False, True):
+        relu = DiodeReLU(DIODE, 10e3, V_P if super_diode else 0.45, amp, super_diode)
+        newton = jax.vmap(lambda v, relu=relu: steady_outputs(relu, v[None])[0])(drives)
+        np.testing.assert_allclose(relu.steady_output(drives), newton, atol=1e-7)
+        pool = DiodeMaxPool(DIODE, 9, 10e3, amp, super_diode)
+        newton = jax.vmap(lambda w, pool=pool: steady_outputs(pool, w)[0])(windows)
+        np.testing.assert_allclose(pool.steady_output(windows), newton, atol=1e-7)

@@ -49,6 +49,24 @@ def _load(load):
     return 0.0 if load is None else load[0]
 
 
+def pair_kernel_dc(kernel: PairKernel, sum_a, sum_b):
+    """Steady-state output of (M+1)x2 kernels from their bit-line sums, elementwise.
+
+    ``sum_a`` = sum_i G+_i v_i over the rows of line A (bias row included), ``sum_b`` likewise;
+    the total line conductances come from ``kernel.conductances`` (trailing axis: rows). The
+    same static equations as :meth:`PairKernel.vector_field` with ``static=True`` (algebraic
+    bit lines, no wire resistance), solved in closed form by :meth:`OpAmp.static_output`, so
+    that a crossbar layer can be evaluated in convolution form.
+    """
+    c, amp, g = kernel.conductances, kernel.opamp, kernel.difference_gain
+    g_f = kernel.g_f
+    total_a = jnp.sum(c.positive, -1) + g_f
+    total_b = jnp.sum(c.negative, -1) + g_f
+    y_a = amp.static_output(-sum_a / total_a, g_f / total_a)
+    y_b = amp.static_output(-sum_b / total_b, g_f / total_b)
+    return amp.static_output(g * (y_b - y_a) / (1 + g), 1.0 / (1 + g))
+
+
 def _peak_difference(rows, cells):
     """max |rows - cells|; for one bit-line voltage without the |rows| x 1 intermediate."""
     if jnp.ndim(cells) == 0:

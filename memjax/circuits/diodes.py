@@ -240,6 +240,32 @@ class DiodeReLU(_DiodeNode):
     def initial_state(self):
         return jnp.zeros((2 if self.super_diode else 0) + (1 if self.node_capacitance else 0))
 
+    def steady_output(self, v):
+        """The output at steady state for the input ``v`` (V), elementwise over any shape.
+
+        The same static equations as ``vector_field(..., static=True)``: each op-amp's
+        output is its closed-form static root (:meth:`OpAmp.static_output`) for a given node
+        voltage, which leaves one monotone KCL equation in the node: what a whole network of
+        ReLUs needs at steady state without a Newton solve over every op-amp state.
+        """
+        v = jnp.asarray(v)
+        if not self.super_diode:
+            cathode = jnp.asarray(self.clamp_reference, v.dtype)
+            return jnp.vectorize(
+                lambda v: solve_limited_node(self._d1, self._d2, self.load_resistance, v, cathode)
+            )(v)
+        amp = self.opamp
+
+        def node(v):
+            def net(o):
+                u = amp.static_output(v - o, 0.0)
+                w = amp.static_output(self.clamp_reference - o, 0.0)
+                return self._d1.current(u - o) - o / self.load_resistance - self._d2.current(o - w)
+
+            return solve_node(net, amp.rail_low, amp.rail_high)
+
+        return jnp.vectorize(node)(v)
+
     def vector_field(self, t, y, inputs, static=False):
         o = self._node(y, inputs)
         rates = []
@@ -327,6 +353,28 @@ class DiodeMaxPool(_DiodeNode):
         return jnp.zeros(
             (self.count if self.super_diode else 0) + (1 if self.node_capacitance else 0)
         )
+
+    def steady_output(self, inputs):
+        """The output at steady state for ``inputs`` (V) of shape (..., count): one monotone
+        KCL equation in the node per output, the super diodes' op-amps at their closed-form
+        static roots (see :meth:`DiodeReLU.steady_output`)."""
+
+        def node(v):
+            if self.super_diode:
+                amp = self.opamp
+                low, high = amp.rail_low, amp.rail_high
+                anodes = lambda o: amp.static_output(v - o, 0.0)  # noqa: E731
+            else:
+                low = jnp.minimum(jnp.min(v), 0.0) - 1.0
+                high = jnp.maximum(jnp.max(v), 0.0) + 1.0
+                anodes = lambda o: v  # noqa: E731
+            return solve_node(
+                lambda o: jnp.sum(self._d.current(anodes(o) - o)) - o / self.load_resistance,
+                low,
+                high,
+            )
+
+        return jnp.vectorize(node, signature="(n)->()")(jnp.asarray(inputs))
 
     def vector_field(self, t, y, inputs, static=False):
         o = self._node(y, inputs)

@@ -104,6 +104,20 @@ class OpAmp(eqx.Module):
         headroom_down = -jnp.expm1(-jnp.maximum(y - self.rail_low, 0.0) / self.rail_softness)
         return rate * jnp.where(rate > 0, headroom_up, headroom_down)
 
+    def static_output(self, alpha, beta):
+        """The root y of the static residual (``output_rate(..., static=True)``) when the
+        feedback makes the differential input affine in the output, v_diff = alpha - beta y
+        (beta >= 0): alpha / (beta + 1/A0) inside the rails, and beyond a rail the exact root
+        of the residual's penalty branch. Closed form, elementwise: what a whole network of
+        linear op-amp stages needs at steady state."""
+        loop = beta + 1.0 / self.open_loop_gain
+        inside = alpha / loop
+        above = (alpha + RAIL_PENALTY * self.rail_high) / (loop + RAIL_PENALTY)
+        below = (alpha + RAIL_PENALTY * self.rail_low) / (loop + RAIL_PENALTY)
+        return jnp.where(
+            inside > self.rail_high, above, jnp.where(inside < self.rail_low, below, inside)
+        )
+
     def steady_output(self, v_diff):
         """The output at rest for ``v_diff``: A0 v_diff limited to the rails."""
         return jnp.clip(self.open_loop_gain * v_diff, self.rail_low, self.rail_high)
