@@ -14,8 +14,9 @@ from memjax.circuits import (
     transient,
 )
 from memjax.circuits.amplifiers import global_average_pool, inverter, memristive_batch_norm
-from memjax.circuits.diodes import DiodeMaxPool, DiodeReLU
+from memjax.circuits.diodes import DiodeClamp, DiodeMaxPool, DiodeReLU
 from memjax.circuits.spice import (
+    diode_clamp_netlist,
     diode_max_pool_netlist,
     diode_relu_netlist,
     kernel_relu_netlist,
@@ -177,6 +178,25 @@ def _random_blocks(rng):
             kernel_relu_netlist,
             "v(ro)",
         ),
+        # the symmetric limiter of linear stages: passing, and holding +V_p and -V_p
+        "clamp_inside": (
+            DiodeClamp(DIODE, load, V_P, AMP),
+            [rng.uniform(-0.9, 0.9)],
+            diode_clamp_netlist,
+            "v(o)",
+        ),
+        "clamp_above": (
+            DiodeClamp(DIODE, load, V_P, AMP),
+            [rng.uniform(1.1, 2.0)],
+            diode_clamp_netlist,
+            "v(o)",
+        ),
+        "clamp_below": (
+            DiodeClamp(DIODE, load, V_P, AMP_RO),
+            [rng.uniform(-2.0, -1.1)],
+            diode_clamp_netlist,
+            "v(o)",
+        ),
         "maxpool_or": (
             DiodeMaxPool(DIODE, 4, load),
             list(rng.uniform(0, 1, 4)),
@@ -311,3 +331,9 @@ def test_elementwise_steady_outputs_match_the_newton_steady_state(amp):
         pool = DiodeMaxPool(DIODE, 9, 10e3, amp, super_diode)
         newton = jax.vmap(lambda w, pool=pool: steady_outputs(pool, w)[0])(windows)
         np.testing.assert_allclose(pool.steady_output(windows), newton, atol=1e-7)
+    clamp = DiodeClamp(DIODE, 10e3, V_P, amp)
+    newton = jax.vmap(lambda v: steady_outputs(clamp, v[None])[0])(drives - 1.0)
+    np.testing.assert_allclose(clamp.steady_output(drives - 1.0), newton, atol=1e-7)
+    # within a few mV of clip(v, -V_p, V_p): the limiters' loop gain, not a diode drop
+    ideal = np.clip(np.asarray(drives) - 1.0, -V_P, V_P)
+    np.testing.assert_allclose(clamp.steady_output(drives - 1.0), ideal, atol=5e-3)

@@ -35,18 +35,18 @@ def test_basic_unit_counts_by_hand():
     """stage2.unit1 at 1.0x: 116 channels, half 58, 12x12; one crossbar set per layer.
 
     Proposed (M+1)x2, per 1x1 layer (M = K = 58): 2*59*58 = 6844 crossbar memristors,
-    59 word lines, 3*58 op-amps of which 58 inverters; MBN 3*58 memristors and 58 op-amps;
+    59 word lines, 3*58 op-amps of which 58 inverters; MBN 4*58 memristors and 58 op-amps;
     ReLU 2*58 diodes. Depthwise (58 crossbars of M = 9, K = 1): 58*20 memristors, 58*10 word
-    lines, 58*3 op-amps, 58 inverters; MBN as above; +-V_p clamp 2*58 diodes.
+    lines, 58*3 op-amps, 58 inverters; MBN as above; +-V_p clamp 2*58 diodes, 3*58 op-amps.
     """
     proposed = _unit("stage2.unit1", CountingOptions(schedule="reuse"))
-    pointwise = {"memristors": 6844 + 174, "word_lines": 59, "op_amps": 174 + 58}
-    depthwise = {"memristors": 1160 + 174, "word_lines": 580, "op_amps": 174 + 58}
+    pointwise = {"memristors": 6844 + 232, "word_lines": 59, "op_amps": 174 + 58}
+    depthwise = {"memristors": 1160 + 232, "word_lines": 580, "op_amps": 174 + 58 + 174}
     assert proposed == {
-        "memristors": 2 * pointwise["memristors"] + depthwise["memristors"],  # 15370
+        "memristors": 2 * pointwise["memristors"] + depthwise["memristors"],  # 15544
         "crossbars": 1 + 58 + 1,
         "word_lines": 2 * 59 + 580,
-        "op_amps": 2 * 232 + 232,
+        "op_amps": 2 * 232 + 406,
         "inverters": 58 + 58 + 58,
         "diodes": 3 * 116,
     }
@@ -55,10 +55,10 @@ def test_basic_unit_counts_by_hand():
     # depthwise: 58 x (19 memristors, 19 word lines, 9 inverters + 1 TIA).
     original = _unit("stage2.unit1", CountingOptions(topology="original", schedule="reuse"))
     assert original == {
-        "memristors": 2 * (117 * 58 + 174) + (58 * 19 + 174),  # 15196
+        "memristors": 2 * (117 * 58 + 232) + (58 * 19 + 232),  # 15370
         "crossbars": 60,
         "word_lines": 2 * 117 + 58 * 19,
-        "op_amps": 2 * (58 + 58 * 58 + 58) + (58 * 10 + 58),
+        "op_amps": 2 * (58 + 58 * 58 + 58) + (58 * 10 + 58 + 174),
         "inverters": 2 * 58 * 58 + 58 * 9,
         "diodes": 3 * 116,
     }
@@ -69,15 +69,15 @@ def test_downsampling_unit_counts_by_hand():
     """stage3.unit0 at 1.0x, fully parallel: 116 -> 232 channels, 12x12 -> 6x6.
 
     Per output position: each depthwise (116 channels of M = 9) has 116 crossbars with
-    20 memristors, 10 word lines, 3 op-amps, 1 inverter each, plus MBN (348 memristors,
-    116 op-amps) and the clamp (232 diodes); each 1x1 layer (M = K = 116) has one crossbar of
-    2*117*116 = 27144 memristors on 117 word lines with 348 op-amps (116 inverters), plus MBN
-    and 232 ReLU diodes. Positions: 36 for every layer but right_expand (144, before the
-    stride-2 depthwise).
+    20 memristors, 10 word lines, 3 op-amps, 1 inverter each, plus MBN (464 memristors,
+    116 op-amps) and the clamp (232 diodes, 348 op-amps); each 1x1 layer (M = K = 116) has one
+    crossbar of 2*117*116 = 27144 memristors on 117 word lines with 348 op-amps (116
+    inverters), plus MBN and 232 ReLU diodes. Positions: 36 for every layer but right_expand
+    (144, before the stride-2 depthwise).
     """
     counts = _unit("stage3.unit0", CountingOptions(schedule="parallel"))
-    depthwise = {"m": 2320 + 348, "x": 116, "w": 1160, "o": 348 + 116, "i": 116, "d": 232}
-    pointwise = {"m": 27144 + 348, "x": 1, "w": 117, "o": 348 + 116, "i": 116, "d": 232}
+    depthwise = {"m": 2320 + 464, "x": 116, "w": 1160, "o": 348 + 116 + 348, "i": 116, "d": 232}
+    pointwise = {"m": 27144 + 464, "x": 1, "w": 117, "o": 348 + 116, "i": 116, "d": 232}
     positions = {"depthwise": 2 * 36, "pointwise": 2 * 36 + 144}
     expected = {
         key: depthwise[short] * positions["depthwise"] + pointwise[short] * positions["pointwise"]
@@ -91,7 +91,7 @@ def test_downsampling_unit_counts_by_hand():
         )
     }
     assert counts == expected
-    assert counts["memristors"] == 6_130_368
+    assert counts["memristors"] == 6_163_776
 
 
 def test_network_totals_and_options():
@@ -102,9 +102,9 @@ def test_network_totals_and_options():
     folded = network_resources(LAYERS, CountingOptions(schedule="reuse", batch_norm="folded"))
     conv_neurons = sum(
         layer.out_channels for layer in LAYERS if layer.batch_norm
-    )  # one MBN op-amp and three memristors each
+    )  # one MBN op-amp and four memristors each
     assert reuse["total"]["op_amps"] - folded["total"]["op_amps"] == conv_neurons
-    assert reuse["total"]["memristors"] - folded["total"]["memristors"] == 3 * conv_neurons
+    assert reuse["total"]["memristors"] - folded["total"]["memristors"] == 4 * conv_neurons
     shared = CountingOptions(topology="original", schedule="reuse", share_input_inverters=True)
     unshared = CountingOptions(topology="original", schedule="reuse")
     assert (

@@ -130,6 +130,17 @@ class SummingAmplifier(Block):
         return self.opamp.pole_time_constant
 
 
+def summing_amplifier_dc(block: SummingAmplifier, weighted_sum):
+    """Steady-state output of summing amplifiers from their weighted input sums
+    ``sum_i G_i v_i``, elementwise (the conductances broadcast against ``weighted_sum``; the
+    inputs along the last axis of ``input_conductances``): the static equations of
+    :meth:`SummingAmplifier.vector_field` in closed form (:meth:`OpAmp.static_output`)."""
+    g = jnp.asarray(block.input_conductances)
+    total = jnp.sum(g, -1) + block.bias_conductance + block.feedback_conductance
+    drive = weighted_sum + block.bias_conductance * jnp.asarray(block.bias_voltage)
+    return block.opamp.static_output(-drive / total, block.feedback_conductance / total)
+
+
 def inverter(opamp: OpAmp, resistance: float = 10e3) -> SummingAmplifier:
     """Unity-gain inverting amplifier: y = -v (input and feedback resistance ``resistance``)."""
     g = 1.0 / resistance

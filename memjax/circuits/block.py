@@ -49,6 +49,10 @@ class Block(eqx.Module):
     def initial_state(self) -> Float[Array, " n"]:
         """The state at t = 0 (all op-amp outputs at 0 V: the circuit starts at rest)."""
 
+    def steady_guess(self, inputs: Float[Array, " m"]) -> Float[Array, " n"]:
+        """Where Newton's method starts looking for the steady state (default: at rest)."""
+        return self.initial_state()
+
     @abc.abstractmethod
     def vector_field(
         self, t, y: Float[Array, " n"], inputs: Float[Array, " m"], static: bool = False

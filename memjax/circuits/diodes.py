@@ -403,3 +403,118 @@ class DiodeMaxPool(_DiodeNode):
     @property
     def state_scale(self):
         return self.opamp.pole_time_constant if self.opamp is not None else 1e-9
+
+
+class DiodeClamp(_DiodeNode):
+    """Precision symmetric limiter: keeps a linear stage's output within +-V_p.
+
+    U1 (v+ = v, v- = o) drives the output node o through ``series_resistance``; o has the
+    load R_L to ground. The active limiters U2 (v+ = +V_p, v- = o; D2 from o into U2) and U3
+    (v+ = -V_p, v- = o; D3 from U3 into o) hold o at +-V_p when v goes beyond, and draw no
+    current between. So o = clip(v, -V_p, V_p) without the diodes' forward drops: what a
+    linear (depthwise) stage needs before the next crossbar, whose memristors must not see
+    more than V_p. A reconstruction in the manner of the ReLU's super diode (physics notes,
+    section 2); the paper names only the ReLU's limiter.
+
+    Attributes:
+        diode: D2 and D3.
+        load_resistance: R_L from the output to ground, ohm (the next stage's input).
+        clamp_reference: V_p, V (> 0).
+        opamp: the op-amp of U1, U2 and U3.
+        series_resistance: from U1's output to o, ohm: it lets a limiter take over the node.
+    """
+
+    diode: Diode
+    load_resistance: float
+    clamp_reference: float
+    opamp: OpAmp
+    series_resistance: float = 1e3
+
+    super_diode = True  # its op-amps' output resistance is in series with their branches
+
+    def __check_init__(self):
+        require_positive("DiodeClamp", "load_resistance", self.load_resistance)
+        require_positive("DiodeClamp", "series_resistance", self.series_resistance)
+        require_positive("DiodeClamp", "clamp_reference", self.clamp_reference)
+
+    @property
+    def _d(self):
+        return _in_series(self.diode, self._r_out) if self._r_out else self.diode
+
+    def _net_current(self, o, u, w, z):
+        return (
+            (u - o) / (self.series_resistance + self._r_out)
+            - o / self.load_resistance
+            - self._d.current(o - w)
+            + self._d.current(z - o)
+        )
+
+    def _solve(self, u, w, z):
+        amp = self.opamp
+        return solve_node(lambda o: self._net_current(o, u, w, z), amp.rail_low, amp.rail_high)
+
+    def _node(self, y, inputs):
+        return self._solve(y[0], y[1], y[2])
+
+    def initial_state(self):
+        return jnp.zeros(3)
+
+    def vector_field(self, t, y, inputs, static=False):
+        o = self._node(y, inputs)
+        amp, v_p = self.opamp, self.clamp_reference
+        return jnp.stack(
+            [
+                amp.output_rate(y[0], inputs[0] - o, static),
+                amp.output_rate(y[1], v_p - o, static),
+                amp.output_rate(y[2], -v_p - o, static),
+            ]
+        )
+
+    def steady_output(self, v):
+        """The output at steady state for the input ``v`` (V), elementwise: the op-amps at
+        their closed-form static roots, one monotone KCL equation in the node."""
+        amp, v_p = self.opamp, self.clamp_reference
+
+        def node(v):
+            def net(o):
+                u = amp.static_output(v - o, 0.0)
+                w = amp.static_output(v_p - o, 0.0)
+                z = amp.static_output(-v_p - o, 0.0)
+                return self._net_current(o, u, w, z)
+
+            return solve_node(net, amp.rail_low, amp.rail_high)
+
+        return jnp.vectorize(node)(jnp.asarray(v))
+
+    def steady_guess(self, inputs):
+        """The state consistent with :meth:`steady_output`'s node: Newton on the full state
+        from rest fails to converge when U1 and U3 sit on opposite rails."""
+        amp, v_p = self.opamp, self.clamp_reference
+        o = self.steady_output(inputs[0])
+        w, z = amp.static_output(v_p - o, 0.0), amp.static_output(-v_p - o, 0.0)
+        drawn = o / self.load_resistance + self._d.current(o - w) - self._d.current(z - o)
+        u = o + (self.series_resistance + self._r_out) * drawn
+        return jnp.stack([jnp.clip(u, amp.rail_low, amp.rail_high), w, z])
+
+    def _input_currents_at(self, o, y, inputs):
+        return jnp.zeros_like(inputs)
+
+    def _power_at(self, o, y, inputs):
+        r_s = self.series_resistance + self._r_out
+        i_1 = (y[0] - o) / r_s
+        i_2, i_3 = self._d.current(o - y[1]), self._d.current(y[2] - o)
+        # the op-amps' terminals: their output resistance is theirs
+        t_1 = y[0] - self._r_out * i_1
+        t_2, t_3 = y[1] + self._r_out * i_2, y[2] - self._r_out * i_3
+        resistors = i_1 * (t_1 - o) + o**2 / self.load_resistance
+        diodes = i_2 * (o - t_2) + i_3 * (t_3 - o)
+        opamps = (
+            output_stage_power(self.opamp, t_1, i_1)
+            + output_stage_power(self.opamp, t_2, -i_2)
+            + output_stage_power(self.opamp, t_3, i_3)
+        )
+        return Power(jnp.zeros(()), resistors, diodes, opamps)
+
+    @property
+    def state_scale(self):
+        return self.opamp.pole_time_constant

@@ -198,7 +198,7 @@ def steady_state(
     solution = optx.root_find(
         residual,
         optx.Newton(rtol=rtol, atol=atol),
-        block.initial_state(),
+        block.steady_guess(inputs),
         max_steps=max_steps,
         throw=True,
     )

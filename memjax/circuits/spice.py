@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from memjax.circuits.crossbar import ColumnKernel, PairKernel
-from memjax.circuits.diodes import DiodeMaxPool, DiodeReLU
+from memjax.circuits.diodes import DiodeClamp, DiodeMaxPool, DiodeReLU
 from memjax.devices.diode import Diode
 from memjax.devices.opamp import OpAmp
 from memjax.errors import MemjaxError
@@ -211,6 +211,24 @@ def diode_relu_netlist(block: DiodeReLU, inputs, t_end: float, t_step: float) ->
     if block.super_diode:
         lines.append(opamp_subcircuit(block.opamp))
     lines += _sources(inputs[:1]) + _diode_relu_body(block, "in0")
+    return _finish(lines, t_end, t_step)
+
+
+def diode_clamp_netlist(block: DiodeClamp, inputs, t_end: float, t_step: float) -> str:
+    """The precision symmetric limiter driven by a step of ``inputs[0]``."""
+    lines = ["* memjax DiodeClamp", diode_model(block.diode), opamp_subcircuit(block.opamp)]
+    lines += _sources(inputs[:1])
+    lines += [
+        f"Vhi hi 0 DC {block.clamp_reference:.12g}",
+        f"Vlo lo 0 DC {-block.clamp_reference:.12g}",
+        "XU1 in0 o y1 opamp",
+        f"Rs y1 o {block.series_resistance:.12g}",
+        "XU2 hi o y2 opamp",
+        "D2 o y2 dmod",
+        "XU3 lo o y3 opamp",
+        "D3 y3 o dmod",
+        f"RL o 0 {block.load_resistance:.12g}",
+    ]
     return _finish(lines, t_end, t_step)
 
 

@@ -92,9 +92,9 @@ class Diode(eqx.Module):
 
     def current(self, v):
         """Terminal current (A) for terminal voltage ``v`` (V), series resistance included."""
-        if not self.series_resistance:
+        if isinstance(self.series_resistance, int | float) and not self.series_resistance:
             return self.junction_current(v)
-        return self.current_through(v, 0.0)
+        return self.current_through(v, 0.0)  # a traced R_s must be > 0
 
     def current_through(self, v, resistance):
         """Current (A) through the diode in series with an external ``resistance`` (ohm, may be
@@ -103,6 +103,13 @@ class Diode(eqx.Module):
         r = self.series_resistance + resistance
         z = jnp.log(i_s * r / n_vt) + (v + i_s * r) / n_vt
         return n_vt / r * wright_omega(z) - i_s
+
+    def voltage_at(self, current):
+        """The forward voltage (V) that passes ``current`` (A, > -I_s): the inverse of
+        :meth:`current`, in closed form."""
+        return self.n_vt * jnp.log1p(current / self.saturation_current) + (
+            current * self.series_resistance
+        )
 
     def power(self, v):
         """Power dissipated (W) at terminal voltage ``v``."""

@@ -12,11 +12,12 @@ The counting rules (physics notes, section 2; the first two are the paper's):
   lines (one set per crossbar), which is how one would build it; the paper counts per kernel.
 - The kernels of a layer that read the same inputs share one crossbar's word lines (a
   depthwise channel reads its own inputs: one crossbar per channel).
-- MBN (``bn_mode="separate"``): per output neuron one op-amp with an input, a feedback and a
-  bias memristor. Folded into the kernel: nothing.
+- MBN (``bn_mode="separate"``): per output neuron one op-amp with an input, a feedback and
+  two bias memristors (a differential pair on +-V_b, as ``memjax.hardware.memristive`` builds
+  it). Folded into the kernel: nothing.
 - ReLU + limiter: per output neuron two diodes (rectifier and limiter), plus two op-amps in
-  the super-diode variant. A linear stage clamped to +-V_p (``clamp_linear``) has a two-diode
-  symmetric limiter.
+  the super-diode variant. A linear stage clamped to +-V_p (``clamp_linear``) has the precision
+  symmetric limiter (``DiodeClamp``): two diodes and three op-amps.
 - Max pooling over a 3x3 window: nine diodes per output (diode-OR), plus nine op-amps with
   super diodes. Global average pooling: per channel a summing amplifier on an N x 1 memristor
   column with a memristor feedback (N + 1 memristors, 1 op-amp).
@@ -112,13 +113,13 @@ def layer_resources(layer: Layer, options: CountingOptions) -> Resources:
     neurons = layer.out_channels
     extra = Resources()
     if layer.batch_norm and options.batch_norm == "separate":
-        extra += Resources(memristors=3 * neurons, op_amps=neurons)
+        extra += Resources(memristors=4 * neurons, op_amps=neurons)
     if layer.activation == "relu":
         extra += Resources(
             diodes=2 * neurons, op_amps=2 * neurons if options.relu == "super" else 0
         )
     elif layer.activation == "linear" and options.clamp_linear:
-        extra += Resources(diodes=2 * neurons)
+        extra += Resources(diodes=2 * neurons, op_amps=3 * neurons)
     return (crossbar.scaled(layer.crossbars_per_position) + extra).scaled(copies)
 
 

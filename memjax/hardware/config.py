@@ -1,0 +1,122 @@
+"""Every physical choice of a memristive ShuffleNetV2 in one record, with named presets.
+
+The paper (Wang et al., IEEE TCAD 2021) publishes the circuit structure but not the device
+parameters, V_p, the op-amp model or the diode (physics notes, section 1); the "paper" preset
+fills them with stated assumptions, listed in :data:`PAPER_ASSUMPTIONS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from memjax.circuits import ConductanceMapping
+from memjax.devices import Diode, OpAmp
+from memjax.devices.validation import require_ordered, require_positive
+from memjax.errors import MemjaxError
+
+
+@dataclasses.dataclass(frozen=True)
+class HardwareConfig:
+    """The physical description of the memristive network.
+
+    Attributes:
+        v_p: memristor threshold voltage V_p, V: the ReLU's limiter level, the largest
+            activation and input voltage. Network activations map onto volts at
+            V_p / activation_limit per unit.
+        g_min: lowest programmable memristor conductance 1 / R_off, S.
+        g_max: highest programmable memristor conductance 1 / R_on, S.
+        levels: programmable conductance levels (0: a continuum; 256 for 8 bits).
+        bias_voltage: reference driving the crossbars' bias rows and the MBN bias, V.
+        opamp: the op-amp of every stage.
+        difference_gain: gain g of each kernel's difference stage (R_f = k / g).
+        diode: the diodes of the ReLU, limiter and max pool.
+        relu: "plain" diodes (the paper's diode ReLU) or "super" diodes (op-amp precision
+            rectifier and active limiter, no forward drop).
+        max_pool: "plain" diode-OR or "super" diodes.
+        relu_load_resistance: R_L of each ReLU and max-pool output node, ohm: the input of the
+            stage it drives.
+        relu_series_resistance: resistance in series with each ReLU / super-diode D1, ohm.
+        batch_norm: "separate" (an MBN stage after each convolution) or "folded" into the
+            kernels and their bias rows.
+        topology: "proposed" (M+1)x2 or "original" (2M+1)x1 kernels.
+        bitline_capacitance: parasitic capacitance of each bit line, F (0: algebraic).
+        wire_resistance: bit-line wire resistance between adjacent cells, ohm.
+    """
+
+    v_p: float = 1.0
+    g_min: float = 1e-6
+    g_max: float = 1e-4
+    levels: int = 0
+    bias_voltage: float = 1.0
+    opamp: OpAmp = OpAmp()
+    difference_gain: float = 4.0
+    diode: Diode = Diode.d1n4148()
+    relu: Literal["plain", "super"] = "super"
+    max_pool: Literal["plain", "super"] = "super"
+    relu_load_resistance: float = 10e3
+    relu_series_resistance: float = 1e3
+    batch_norm: Literal["separate", "folded"] = "separate"
+    topology: Literal["proposed", "original"] = "proposed"
+    bitline_capacitance: float = 0.0
+    wire_resistance: float = 0.0
+
+    def __post_init__(self):
+        owner = "HardwareConfig"
+        for name in ("v_p", "bias_voltage", "difference_gain", "relu_load_resistance"):
+            require_positive(owner, name, getattr(self, name))
+        require_positive(owner, "relu_series_resistance", self.relu_series_resistance)
+        require_ordered(owner, "g_min", self.g_min, "g_max", self.g_max)
+        choices = {
+            "relu": ("plain", "super"),
+            "max_pool": ("plain", "super"),
+            "batch_norm": ("separate", "folded"),
+            "topology": ("proposed", "original"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise MemjaxError(f"{owner}.{name} = {getattr(self, name)!r}: expected {allowed}")
+        if self.bitline_capacitance < 0 or self.wire_resistance < 0:
+            raise MemjaxError(f"{owner}: bitline_capacitance and wire_resistance must be >= 0")
+        if self.v_p > min(self.opamp.rail_high, -self.opamp.rail_low):
+            raise MemjaxError(
+                f"{owner}.v_p = {self.v_p} V lies beyond the op-amp rails "
+                f"({self.opamp.rail_low}, {self.opamp.rail_high}) V"
+            )
+
+    @property
+    def mapping(self) -> ConductanceMapping:
+        return ConductanceMapping(self.g_min, self.g_max, self.bias_voltage, self.levels)
+
+    def replace(self, **changes) -> HardwareConfig:
+        return dataclasses.replace(self, **changes)
+
+
+PAPER_ASSUMPTIONS = {
+    "v_p": "1.0 V: not published; the order of common bipolar oxide thresholds",
+    "g_min, g_max": "1 uS .. 100 uS (R_off 1 Mohm, R_on 10 kohm): not published",
+    "levels": "256 (8 bits): the sibling paper's best trade-off (Ran et al., TNNLS 2022)",
+    "opamp": "A0 1e5, GBW 1 GHz, slew 1 V/ns, rails +-2.5 V, no quiescent power: 137 ns for "
+    "the whole network needs GBW of the order of 1 GHz (physics notes, section 4)",
+    "diode": "1N4148-like Shockley diode (I_s 2.52 nA, n 1.752, R_s 0.568 ohm)",
+    "relu, max_pool": "plain diodes, as the paper's 'ReLU by diode' reads",
+    "batch_norm": "separate MBN stages, as the paper's four unit kinds",
+    "parasitics": "none",
+}
+"""What the paper does not publish and the "paper" preset assumes."""
+
+
+def paper() -> HardwareConfig:
+    """The paper's design (Wang et al., IEEE TCAD 2021) with :data:`PAPER_ASSUMPTIONS`."""
+    return HardwareConfig(levels=256, relu="plain", max_pool="plain", batch_norm="separate")
+
+
+def near_ideal() -> HardwareConfig:
+    """Near-ideal components: continuous conductances, ideal op-amps (A0 1e9, GBW 1e15 Hz)
+    and super diodes, so the circuit computes what the software model does."""
+    return HardwareConfig(
+        opamp=OpAmp.ideal(), relu="super", max_pool="super", levels=0, batch_norm="separate"
+    )
+
+
+PRESETS = {"paper": paper, "near_ideal": near_ideal}

@@ -1,0 +1,289 @@
+"""The trained ShuffleNetV2 as memristive circuits, and its steady state in convolution form.
+
+:func:`convert` maps every convolution and the fully connected layer onto (M+1)x2 crossbar
+kernels (:class:`~memjax.circuits.PairKernel`), each batch norm onto an MBN stage (or folds it
+into the kernels), every ReLU onto the diode ReLU with its limiter at V_p, the input unit's
+max pool onto a diode max pool and the global average pool onto a summing amplifier; channel
+split, shuffle and concat stay wiring. :meth:`MemristiveShuffleNet.steady_logits` evaluates
+the whole network at steady state, every stage from the same static equations as its block's
+vector field (``pair_kernel_dc``, ``summing_amplifier_dc``, ``steady_output``), the crossbars
+as convolutions over conductances.
+
+Signal scaling: an activation of x network units is x * V_p / activation_limit volts, so the
+limiter at V_p is the software clamp. Gray levels 0..255 drive the first crossbar's word lines
+at 0..V_p.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from memjax import convolution as conv
+from memjax.circuits import PairKernel
+from memjax.circuits.amplifiers import SummingAmplifier, summing_amplifier_dc
+from memjax.circuits.crossbar import pair_kernel_dc
+from memjax.circuits.diodes import DiodeClamp, DiodeMaxPool, DiodeReLU
+from memjax.errors import MemjaxError
+from memjax.hardware.config import HardwareConfig
+from memjax.hardware.layers import network_layers
+from memjax.network.shufflenet import BasicUnit, ConvBN, DownsamplingUnit, ShuffleNetV2
+
+
+class CrossbarStage(eqx.Module):
+    """One crossbar layer: K kernels on (M+1)x2 pairs, then its MBN and diode ReLU.
+
+    Attributes:
+        kernel: the kernels; conductances of shape (K, M+1), the bias row last.
+        mbn: per-channel MBN, or None (folded BN, or none): input conductances (K, 3) on
+            the kernel output, +V_b and -V_b (a differential bias pair, as the crossbar's
+            columns, so that small shifts need no conductance below g_min).
+        relu: the diode ReLU with limiter, or None (linear stage).
+        clamp: the symmetric +-V_p limiter of a linear stage, or None.
+        kind: "stem", "depthwise", "pointwise" or "fully_connected".
+        weight_shape: shape of the software kernel the conductances are laid out as.
+        stride: convolution stride.
+    """
+
+    kernel: PairKernel
+    mbn: SummingAmplifier | None
+    relu: DiodeReLU | None
+    clamp: DiodeClamp | None
+    kind: str = eqx.field(static=True)
+    weight_shape: tuple[int, ...] = eqx.field(static=True)
+    stride: int = eqx.field(static=True, default=1)
+
+    def _convolve(self, v, conductances):
+        g = conductances[:, :-1]
+        if self.kind == "fully_connected":
+            return v @ g.T
+        g = g.T.reshape(self.weight_shape)
+        if self.kind == "stem":
+            return conv.conv3x3(v, g, self.stride)
+        if self.kind == "depthwise":
+            return conv.depthwise_conv3x3(v, g, self.stride)
+        return conv.pointwise_conv(v, g)
+
+    def steady(self, v: Float[Array, "n ... c"]) -> Array:
+        """Output voltages at steady state for input voltages ``v`` (NHWC or (N, C))."""
+        c = self.kernel.conductances
+        bias = c.bias_voltage
+        sum_a = self._convolve(v, c.positive) + c.positive[:, -1] * bias
+        sum_b = self._convolve(v, c.negative) + c.negative[:, -1] * bias
+        y = pair_kernel_dc(self.kernel, sum_a, sum_b)
+        if self.mbn is not None:
+            g = self.mbn.input_conductances
+            drive = g[:, 0] * y + (g[:, 1] - g[:, 2]) * self.mbn.bias_voltage
+            y = summing_amplifier_dc(self.mbn, drive)
+        if self.relu is not None:
+            return self.relu.steady_output(y)
+        return self.clamp.steady_output(y) if self.clamp is not None else y
+
+
+class MemristiveShuffleNet(eqx.Module):
+    """The whole memristive network.
+
+    Attributes:
+        stages: the crossbar stages in signal order, grouped as the software units are:
+            the input unit's convolution, then per unit its stages, then the output unit's
+            convolution and the fully connected crossbar.
+        unit_kinds: "basic" or "downsampling" for every unit between.
+        max_pool: the input unit's 3x3 max pool (nine inputs).
+        average_pool: the global average pool (inverting summing amplifier).
+        volts_per_unit: V_p / activation_limit, V.
+        hardware: the physical description it was built from.
+    """
+
+    input_stage: CrossbarStage
+    max_pool: DiodeMaxPool
+    units: tuple[tuple[CrossbarStage, ...], ...]
+    unit_kinds: tuple[str, ...] = eqx.field(static=True)
+    output_stage: CrossbarStage
+    average_pool: SummingAmplifier
+    fully_connected: CrossbarStage
+    volts_per_unit: float
+    hardware: HardwareConfig = eqx.field(static=True)
+
+    def input_voltages(self, gray_levels) -> Array:
+        """Word-line voltages of the first crossbar: gray levels 0..255 onto 0..V_p."""
+        x = jnp.asarray(gray_levels, jnp.float32)
+        x = x[..., None] if x.ndim == 3 else x
+        return x * (self.hardware.v_p / 255.0)
+
+    def steady_logits(self, gray_levels) -> Array:
+        """Logits (network units) of the circuit at steady state, for (N, 48, 48) images."""
+        x = self.input_stage.steady(self.input_voltages(gray_levels))
+        windows = jnp.stack([w for _, _, w in conv._taps(x, 2, 0.0)], axis=-1)
+        x = self.max_pool.steady_output(windows)
+        for kind, stages in zip(self.unit_kinds, self.units, strict=True):
+            if kind == "basic":
+                kept, branch = jnp.split(x, 2, axis=-1)
+                for stage in stages:
+                    branch = stage.steady(branch)
+                x = jnp.concatenate([kept, branch], axis=-1)
+            else:
+                left_depthwise, left_project, *right = stages
+                left = left_project.steady(left_depthwise.steady(x))
+                for stage in right:
+                    x = stage.steady(x)
+                x = jnp.concatenate([left, x], axis=-1)
+            x = conv.channel_shuffle(x)
+        x = self.output_stage.steady(x)
+        count = x.shape[1] * x.shape[2]
+        g = self.average_pool.input_conductances[0]
+        pooled = summing_amplifier_dc(self.average_pool, g * jnp.sum(x, axis=(1, 2)))
+        if count != self.average_pool.input_conductances.shape[0]:
+            raise MemjaxError(f"average pool built for a different map size than {count}")
+        return self.fully_connected.steady(pooled) / self.volts_per_unit
+
+
+def convert(model: ShuffleNetV2, hardware: HardwareConfig) -> MemristiveShuffleNet:
+    """Map a trained model (evaluation mode) onto circuits under ``hardware``."""
+    config = model.config
+    if config.activation_limit is None:
+        raise MemjaxError(
+            "the model has no activation_limit: the limiter at V_p needs a clamped ReLU "
+            "(train with an activation limit)"
+        )
+    if config.input_range[0] != 0.0:
+        raise MemjaxError(
+            f"input_range {config.input_range}: zero padding at 0 V needs a range starting at 0"
+        )
+    if hardware.topology != "proposed":
+        raise MemjaxError(
+            "simulating the original (2M+1)x1 topology over a whole network is not built yet; "
+            "its resources are counted by memjax.hardware.resources"
+        )
+    if hardware.bitline_capacitance or hardware.wire_resistance:
+        raise MemjaxError(
+            "whole-network steady state with bit-line parasitics is not built yet "
+            "(bitline_capacitance and wire_resistance must be 0)"
+        )
+    scale = hardware.v_p / config.activation_limit
+    builder = _Builder(hardware, scale, config.bn_mode == "folded", config.clamp_linear)
+    stem_gain = config.input_range[1] / config.activation_limit
+    input_stage = builder.conv(model.input_unit.conv, "stem", stem_gain)
+    units, kinds = [], []
+    for unit in model.units:
+        if isinstance(unit, BasicUnit):
+            layers = [(unit.expand, "pointwise"), (unit.depthwise, "depthwise")]
+            layers.append((unit.project, "pointwise"))
+            kinds.append("basic")
+        elif isinstance(unit, DownsamplingUnit):
+            layers = [
+                (unit.left_depthwise, "depthwise"),
+                (unit.left_project, "pointwise"),
+                (unit.right_expand, "pointwise"),
+                (unit.right_depthwise, "depthwise"),
+                (unit.right_project, "pointwise"),
+            ]
+            kinds.append("downsampling")
+        else:
+            raise MemjaxError(f"unknown unit {type(unit).__name__}")
+        units.append(tuple(builder.conv(layer, kind) for layer, kind in layers))
+    output = model.output_unit
+    count = network_layers(config)[-2].inputs_per_kernel  # the average pool's inputs
+    pool_feedback = hardware.g_max
+    average_pool = SummingAmplifier(
+        jnp.full((count,), pool_feedback / count),
+        jnp.asarray(pool_feedback),
+        hardware.opamp,
+        memristive=True,
+    )
+    # The pool inverts: the fully connected kernel takes -W to give +W . mean.
+    weights = -np.asarray(output.fc.kernel[...]).T
+    fully_connected = builder.stage(
+        weights, np.asarray(output.fc.bias[...]) * scale, None, None, None, "fully_connected", (), 1
+    )
+    return MemristiveShuffleNet(
+        input_stage=input_stage,
+        max_pool=DiodeMaxPool(
+            hardware.diode,
+            9,
+            hardware.relu_load_resistance,
+            hardware.opamp if hardware.max_pool == "super" else None,
+            hardware.max_pool == "super",
+            hardware.relu_series_resistance,
+        ),
+        units=tuple(units),
+        unit_kinds=tuple(kinds),
+        output_stage=builder.conv(output.conv, "pointwise"),
+        average_pool=average_pool,
+        fully_connected=fully_connected,
+        volts_per_unit=scale,
+        hardware=hardware,
+    )
+
+
+class _Builder:
+    """Maps one software layer at a time."""
+
+    def __init__(self, hardware: HardwareConfig, scale: float, folded: bool, clamp_linear: bool):
+        self.hardware, self.scale, self.folded = hardware, scale, folded
+        self.clamp_linear = clamp_linear
+        self.clamp = DiodeClamp(
+            hardware.diode,
+            hardware.relu_load_resistance,
+            hardware.v_p,
+            hardware.opamp,
+            hardware.relu_series_resistance,
+        )
+        super_diode = hardware.relu == "super"
+        # the plain limiter's diode adds its own forward drop to the reference
+        reference = hardware.v_p if super_diode else hardware.v_p - _forward_drop(hardware)
+        self.relu = DiodeReLU(
+            hardware.diode,
+            hardware.relu_load_resistance,
+            reference,
+            hardware.opamp if super_diode else None,
+            super_diode,
+            hardware.relu_series_resistance,
+        )
+
+    def conv(self, layer: ConvBN, kind: str, input_gain: float = 1.0) -> CrossbarStage:
+        kernel = np.asarray(layer.kernel[...], np.float64) * input_gain
+        shape = kernel.shape
+        k = shape[-1]
+        weights = kernel.reshape(-1, k).T  # (K, M), rows in the kernel's own order
+        relu = self.relu if layer.activation == "relu" else None
+        clamp = self.clamp if layer.activation != "relu" and self.clamp_linear else None
+        if self.folded:
+            bias = np.asarray(layer.bias[...]) * self.scale
+            return self.stage(weights, bias, None, relu, clamp, kind, shape, layer.stride)
+        bn = layer.bn
+        a = np.asarray(bn.scale[...]) / np.sqrt(np.asarray(bn.var[...]) + bn.epsilon)
+        c = np.asarray(bn.bias[...]) - np.asarray(bn.mean[...]) * a
+        # The kernel gives -a conv (the normalised pre-activation, in the range the rails
+        # allow) and the inverting MBN, at unity gain, adds the shift c.
+        weights = weights * -a[:, None]
+        mbn = self.mbn(c * self.scale)
+        return self.stage(weights, np.zeros(k), mbn, relu, clamp, kind, shape, layer.stride)
+
+    def stage(self, weights, bias, mbn, relu, clamp, kind, shape, stride) -> CrossbarStage:
+        hw = self.hardware
+        conductances = hw.mapping.to_conductances(jnp.asarray(weights), jnp.asarray(bias))
+        kernel = PairKernel(conductances, hw.opamp, difference_gain=hw.difference_gain)
+        return CrossbarStage(kernel, mbn, relu, clamp, kind, tuple(shape), stride)
+
+    def mbn(self, shift) -> SummingAmplifier:
+        """Per-channel MBN y = -x + shift: G_1 = G_f, and a bias pair G_b+ on +V_b, G_b- on
+        -V_b with -(G_b+ - G_b-) V_b / G_f = shift, the larger at g_min + |shift| G_f / V_b
+        and the other at g_min; G_f = g_max unless the shift needs a smaller one."""
+        hw = self.hardware
+        span = hw.g_max - hw.g_min
+        needed = np.abs(shift) / hw.bias_voltage  # G_b difference per unit G_f
+        g_f = np.minimum(hw.g_max, span / np.maximum(needed, 1e-30))
+        delta = -shift / hw.bias_voltage * g_f
+        quantize = hw.mapping.quantize
+        g_plus = quantize(jnp.asarray(hw.g_min + np.maximum(delta, 0.0)))
+        g_minus = quantize(jnp.asarray(hw.g_min + np.maximum(-delta, 0.0)))
+        g_f = quantize(jnp.asarray(g_f))
+        inputs = jnp.stack([g_f, g_plus, g_minus], axis=-1)
+        return SummingAmplifier(inputs, g_f, hw.opamp, memristive=True)
+
+
+def _forward_drop(hardware: HardwareConfig) -> float:
+    """The limiter diode's forward voltage at the current V_p drives into R_L, V."""
+    return float(hardware.diode.voltage_at(hardware.v_p / hardware.relu_load_resistance))
