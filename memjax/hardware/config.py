@@ -40,6 +40,9 @@ class HardwareConfig:
         batch_norm: "separate" (an MBN stage after each convolution) or "folded" into the
             kernels and their bias rows.
         topology: "proposed" (M+1)x2 or "original" (2M+1)x1 kernels.
+        dc_transfer: how the whole-network steady state evaluates the ReLUs and clamps:
+            "table" interpolates their exact steady-state curve sampled once on a fine grid
+            (error measured at build time, ~3e-5 V), "exact" solves every neuron's node.
         bitline_capacitance: parasitic capacitance of each bit line, F (0: algebraic).
         wire_resistance: bit-line wire resistance between adjacent cells, ohm.
     """
@@ -58,6 +61,7 @@ class HardwareConfig:
     relu_series_resistance: float = 1e3
     batch_norm: Literal["separate", "folded"] = "separate"
     topology: Literal["proposed", "original"] = "proposed"
+    dc_transfer: Literal["table", "exact"] = "table"
     bitline_capacitance: float = 0.0
     wire_resistance: float = 0.0
 
@@ -72,6 +76,7 @@ class HardwareConfig:
             "max_pool": ("plain", "super"),
             "batch_norm": ("separate", "folded"),
             "topology": ("proposed", "original"),
+            "dc_transfer": ("table", "exact"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -29,6 +29,7 @@ from memjax.circuits.diodes import DiodeClamp, DiodeMaxPool, DiodeReLU
 from memjax.errors import MemjaxError
 from memjax.hardware.config import HardwareConfig
 from memjax.hardware.layers import network_layers
+from memjax.hardware.transfer import TransferTable
 from memjax.network.shufflenet import BasicUnit, ConvBN, DownsamplingUnit, ShuffleNetV2
 
 
@@ -42,6 +43,8 @@ class CrossbarStage(eqx.Module):
             columns, so that small shifts need no conductance below g_min).
         relu: the diode ReLU with limiter, or None (linear stage).
         clamp: the symmetric +-V_p limiter of a linear stage, or None.
+        transfer: the ReLU's or clamp's steady-state curve tabulated (``HardwareConfig.
+            dc_transfer == "table"``), or None to solve its node for every neuron.
         kind: "stem", "depthwise", "pointwise" or "fully_connected".
         weight_shape: shape of the software kernel the conductances are laid out as.
         stride: convolution stride.
@@ -51,6 +54,7 @@ class CrossbarStage(eqx.Module):
     mbn: SummingAmplifier | None
     relu: DiodeReLU | None
     clamp: DiodeClamp | None
+    transfer: TransferTable | None
     kind: str = eqx.field(static=True)
     weight_shape: tuple[int, ...] = eqx.field(static=True)
     stride: int = eqx.field(static=True, default=1)
@@ -77,6 +81,8 @@ class CrossbarStage(eqx.Module):
             g = self.mbn.input_conductances
             drive = g[:, 0] * y + (g[:, 1] - g[:, 2]) * self.mbn.bias_voltage
             y = summing_amplifier_dc(self.mbn, drive)
+        if self.transfer is not None:
+            return self.transfer(y)
         if self.relu is not None:
             return self.relu.steady_output(y)
         return self.clamp.steady_output(y) if self.clamp is not None else y
@@ -91,6 +97,10 @@ class MemristiveShuffleNet(eqx.Module):
             convolution and the fully connected crossbar.
         unit_kinds: "basic" or "downsampling" for every unit between.
         max_pool: the input unit's 3x3 max pool (nine inputs).
+        max_pool_transfer: with super diodes and ``dc_transfer == "table"``, the pool's output
+            tabulated against its largest input (the other op-amps at their low rail, their
+            diodes leaking I_s backwards): measured within 1e-6 V of the exact solve on windows
+            of ReLU outputs with zeros and ties (tests/test_memristive.py); else None.
         average_pool: the global average pool (inverting summing amplifier).
         volts_per_unit: V_p / activation_limit, V.
         hardware: the physical description it was built from.
@@ -98,6 +108,7 @@ class MemristiveShuffleNet(eqx.Module):
 
     input_stage: CrossbarStage
     max_pool: DiodeMaxPool
+    max_pool_transfer: TransferTable | None
     units: tuple[tuple[CrossbarStage, ...], ...]
     unit_kinds: tuple[str, ...] = eqx.field(static=True)
     output_stage: CrossbarStage
@@ -116,7 +127,10 @@ class MemristiveShuffleNet(eqx.Module):
         """Logits (network units) of the circuit at steady state, for (N, 48, 48) images."""
         x = self.input_stage.steady(self.input_voltages(gray_levels))
         windows = jnp.stack([w for _, _, w in conv._taps(x, 2, 0.0)], axis=-1)
-        x = self.max_pool.steady_output(windows)
+        if self.max_pool_transfer is not None:
+            x = self.max_pool_transfer(jnp.max(windows, axis=-1))
+        else:
+            x = self.max_pool.steady_output(windows)
         for kind, stages in zip(self.unit_kinds, self.units, strict=True):
             if kind == "basic":
                 kept, branch = jnp.split(x, 2, axis=-1)
@@ -197,16 +211,18 @@ def convert(model: ShuffleNetV2, hardware: HardwareConfig) -> MemristiveShuffleN
     fully_connected = builder.stage(
         weights, np.asarray(output.fc.bias[...]) * scale, None, None, None, "fully_connected", (), 1
     )
+    max_pool = DiodeMaxPool(
+        hardware.diode,
+        9,
+        hardware.relu_load_resistance,
+        hardware.opamp if hardware.max_pool == "super" else None,
+        hardware.max_pool == "super",
+        hardware.relu_series_resistance,
+    )
     return MemristiveShuffleNet(
         input_stage=input_stage,
-        max_pool=DiodeMaxPool(
-            hardware.diode,
-            9,
-            hardware.relu_load_resistance,
-            hardware.opamp if hardware.max_pool == "super" else None,
-            hardware.max_pool == "super",
-            hardware.relu_series_resistance,
-        ),
+        max_pool=max_pool,
+        max_pool_transfer=_max_pool_table(max_pool, hardware),
         units=tuple(units),
         unit_kinds=tuple(kinds),
         output_stage=builder.conv(output.conv, "pointwise"),
@@ -241,6 +257,12 @@ class _Builder:
             super_diode,
             hardware.relu_series_resistance,
         )
+        if hardware.dc_transfer == "table":  # built once, shared by every stage
+            rails = hardware.opamp.rail_low, hardware.opamp.rail_high
+            self.tables = {
+                True: TransferTable.build(self.relu.steady_output, *rails),
+                False: TransferTable.build(self.clamp.steady_output, *rails),
+            }
 
     def conv(self, layer: ConvBN, kind: str, input_gain: float = 1.0) -> CrossbarStage:
         kernel = np.asarray(layer.kernel[...], np.float64) * input_gain
@@ -265,7 +287,10 @@ class _Builder:
         hw = self.hardware
         conductances = hw.mapping.to_conductances(jnp.asarray(weights), jnp.asarray(bias))
         kernel = PairKernel(conductances, hw.opamp, difference_gain=hw.difference_gain)
-        return CrossbarStage(kernel, mbn, relu, clamp, kind, tuple(shape), stride)
+        transfer = None
+        if self.hardware.dc_transfer == "table" and (relu is not None or clamp is not None):
+            transfer = self.tables[relu is not None]
+        return CrossbarStage(kernel, mbn, relu, clamp, transfer, kind, tuple(shape), stride)
 
     def mbn(self, shift) -> SummingAmplifier:
         """Per-channel MBN y = -x + shift: G_1 = G_f, and a bias pair G_b+ on +V_b, G_b- on
@@ -282,6 +307,20 @@ class _Builder:
         g_f = quantize(jnp.asarray(g_f))
         inputs = jnp.stack([g_f, g_plus, g_minus], axis=-1)
         return SummingAmplifier(inputs, g_f, hw.opamp, memristive=True)
+
+
+def _max_pool_table(pool: DiodeMaxPool, hardware: HardwareConfig) -> TransferTable | None:
+    """The super-diode pool against its largest input, the others far below (a diode-OR
+    depends on every input within a few n V_T of the largest: no table)."""
+    if not (pool.super_diode and hardware.dc_transfer == "table"):
+        return None
+    low, high = hardware.opamp.rail_low, hardware.opamp.rail_high
+
+    def largest_alone(v):
+        others = jnp.full((v.shape[0], pool.count - 1), low, v.dtype)
+        return pool.steady_output(jnp.concatenate([v[:, None], others], axis=1))
+
+    return TransferTable.build(largest_alone, low, high)
 
 
 def _forward_drop(hardware: HardwareConfig) -> float:
