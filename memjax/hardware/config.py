@@ -116,6 +116,12 @@ def paper() -> HardwareConfig:
     return HardwareConfig(levels=256, relu="plain", max_pool="plain", batch_norm="separate")
 
 
+def paper_super_diodes() -> HardwareConfig:
+    """The paper preset with op-amp super diodes in the ReLU/limiter and the max pool, which
+    remove the plain diodes' forward drop (a reconstruction option, physics notes section 2)."""
+    return paper().replace(relu="super", max_pool="super")
+
+
 def near_ideal() -> HardwareConfig:
     """Near-ideal components: continuous conductances, ideal op-amps (A0 1e9, GBW 1e15 Hz)
     and super diodes, so the circuit computes what the software model does."""
@@ -124,4 +130,4 @@ def near_ideal() -> HardwareConfig:
     )
 
 
-PRESETS = {"paper": paper, "near_ideal": near_ideal}
+PRESETS = {"paper": paper, "paper_super_diodes": paper_super_diodes, "near_ideal": near_ideal}
