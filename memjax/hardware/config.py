@@ -12,7 +12,7 @@ from typing import Literal
 
 from memjax.circuits import ConductanceMapping
 from memjax.devices import Diode, OpAmp
-from memjax.devices.validation import require_ordered, require_positive
+from memjax.devices.validation import require_choice, require_ordered, require_positive
 from memjax.errors import MemjaxError
 
 
@@ -79,8 +79,7 @@ class HardwareConfig:
             "dc_transfer": ("table", "exact"),
         }
         for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise MemjaxError(f"{owner}.{name} = {getattr(self, name)!r}: expected {allowed}")
+            require_choice(owner, name, getattr(self, name), allowed)
         if self.bitline_capacitance < 0 or self.wire_resistance < 0:
             raise MemjaxError(f"{owner}: bitline_capacitance and wire_resistance must be >= 0")
         if self.v_p > min(self.opamp.rail_high, -self.opamp.rail_low):

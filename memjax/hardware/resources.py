@@ -31,7 +31,7 @@ import dataclasses
 from collections import defaultdict
 from typing import Literal
 
-from memjax.errors import MemjaxError
+from memjax.devices.validation import require_choice
 from memjax.hardware.layers import Layer
 
 Topology = Literal["proposed", "original"]
@@ -71,10 +71,7 @@ class CountingOptions:
             "max_pool": ("plain", "super"),
         }
         for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise MemjaxError(
-                    f"CountingOptions.{name} = {getattr(self, name)!r}: expected one of {allowed}"
-                )
+            require_choice("CountingOptions", name, getattr(self, name), allowed)
 
 
 @dataclasses.dataclass(frozen=True)
