@@ -16,6 +16,8 @@ at 0..V_p.
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
@@ -73,9 +75,8 @@ class CrossbarStage(eqx.Module):
     def steady(self, v: Float[Array, "n ... c"]) -> Array:
         """Output voltages at steady state for input voltages ``v`` (NHWC or (N, C))."""
         c = self.kernel.conductances
-        bias = c.bias_voltage
-        sum_a = self._convolve(v, c.positive) + c.positive[:, -1] * bias
-        sum_b = self._convolve(v, c.negative) + c.negative[:, -1] * bias
+        sum_a = self._convolve(v, c.positive) + c.positive[:, -1] * c.bias_voltage
+        sum_b = self._convolve(v, c.negative) + c.negative[:, -1] * c.bias_voltage
         y = pair_kernel_dc(self.kernel, sum_a, sum_b)
         if self.mbn is not None:
             g = self.mbn.input_conductances
@@ -126,10 +127,12 @@ class MemristiveShuffleNet(eqx.Module):
     def steady_logits(self, gray_levels) -> Array:
         """Logits (network units) of the circuit at steady state, for (N, 48, 48) images."""
         x = self.input_stage.steady(self.input_voltages(gray_levels))
-        windows = jnp.stack([w for _, _, w in conv._taps(x, 2, 0.0)], axis=-1)
-        if self.max_pool_transfer is not None:
-            x = self.max_pool_transfer(jnp.max(windows, axis=-1))
+        if self.max_pool_transfer is not None:  # the largest of each window, 0 V padding
+            x = self.max_pool_transfer(
+                functools.reduce(jnp.maximum, (w for _, _, w in conv._taps(x, 2, 0.0)))
+            )
         else:
+            windows = jnp.stack([w for _, _, w in conv._taps(x, 2, 0.0)], axis=-1)
             x = self.max_pool.steady_output(windows)
         for kind, stages in zip(self.unit_kinds, self.units, strict=True):
             if kind == "basic":
