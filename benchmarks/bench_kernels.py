@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 
 from memjax.circuits import Chain, ConductanceMapping, PairKernel, transient  # noqa: E402
 from memjax.circuits.diodes import DiodeReLU  # noqa: E402
+from memjax.circuits.simulate import _last_crossing  # noqa: E402
 from memjax.circuits.spice import kernel_relu_netlist, simulate_netlist  # noqa: E402
 from memjax.devices import Diode, OpAmp  # noqa: E402
 
@@ -176,17 +177,11 @@ def _ngspice_seconds(netlist: str) -> float:
 
 
 def _settling_time(ts, out, final, band):
-    """The transient's estimator (memjax.circuits.simulate._last_crossing): the last
-    crossing into the band, linear between samples."""
-    outside = np.flatnonzero(np.abs(out - final) > band)
-    if not len(outside):
-        return 0.0
-    a = outside[-1]
-    if a + 1 == len(ts):
-        return float(ts[-1])
-    error_a, error_b = abs(out[a] - final), abs(out[a + 1] - final)
-    fraction = np.clip((error_a - band) / max(error_a - error_b, 1e-30), 0.0, 1.0)
-    return float(ts[a] + fraction * (ts[a + 1] - ts[a]))
+    """The transient's own estimator (last crossing into the band, linear between samples)
+    applied to an ngspice waveform."""
+    outputs = jnp.asarray(out)[:, None]
+    outside = jnp.abs(outputs[:, 0] - final) > band
+    return float(_last_crossing(jnp.asarray(ts), outputs, final, band, outside))
 
 
 def _spice_metrics(netlist: str):

@@ -39,7 +39,7 @@ NODE_ITERATIONS = 40
 bisection alone would narrow a 10 V bracket to 1e-11 V."""
 
 
-def solve_node(current_in, low, high, guess=None, iterations: int = NODE_ITERATIONS):
+def solve_node(current_in, low, high, guess=None):
     """The voltage o in [low, high] at which ``current_in(o)`` (decreasing in o) is zero.
 
     Newton steps from ``guess`` (default: the bracket's midpoint) that leave the bracket are
@@ -58,17 +58,13 @@ def solve_node(current_in, low, high, guess=None, iterations: int = NODE_ITERATI
             return lo, hi, jnp.where(inside, newton, 0.5 * (lo + hi))
 
         start = 0.5 * (low + high) if guess is None else guess
-        return jax.lax.fori_loop(0, iterations, step, (low, high, start))[2]
+        return jax.lax.fori_loop(0, NODE_ITERATIONS, step, (low, high, start))[2]
 
     def tangent_solve(g, y):
         return y / g(1.0)
 
     return jax.lax.custom_root(current_in, 0.5 * (low + high), solve, tangent_solve)
 
-
-STEADY_NODE_ITERATIONS = 40
-"""Bracketed Newton iterations of the elementwise steady states (``steady_output``), which
-start from the ideal transfer (clip, max) instead of the bracket's midpoint."""
 
 LIMITED_NODE_ITERATIONS = 4
 """Bound-tightening iterations of :func:`solve_limited_node`. Measured over 200,000 pairs of
@@ -269,7 +265,7 @@ class DiodeReLU(_DiodeNode):
                 return self._d1.current(u - o) - o / self.load_resistance - self._d2.current(o - w)
 
             guess = jnp.clip(v, 0.0, self.clamp_reference)
-            return solve_node(net, amp.rail_low, amp.rail_high, guess, STEADY_NODE_ITERATIONS)
+            return solve_node(net, amp.rail_low, amp.rail_high, guess)
 
         return jnp.vectorize(node)(v)
 
@@ -380,7 +376,6 @@ class DiodeMaxPool(_DiodeNode):
                 low,
                 high,
                 jnp.clip(jnp.max(v), low, high),
-                STEADY_NODE_ITERATIONS,
             )
 
         return jnp.vectorize(node, signature="(n)->()")(jnp.asarray(inputs))
@@ -492,7 +487,7 @@ class DiodeClamp(_DiodeNode):
                 return self._net_current(o, u, w, z)
 
             guess = jnp.clip(v, -v_p, v_p)
-            return solve_node(net, amp.rail_low, amp.rail_high, guess, STEADY_NODE_ITERATIONS)
+            return solve_node(net, amp.rail_low, amp.rail_high, guess)
 
         return jnp.vectorize(node)(jnp.asarray(v))
 

@@ -149,10 +149,10 @@ class MemristiveShuffleNet(eqx.Module):
             x = conv.channel_shuffle(x)
         x = self.output_stage.steady(x)
         count = x.shape[1] * x.shape[2]
-        g = self.average_pool.input_conductances[0]
-        pooled = summing_amplifier_dc(self.average_pool, g * jnp.sum(x, axis=(1, 2)))
         if count != self.average_pool.input_conductances.shape[0]:
             raise MemjaxError(f"average pool built for a different map size than {count}")
+        g = self.average_pool.input_conductances[0]
+        pooled = summing_amplifier_dc(self.average_pool, g * jnp.sum(x, axis=(1, 2)))
         return self.fully_connected.steady(pooled) / self.volts_per_unit
 
 
