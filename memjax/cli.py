@@ -1,4 +1,5 @@
-"""The ``memjax`` command line: ``data convert``, ``data info``, ``train``, ``evaluate``.
+"""The ``memjax`` command line: ``reproduce``, ``data convert``, ``data info``, ``train``,
+``evaluate``.
 
 Every user-facing failure is a :class:`MemjaxError`, printed as one line with a non-zero exit.
 """
@@ -14,6 +15,25 @@ from memjax.errors import MemjaxError
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "shufflenetv2-1.0x"
 """The shipped model (trained on FER2013 Training, selected on PublicTest)."""
+
+
+def _reproduce(args) -> None:
+    from memjax.reproduce import reproduce
+
+    if args.compile_cache:
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", str(Path(args.compile_cache).expanduser()))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    reproduce(
+        Path(args.out),
+        Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT,
+        preset=args.preset,
+        data_path=args.data,
+        dc_images=args.dc_images,
+        transient_images=args.transient_images,
+        seed=args.seed,
+    )
 
 
 def _data_convert(args) -> None:
@@ -110,6 +130,29 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(run=_data_info)
 
     data_help = "FER2013 (.csv, image folder or .npz); default: $MEMJAX_FER2013"
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="the paper's memristive ShuffleNetV2: accuracy, latency, energy, resources",
+    )
+    reproduce.add_argument("--out", default="results", help="folder for results.json and figures")
+    reproduce.add_argument("--checkpoint", help="model checkpoint; default: the shipped one")
+    reproduce.add_argument("--preset", default="paper", help="hardware preset (paper, ...)")
+    reproduce.add_argument(
+        "--data", help=data_help + ", else ../shared/data/fer2013/fer2013.npz if present"
+    )
+    reproduce.add_argument(
+        "--dc-images", type=int, default=512, help="random PrivateTest images for the accuracies"
+    )
+    reproduce.add_argument(
+        "--transient-images", type=int, default=1, help="images for the whole-network transient"
+    )
+    reproduce.add_argument("--seed", type=int, default=0)
+    reproduce.add_argument(
+        "--compile-cache",
+        default="~/.cache/memjax/jax",
+        help="JAX persistent compilation cache ('' for none): later runs skip the compiles",
+    )
+    reproduce.set_defaults(run=_reproduce)
     train = commands.add_parser("train", help="train the digital ShuffleNetV2 on FER2013")
     train.add_argument("--data", help=data_help)
     train.add_argument(

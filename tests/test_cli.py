@@ -9,8 +9,8 @@ import pytest
 
 from memjax.cli import DEFAULT_CHECKPOINT
 
-SHIPPED_FLOOR = 0.55
-"""A regression floor for the shipped model on PrivateTest (it measured 0.5737; the majority
+SHIPPED_FLOOR = 0.62
+"""A regression floor for the shipped model on PrivateTest (it measured 0.6436; the majority
 class alone gives 0.245). Issue 2's target of 0.66 is not reached by this model yet."""
 
 

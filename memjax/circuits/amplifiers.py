@@ -86,6 +86,15 @@ class SummingAmplifier(Block):
     def initial_state(self):
         return jnp.zeros(2 if self.node_capacitance else 1)
 
+    def steady_guess(self, inputs):
+        """The exact steady state in closed form (:meth:`OpAmp.static_output`)."""
+        g, v = self._all(inputs)
+        total = jnp.sum(g) + self.feedback_conductance
+        y = self.opamp.static_output(-jnp.sum(g * v) / total, self.feedback_conductance / total)
+        if not self.node_capacitance:
+            return y[None]
+        return jnp.stack([y, (jnp.sum(g * v) + self.feedback_conductance * y) / total])
+
     def vector_field(self, t, y, inputs, static=False):
         node = self._node(y, inputs)
         rates = [self.opamp.output_rate(y[0], -node, static)]

@@ -11,6 +11,7 @@ that draws current would need a joint node solve and is refused at construction.
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
 from memjax.circuits.block import Block, Power
 from memjax.errors import MemjaxError
@@ -50,6 +51,17 @@ class Chain(Block):
 
     def initial_state(self):
         return jnp.concatenate([block.initial_state() for block in self.blocks])
+
+    def steady_guess(self, inputs):
+        """Each block's steady guess in signal order, each driven by the outputs of the one
+        before: the chain's exact steady state where every block's guess is exact (crossbar
+        kernels, summing amplifiers, diode blocks: their closed-form static roots)."""
+        states = []
+        for block in self.blocks:
+            state = block.steady_guess(inputs)
+            states.append(state)
+            inputs = block.outputs(state, inputs)
+        return jnp.concatenate(states)
 
     def vector_field(self, t, y, inputs, static=False):
         return jnp.concatenate(
@@ -120,3 +132,59 @@ class Chain(Block):
     @property
     def state_scale(self):
         return min(block.state_scale for block in self.blocks)
+
+
+class ConstantInputs(Block):
+    """A block with some inputs tied to fixed voltages (references, bias rails): the
+    wrapper's inputs are the block's first inputs, ``constants`` (V) follow them.
+
+    Attributes:
+        block: the wrapped block.
+        constants: the voltages of its last inputs, V.
+    """
+
+    block: Block
+    constants: Float[Array, " k"]
+
+    def _all(self, inputs):
+        return jnp.concatenate([inputs, jnp.asarray(self.constants, inputs.dtype)])
+
+    def initial_state(self):
+        return self.block.initial_state()
+
+    def steady_guess(self, inputs):
+        return self.block.steady_guess(self._all(inputs))
+
+    def vector_field(self, t, y, inputs, static=False):
+        return self.block.vector_field(t, y, self._all(inputs), static)
+
+    def outputs(self, y, inputs):
+        return self.block.outputs(y, self._all(inputs))
+
+    def power(self, y, inputs, load=None):
+        return self.block.power(y, self._all(inputs), load)
+
+    def memristor_voltages(self, y, inputs):
+        return self.block.memristor_voltages(y, self._all(inputs))
+
+    def peak_memristor_voltage(self, y, inputs):
+        return self.block.peak_memristor_voltage(y, self._all(inputs))
+
+    @property
+    def loads_inputs(self):
+        return self.block.loads_inputs
+
+    @property
+    def drives_loads(self):
+        return self.block.drives_loads
+
+    def input_currents(self, y, inputs):
+        return self.block.input_currents(y, self._all(inputs))[: inputs.shape[0]]
+
+    def observe(self, y, inputs, load=None):
+        outputs, power, peak, currents = self.block.observe(y, self._all(inputs), load)
+        return outputs, power, peak, currents[: inputs.shape[0]]
+
+    @property
+    def state_scale(self):
+        return self.block.state_scale

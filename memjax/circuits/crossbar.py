@@ -131,6 +131,19 @@ class PairKernel(Block):
     def initial_state(self):
         return jnp.zeros(5 if self.dynamic_nodes else 3)
 
+    def steady_guess(self, inputs):
+        """The exact steady state in closed form for algebraic, ideal bit lines (the static
+        roots of :func:`pair_kernel_dc`); from rest otherwise."""
+        if self.dynamic_nodes or self.wire_resistance:
+            return self.initial_state()
+        c, amp, g = self.conductances, self.opamp, self.difference_gain
+        rows = self.rows(inputs)
+        total_a, total_b = jnp.sum(c.positive) + self.g_f, jnp.sum(c.negative) + self.g_f
+        y_a = amp.static_output(-jnp.sum(c.positive * rows) / total_a, self.g_f / total_a)
+        y_b = amp.static_output(-jnp.sum(c.negative * rows) / total_b, self.g_f / total_b)
+        y_d = amp.static_output(g * (y_b - y_a) / (1 + g), 1.0 / (1 + g))
+        return jnp.stack([y_a, y_b, y_d])
+
     def _nodes(self, y, rows):
         """(cells_a, tia_a, cells_b, tia_b): bit-line voltage at every cell and at each TIA."""
         if self.dynamic_nodes:
@@ -183,6 +196,11 @@ class PairKernel(Block):
 
     def outputs(self, y, inputs):
         return y[2:3]
+
+    def bit_line_voltages(self, y, inputs):
+        """(line A, line B) voltages at their TIAs, V."""
+        _, node_a, _, node_b = self._nodes(y, self.rows(inputs))
+        return node_a, node_b
 
     def memristor_voltages(self, y, inputs):
         rows = self.rows(inputs)

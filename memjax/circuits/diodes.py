@@ -269,6 +269,19 @@ class DiodeReLU(_DiodeNode):
 
         return jnp.vectorize(node)(v)
 
+    def steady_guess(self, inputs):
+        """The exact steady state: the node from :meth:`steady_output`, each op-amp at its
+        static root for it."""
+        o = self.steady_output(inputs[0])
+        state = []
+        if self.super_diode:
+            amp = self.opamp
+            state += [amp.static_output(inputs[0] - o, 0.0)]
+            state += [amp.static_output(self.clamp_reference - o, 0.0)]
+        if self.node_capacitance:
+            state.append(o)
+        return jnp.stack(state) if state else jnp.zeros(0, jnp.result_type(inputs))
+
     def vector_field(self, t, y, inputs, static=False):
         o = self._node(y, inputs)
         rates = []
@@ -379,6 +392,17 @@ class DiodeMaxPool(_DiodeNode):
             )
 
         return jnp.vectorize(node, signature="(n)->()")(jnp.asarray(inputs))
+
+    def steady_guess(self, inputs):
+        """The exact steady state: the node from :meth:`steady_output`, each super diode's
+        op-amp at its static root for it."""
+        o = self.steady_output(inputs)
+        state = []
+        if self.super_diode:
+            state.append(self.opamp.static_output(inputs - o, 0.0))
+        if self.node_capacitance:
+            state.append(o[None])
+        return jnp.concatenate(state) if state else jnp.zeros(0, jnp.result_type(inputs))
 
     def vector_field(self, t, y, inputs, static=False):
         o = self._node(y, inputs)
@@ -492,14 +516,18 @@ class DiodeClamp(_DiodeNode):
         return jnp.vectorize(node)(jnp.asarray(v))
 
     def steady_guess(self, inputs):
-        """The state consistent with :meth:`steady_output`'s node: Newton on the full state
-        from rest fails to converge when U1 and U3 sit on opposite rails."""
+        """The exact steady state: the node from :meth:`steady_output`, each op-amp at its
+        static root for it (Newton on the full state from rest does not converge when U1 and
+        U3 sit on opposite rails)."""
         amp, v_p = self.opamp, self.clamp_reference
         o = self.steady_output(inputs[0])
-        w, z = amp.static_output(v_p - o, 0.0), amp.static_output(-v_p - o, 0.0)
-        drawn = o / self.load_resistance + self._d.current(o - w) - self._d.current(z - o)
-        u = o + (self.series_resistance + self._r_out) * drawn
-        return jnp.stack([jnp.clip(u, amp.rail_low, amp.rail_high), w, z])
+        return jnp.stack(
+            [
+                amp.static_output(inputs[0] - o, 0.0),
+                amp.static_output(v_p - o, 0.0),
+                amp.static_output(-v_p - o, 0.0),
+            ]
+        )
 
     def _input_currents_at(self, o, y, inputs):
         return jnp.zeros_like(inputs)

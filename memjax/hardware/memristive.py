@@ -120,7 +120,7 @@ class MemristiveShuffleNet(eqx.Module):
 
     def input_voltages(self, gray_levels) -> Array:
         """Word-line voltages of the first crossbar: gray levels 0..255 onto 0..V_p."""
-        x = jnp.asarray(gray_levels, jnp.float32)
+        x = jnp.asarray(gray_levels, jnp.result_type(float))
         x = x[..., None] if x.ndim == 3 else x
         return x * (self.hardware.v_p / 255.0)
 

@@ -1,0 +1,64 @@
+"""Whole-network transient of the memristive ShuffleNetV2 against the plain Flax forward pass
+of the same model and batch, measured in one run.
+
+    python benchmarks/bench_transient.py [--checkpoint DIR] [--preset P] [--batches 1 2]
+
+The transient is timed warm (a second run: every stage compiled already) and its first run,
+which compiles each distinct stage, is reported beside it. Prints seconds per image of both
+and the ratio. Issue 4's target is a ratio <= 50 per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from bench_network import best_rate  # noqa: E402  (same folder)
+
+from memjax.cli import DEFAULT_CHECKPOINT
+from memjax.hardware.config import PRESETS
+from memjax.hardware.memristive import convert
+from memjax.hardware.transient import TransientOptions, simulate
+from memjax.training import steps
+from memjax.training.checkpoint import load_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1])
+    args = parser.parse_args()
+    model, _ = load_model(Path(args.checkpoint))
+    _, eval_graph, params, batch_stats = steps.split_model(model)
+    predict = jax.jit(steps.make_predict(eval_graph))
+    circuit = convert(model, PRESETS[args.preset]())
+    options = TransientOptions()
+    print(f"{Path(args.checkpoint).name}, preset {args.preset}, {jax.default_backend()}")
+    print(
+        f"{'batch':>6}{'forward s/img':>15}{'transient s/img':>17}{'first run s':>13}"
+        f"{'steps':>7}{'ratio':>10}"
+    )
+    for batch in args.batches:
+        images = np.random.default_rng(0).integers(0, 256, (batch, 48, 48), dtype=np.uint8)
+        forward = 1.0 / best_rate(
+            lambda x=images: predict(params, batch_stats, x), batch, repeats=5
+        )
+        start = time.perf_counter()
+        simulate(circuit, images, options)
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        records, _ = simulate(circuit, images, options)
+        warm = (time.perf_counter() - start) / batch
+        total_steps = sum(int(r.steps) for _, _, r in records)
+        print(
+            f"{batch:>6}{forward:>15.2e}{warm:>17.2f}{first:>13.0f}{total_steps:>7}"
+            f"{warm / forward:>10.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Every analog stage of the memristive network as one neuron's circuit and a linear drive.
+
+A crossbar stage at one output position and channel is a :class:`~memjax.circuits.Chain` of the
+same blocks the circuits layer validates against closed forms and ngspice: its (M+1)x2 kernel,
+its MBN, its diode ReLU or clamp. Only two things are rewritten for a whole layer at once:
+
+- *the drive*: a kernel's bit-line node depends on its rows only through the weighted sums
+  ``sum_i G_i v_i`` and the totals ``sum_i G_i``, so the kernel is replaced by an equivalent
+  one with one row per bit line (conductance ``S = sum_i G_i`` at the weighted mean voltage
+  ``m = sum_i G_i v_i / S``) and the sums come from a convolution over the whole layer. The
+  node voltages, op-amp dynamics, currents and every power but one are identical;
+- *the memristor spread*: ``sum_i G_i (v_i - n)^2 = S (m - n)^2 + (sum_i G_i v_i^2 - S m^2)``;
+  the bracket, independent of the node, is added from a second convolution over ``v^2``.
+
+The largest memristor voltage likewise uses the extremes of the rows each kernel sees (its
+receptive field and the bias row) against its bit-line voltages.
+
+Per-channel parameters (conductances, MBN) are arrays with the channel on their first axis;
+every other parameter is a Python float shared by all neurons.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array
+
+from memjax import convolution as conv
+from memjax.circuits import Chain, KernelConductances
+from memjax.circuits.amplifiers import SummingAmplifier
+from memjax.circuits.block import Block
+from memjax.circuits.chain import ConstantInputs
+from memjax.hardware.memristive import CrossbarStage, MemristiveShuffleNet
+
+
+class NeuronStage(eqx.Module):
+    """One layer of neurons: the per-neuron circuit and how the layer's input drives it.
+
+    Attributes:
+        block: one neuron's circuit; arrays carry the channel on their first axis.
+        kind: "stem", "pointwise", "depthwise", "fully_connected" (crossbars),
+            "max_pool" or "average_pool".
+        crossbar: the crossbar stage (crossbar kinds), for the convolutions.
+        stride: the stage's stride (convolutions and pooling).
+        bias_voltage: the bias row's voltage, V (crossbar kinds).
+        pool_conductance: each input conductance of the average pool, S.
+    """
+
+    block: Block
+    crossbar: CrossbarStage | None
+    kind: str = eqx.field(static=True)
+    stride: int = eqx.field(static=True, default=1)
+    bias_voltage: float = 0.0
+    pool_conductance: float = 0.0
+
+    @property
+    def is_crossbar(self) -> bool:
+        return self.crossbar is not None
+
+    def drive(self, v: Array) -> Array:
+        """The inputs of every neuron, shape (..., K, inputs), for the layer input ``v``."""
+        if self.kind == "max_pool":
+            return jnp.stack([w for _, _, w in conv._taps(v, self.stride, 0.0)], axis=-1)
+        if self.kind == "average_pool":
+            return jnp.mean(v, axis=(1, 2))[..., None]
+        c = self.crossbar.kernel.conductances
+        totals = self._totals()
+        sum_a = self.crossbar._convolve(v, c.positive)
+        sum_b = self.crossbar._convolve(v, c.negative)
+        return jnp.stack([sum_a / totals[0], sum_b / totals[1]], axis=-1)
+
+    def _totals(self):
+        c = self.crossbar.kernel.conductances
+        return jnp.sum(c.positive[:, :-1], -1), jnp.sum(c.negative[:, :-1], -1)
+
+    def spread(self, v: Array, drive: Array) -> Array:
+        """Memristor power the equivalent rows do not see, per neuron, W."""
+        if self.kind == "max_pool":
+            return jnp.zeros(drive.shape[:-1])
+        if self.kind == "average_pool":
+            count = v.shape[1] * v.shape[2]
+            squares = self.pool_conductance * jnp.sum(v**2, axis=(1, 2))
+            return squares - count * self.pool_conductance * drive[..., 0] ** 2
+        c = self.crossbar.kernel.conductances
+        both = c.positive + c.negative
+        squares = self.crossbar._convolve(v**2, both)
+        s_a, s_b = self._totals()
+        return squares - s_a * drive[..., 0] ** 2 - s_b * drive[..., 1] ** 2
+
+    def row_extremes(self, v: Array) -> tuple[Array, Array]:
+        """(highest, lowest) row voltage each neuron's memristors see, broadcastable to
+        (..., K): the receptive field, 0 V padding and the bias row."""
+        if self.kind == "max_pool":
+            raise ValueError("a max pool has no memristors")
+        if self.kind == "average_pool":
+            return jnp.max(v, axis=(1, 2)), jnp.min(v, axis=(1, 2))
+        if self.kind in ("pointwise", "fully_connected"):
+            high, low = jnp.max(v, -1, keepdims=True), jnp.min(v, -1, keepdims=True)
+        else:
+            windows = [w for _, _, w in conv._taps(v, self.stride, 0.0)]
+            high = functools.reduce(jnp.maximum, windows)
+            low = functools.reduce(jnp.minimum, windows)
+            if self.kind == "stem":
+                high, low = high[..., :1], low[..., :1]
+        b = self.bias_voltage
+        return jnp.maximum(high, b), jnp.minimum(low, b)
+
+    def kernel_peak(self, y: Array, drive: Array, v: Array) -> Array:
+        """Largest |row - bit line| over the layer's crossbar memristors, V."""
+        high, low = self.row_extremes(v)
+        shape = drive.shape[:-1]
+        kernel = self.block.blocks[0]
+        per_neuron = jax.vmap(
+            jax.vmap(lambda k, s, d: k.bit_line_voltages(s, d), in_axes=(_axes(kernel), 0, 0)),
+            in_axes=(None, 0, 0),
+        )
+        flat_y = y.reshape(-1, shape[-1], y.shape[-1])[..., :3]
+        nodes = per_neuron(kernel, flat_y, drive.reshape(-1, shape[-1], drive.shape[-1]))
+        high = jnp.broadcast_to(high, shape).reshape(-1, shape[-1])
+        low = jnp.broadcast_to(low, shape).reshape(-1, shape[-1])
+        return jnp.max(jnp.stack([jnp.maximum(high - n, n - low) for n in nodes]))
+
+
+def _axes(tree):
+    """vmap axes of a per-channel block: 0 for arrays (per channel), None for floats."""
+    return jax.tree.map(lambda x: 0 if eqx.is_array(x) else None, tree)
+
+
+def per_neuron(method):
+    """``method(block, y, inputs)`` over all neurons: y (P, K, n), inputs (P, K, m)."""
+    over_channels = lambda block, y, u: jax.vmap(method, in_axes=(_axes(block), 0, 0))(  # noqa: E731
+        block, y, u
+    )
+    return jax.vmap(over_channels, in_axes=(None, 0, 0))
+
+
+def crossbar_stage(stage: CrossbarStage) -> NeuronStage:
+    """A crossbar layer's neuron: equivalent kernel, MBN, ReLU or clamp."""
+    c = stage.kernel.conductances
+    s_a, s_b = jnp.sum(c.positive[:, :-1], -1), jnp.sum(c.negative[:, :-1], -1)
+    zero = jnp.zeros_like(s_a)
+    equivalent = KernelConductances(
+        jnp.stack([s_a, zero, c.positive[:, -1]], -1),
+        jnp.stack([zero, s_b, c.negative[:, -1]], -1),
+        c.transimpedance,
+        c.bias_voltage,
+    )
+    blocks: list[Block] = [eqx.tree_at(lambda k: k.conductances, stage.kernel, equivalent)]
+    if stage.mbn is not None:
+        k = stage.mbn.input_conductances.shape[0]
+        v_b = stage.mbn.bias_voltage
+        references = jnp.tile(jnp.array([v_b, -v_b]), (k, 1))
+        blocks.append(ConstantInputs(stage.mbn, references))
+    if stage.relu is not None:
+        blocks.append(stage.relu)
+    elif stage.clamp is not None:
+        blocks.append(stage.clamp)
+    return NeuronStage(Chain(tuple(blocks)), stage, stage.kind, stage.stride, float(c.bias_voltage))
+
+
+def max_pool_stage(net: MemristiveShuffleNet) -> NeuronStage:
+    return NeuronStage(net.max_pool, None, "max_pool", 2)
+
+
+def average_pool_stage(net: MemristiveShuffleNet, channels: int) -> NeuronStage:
+    """The global average pool as one input of conductance G_f (the sum of its count equal
+    inputs) at the mean voltage, per channel."""
+    pool = net.average_pool
+    g_f = pool.feedback_conductance
+    equivalent = SummingAmplifier(
+        jnp.full((channels, 1), g_f),
+        jnp.full((channels,), g_f),
+        pool.opamp,
+        memristive=True,
+    )
+    return NeuronStage(
+        equivalent,
+        None,
+        "average_pool",
+        1,
+        pool_conductance=float(pool.input_conductances[0]),
+    )
+
+
+def plan(net: MemristiveShuffleNet) -> list:
+    """The stages in signal order with their wiring: (name, unit kind, unit index, role,
+    NeuronStage); roles follow ``MemristiveShuffleNet.steady_logits``."""
+    steps = [("input.conv", "input", -1, "stem", crossbar_stage(net.input_stage))]
+    steps.append(("input.max_pool", "input", -1, "max_pool", max_pool_stage(net)))
+    names = {
+        "basic": ("expand", "depthwise", "project"),
+        "downsampling": (
+            "left_depthwise",
+            "left_project",
+            "right_expand",
+            "right_depthwise",
+            "right_project",
+        ),
+    }
+    for index, (kind, stages) in enumerate(zip(net.unit_kinds, net.units, strict=True)):
+        for name, stage in zip(names[kind], stages, strict=True):
+            steps.append((f"unit{index}.{name}", kind, index, name, crossbar_stage(stage)))
+    channels = net.output_stage.kernel.conductances.positive.shape[0]
+    steps.append(("output.conv", "output", -1, "output_conv", crossbar_stage(net.output_stage)))
+    steps.append(("output.average_pool", "output", -1, "pool", average_pool_stage(net, channels)))
+    steps.append(("output.fc", "output", -1, "fc", crossbar_stage(net.fully_connected)))
+    return steps

@@ -1,0 +1,278 @@
+"""``memjax reproduce``: the paper's memristive ShuffleNetV2, measured end to end.
+
+Steady-state accuracy of the circuit against the software model (presets side by side), one
+whole-network transient (settling per layer and of the network, argmax settling, energy by
+kind and unit kind, peak power, peak memristor voltage, calculation periods, both mapping
+schedules), resources of both topologies, a table against the paper's numbers, figures and
+``results.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from memjax.errors import MemjaxError
+
+PAPER = {"latency_ns": 137.0, "max_neuron_power_W": 2.8e-6}
+"""What Wang et al. (IEEE TCAD 2021) report for their design."""
+
+FOUND_DATA = ("../shared/data/fer2013/fer2013.npz", "data/fer2013.npz", "fer2013.npz")
+"""Where FER2013 is looked for when neither --data nor $MEMJAX_FER2013 is given."""
+
+HOW_TO_GET = (
+    "FER2013 not found: pass --data PATH or set MEMJAX_FER2013 (Kaggle fer2013.csv, the "
+    "image-folder version, or a .npz from `memjax data convert`); see the README"
+)
+
+
+def find_data(path: str | None):
+    """(FER2013 or None, a sentence saying what was used)."""
+    from memjax.data import load_fer2013
+
+    if path is None:
+        path = os.environ.get("MEMJAX_FER2013")
+    if path is None:
+        path = next((p for p in FOUND_DATA if Path(p).exists()), None)
+    if path is None:
+        return None, HOW_TO_GET
+    data = load_fer2013(path)
+    return data, f"FER2013 from {data.source}"
+
+
+def reproduce(
+    out: Path,
+    checkpoint: Path,
+    preset: str = "paper",
+    data_path: str | None = None,
+    dc_images: int = 512,
+    transient_images: int = 1,
+    seed: int = 0,
+    say=print,
+) -> dict:
+    import equinox as eqx
+    import jax
+
+    from memjax.hardware import CountingOptions, network_layers, network_resources
+    from memjax.hardware.config import PRESETS
+    from memjax.hardware.memristive import convert
+    from memjax.hardware.report import summarise
+    from memjax.hardware.transient import TransientOptions, simulate
+    from memjax.training.checkpoint import load_model
+
+    if preset not in PRESETS:
+        raise MemjaxError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    model, _ = load_model(checkpoint)
+    data, used = find_data(data_path)
+    say(f"model: {checkpoint}; preset: {preset}; {used}")
+    rng = np.random.default_rng(seed)
+    results: dict = {"checkpoint": str(checkpoint), "preset": preset, "data": used}
+
+    steady = eqx.filter_jit(lambda net, x: net.steady_logits(x))
+    if data is not None:
+        test = data.split("private_test")
+        software = np.concatenate(
+            [np.asarray(model(test.images[i : i + 256])) for i in range(0, len(test), 256)]
+        ).argmax(-1)
+        chosen = np.sort(rng.choice(len(test), min(dc_images, len(test)), replace=False))
+        labels = test.labels[chosen]
+        table = {}
+        for name in dict.fromkeys([preset, "paper", "paper_super_diodes", "near_ideal"]):
+            net = convert(model, PRESETS[name]())
+            predicted = np.concatenate(
+                [
+                    np.asarray(steady(net, test.images[chosen[i : i + 128]])).argmax(-1)
+                    for i in range(0, len(chosen), 128)
+                ]
+            )
+            table[name] = {
+                "accuracy": float(np.mean(predicted == labels)),
+                "agreement_with_software": float(np.mean(predicted == software[chosen])),
+            }
+            say(
+                f"  steady state, {name}: accuracy {table[name]['accuracy']:.2%}, "
+                f"agreement {table[name]['agreement_with_software']:.2%}"
+            )
+        results["accuracy"] = {
+            "software": float(np.mean(software == test.labels)),
+            "software_on_subset": float(np.mean(software[chosen] == labels)),
+            "memristive_dc": table[preset]["accuracy"],
+            "images": int(len(chosen)),
+            "split": "private_test",
+            "presets": table,
+        }
+        sample = test.images[rng.choice(len(test), transient_images, replace=False)]
+        say(
+            f"accuracy on {len(chosen)} random PrivateTest images (software on all "
+            f"{len(test)}: {results['accuracy']['software']:.2%})"
+        )
+    else:
+        results["accuracy"] = {"software": None, "memristive_dc": None, "images": 0}
+        sample = rng.integers(0, 256, (transient_images, 48, 48)).astype(np.uint8)
+        say("no FER2013: the transient runs on uniform random images (stated in results.json)")
+
+    net = convert(model, PRESETS[preset]())
+    options = TransientOptions()
+    say(
+        f"transient of the whole network on {transient_images} image(s), "
+        f"{options.t_end * 1e9:.0f} ns (first run compiles each distinct stage)"
+    )
+    progress = _progress(say)
+    records, logits = simulate(net, sample, options, progress)
+    summary = summarise(net, records, logits, options, len(sample))
+    results.update(summary)
+    results["transient_images"] = int(len(sample))
+    layers = network_layers(model.config)
+    results["resources"] = {
+        topology: network_resources(layers, CountingOptions(topology=topology))["total"]
+        for topology in ("proposed", "original")
+    }
+    results["resources_reuse"] = {
+        topology: network_resources(layers, CountingOptions(topology=topology, schedule="reuse"))[
+            "total"
+        ]
+        for topology in ("proposed", "original")
+    }
+    results["paper"] = PAPER
+    results["seconds"] = time.time() - started
+    results["device"] = jax.devices()[0].device_kind
+    from memjax.training.checkpoint import write_json_atomic
+
+    write_json_atomic(out / "results.json", _jsonable(results))
+    figures = _figures(out, results, records, net)
+    say(comparison_table(results))
+    say(f"wrote {out / 'results.json'} and {len(figures)} figures in {results['seconds']:.0f} s")
+    return results
+
+
+def comparison_table(results: dict) -> str:
+    ours, paper = results, results["paper"]
+    proposed, original = results["resources"]["proposed"], results["resources"]["original"]
+    rows = [
+        (
+            "latency per inference",
+            f"{paper['latency_ns']:.0f} ns",
+            f"{ours['latency_ns']['network']:.1f} ns (argmax settled at "
+            f"{ours['argmax_settle_ns']:.1f} ns)",
+        ),
+        (
+            "max power per neuron",
+            f"{paper['max_neuron_power_W'] * 1e6:.1f} uW",
+            f"{ours['max_neuron_power_W'] * 1e6:.1f} uW",
+        ),
+        (
+            "word lines (2M+1)x1 / (M+1)x2",
+            "fewer",
+            f"{original['word_lines'] / proposed['word_lines']:.2f}x",
+        ),
+        (
+            "inverters (2M+1)x1 / (M+1)x2",
+            "fewer",
+            f"{original['inverters'] / max(proposed['inverters'], 1):.0f}x",
+        ),
+    ]
+    width = max(len(r[0]) for r in rows) + 2
+    lines = [f"{'':<{width}}{'paper':>12}   memjax"]
+    lines += [f"{name:<{width}}{p:>12}   {m}" for name, p, m in rows]
+    return "\n".join(lines)
+
+
+def _progress(say):
+    start = time.time()
+
+    def report(name):
+        say(f"  {time.time() - start:7.1f} s  {name}")
+
+    return report
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _figures(out: Path, results: dict, records, net) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from memjax.circuits.waveform import Waveform, sample
+
+    paths = []
+    layers = results["layers"]
+    figure, axes = plt.subplots(figsize=(10, 4))
+    axes.bar(range(len(layers)), [layer["settling_ns"] for layer in layers])
+    axes.set_xticks(
+        range(len(layers)), [layer["name"] for layer in layers], rotation=90, fontsize=6
+    )
+    axes.set_ylabel("settled at (ns after the input step)")
+    axes.set_title(
+        f"Per-layer settling ({results['preset']}); network "
+        f"{results['latency_ns']['network']:.1f} ns"
+    )
+    figure.tight_layout()
+    paths.append(_save(figure, out / "settling_per_layer.png"))
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    kinds = results["energy_by_kind_J"]
+    left.bar(list(kinds), [v * 1e9 for v in kinds.values()])
+    left.set_ylabel("energy per inference (nJ)")
+    left.set_title("by component")
+    units = results["energy_by_unit_kind_J"]
+    right.bar(list(units), [v * 1e9 for v in units.values()])
+    right.set_title("by unit kind")
+    figure.tight_layout()
+    paths.append(_save(figure, out / "energy_breakdown.png"))
+
+    figure, axes = plt.subplots(figsize=(7, 4))
+    shown = {}
+    for name, kind, record in records:
+        shown.setdefault(kind, (name, record))
+    for kind, (name, record) in shown.items():
+        ts = np.asarray(record.output.ts)
+        values = np.asarray(record.output.values).reshape(len(ts), -1)
+        slopes = np.asarray(record.output.slopes).reshape(len(ts), -1)
+        neuron = int(np.argmax(np.abs(values[-1] - values[0])))
+        grid = np.linspace(0, results["t_end_ns"], 600)
+        one = Waveform(ts, values[:, neuron], slopes[:, neuron])
+        trace = np.asarray(sample(one, grid))
+        axes.plot(grid, trace, label=f"{kind}: {name}")
+    axes.set_xlabel("t (ns)")
+    axes.set_ylabel("output (V)")
+    axes.set_title("One neuron per unit kind (the one that moves most)")
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    paths.append(_save(figure, out / "waveforms.png"))
+
+    accuracy = results["accuracy"]
+    if accuracy.get("presets"):
+        figure, axes = plt.subplots(figsize=(6, 2.2))
+        axes.axis("off")
+        rows = [
+            [name, f"{row['accuracy']:.2%}", f"{row['agreement_with_software']:.2%}"]
+            for name, row in accuracy["presets"].items()
+        ]
+        rows.insert(0, ["software", f"{accuracy['software_on_subset']:.2%}", "-"])
+        axes.table(cellText=rows, colLabels=["model", "accuracy", "agreement"], loc="center")
+        axes.set_title(f"FER2013 PrivateTest, {accuracy['images']} images, steady state")
+        paths.append(_save(figure, out / "accuracy_table.png"))
+    return paths
+
+
+def _save(figure, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
