@@ -2,11 +2,10 @@
 
 A transient stage's solver saves its outputs and their time derivatives at its accepted
 steps; between them the cubic Hermite interpolant is accurate to O(h^4), the order of the
-solver's own dense output. Linear circuit maps (a crossbar's weighted sums) commute with the
-interpolation, so a stage driven by a crossbar needs the crossbar evaluated only at the
-previous stage's samples, not at every evaluation of its own vector field; and resampling onto
-a superset of the knots is exact (between two knots of the superset each interpolant is one
-cubic). Time is in the caller's unit (ns in ``memjax.hardware.transient``).
+solver's own dense output; the next stage evaluates it wherever its own solver needs its input.
+Knots may differ per channel (``ts`` of shape (S, C)), so that channels from different stages
+can be concatenated as wiring. Time is in the caller's unit (ns in
+``memjax.hardware.transient``).
 """
 
 from __future__ import annotations
@@ -31,13 +30,6 @@ class Waveform(eqx.Module):
     values: Float[Array, "s ..."]
     slopes: Float[Array, "s ..."]
 
-    @classmethod
-    def constant(cls, value, t_end: float) -> Waveform:
-        """A signal held at ``value`` over [0, t_end]."""
-        value = jnp.asarray(value)
-        values = jnp.stack([value, value])
-        return cls(jnp.array([0.0, t_end], value.dtype), values, jnp.zeros_like(values))
-
     def at(self, t) -> tuple[Array, Array]:
         """(value, slope) at the scalar time ``t`` (clamped to the knots' range). With knots
         per channel (``ts`` of shape (S, C)), channel c of the last axis uses ``ts[:, c]``."""
@@ -45,18 +37,6 @@ class Waveform(eqx.Module):
             return _hermite(self.ts, self.values, self.slopes, t)
         per_channel = jax.vmap(_hermite, in_axes=(1, -1, -1, None), out_axes=-1)
         return per_channel(self.ts, self.values, self.slopes, t)
-
-    def value_at(self, t) -> Array:
-        return self.at(t)[0]
-
-    def resample(self, ts: Float[Array, " r"]) -> Waveform:
-        """The same interpolant sampled at ``ts`` (exact when ``ts`` contains these knots)."""
-        values, slopes = jax.vmap(self.at)(ts)
-        return Waveform(ts, values, slopes)
-
-    def map(self, linear) -> Waveform:
-        """``linear`` (a linear function of one sample) applied to values and slopes alike."""
-        return Waveform(self.ts, jax.vmap(linear)(self.values), jax.vmap(linear)(self.slopes))
 
     @property
     def final(self) -> Array:
@@ -82,13 +62,6 @@ def integral(ts, values, slopes):
     h = jnp.diff(ts).reshape((-1,) + (1,) * (values.ndim - 1))
     parts = h * (values[1:] + values[:-1]) / 2 + h**2 * (slopes[:-1] - slopes[1:]) / 12
     return jnp.sum(parts, axis=0)
-
-
-def union_knots(*knots) -> np.ndarray:
-    """Sorted union of several knot vectors (host arrays), duplicates merged."""
-    merged = np.unique(np.concatenate([np.asarray(k, np.float64) for k in knots]))
-    keep = np.concatenate([[True], np.diff(merged) > 1e-9 * max(1.0, float(merged[-1]))])
-    return merged[keep]
 
 
 @eqx.filter_jit

@@ -30,8 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
+from memjax import convolution as conv
 from memjax.circuits.stiff import implicit_solver
-from memjax.circuits.waveform import Waveform, integral, last_time_outside
+from memjax.circuits.waveform import Waveform, last_time_outside
 from memjax.errors import MemjaxError
 from memjax.hardware.memristive import MemristiveShuffleNet
 from memjax.hardware.stages import NeuronStage, per_neuron, plan
@@ -319,7 +320,7 @@ def _concat(a: Waveform, b: Waveform) -> Waveform:
 
 def _shuffle(wave: Waveform) -> Waveform:
     c = wave.values.shape[-1]
-    order = np.arange(c).reshape(2, c // 2).T.reshape(-1)  # conv.channel_shuffle, groups 2
+    order = np.asarray(conv.channel_shuffle(np.arange(c).reshape(1, 1, 1, c)))[0, 0, 0]
     return Waveform(wave.ts[:, order], wave.values[..., order], wave.slopes[..., order])
 
 
@@ -403,11 +404,3 @@ def settling_time(wave: Waveform, band: float, t_end: float) -> float:
     count = int(jnp.sum(real))
     trimmed = Waveform(wave.ts[:count], wave.values[:count], wave.slopes[:count])
     return last_time_outside(trimmed, trimmed.values[-1], band)
-
-
-def energy_by_kind(record: StageRecord, t_end: float, time_unit: float) -> dict:
-    """Energy (J) of one stage over [0, t_end] by kind."""
-    power = record.power
-    real = int(jnp.sum(power.ts <= t_end + 1e-9))
-    joules = integral(power.ts[:real], power.values[:real], power.slopes[:real]) * time_unit
-    return {k: float(joules[i]) for i, k in enumerate(KINDS)}
