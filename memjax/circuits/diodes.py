@@ -35,30 +35,46 @@ from memjax.devices.validation import require_non_negative, require_positive
 from memjax.errors import MemjaxError
 
 NODE_ITERATIONS = 40
-"""Bracketed Newton iterations for an algebraic diode node: Newton converges in a few, and
-bisection alone would narrow a 10 V bracket to 1e-11 V."""
+"""At most this many bracketed Newton iterations for an algebraic diode node: Newton
+converges in a few, and bisection alone would narrow a 10 V bracket to 1e-11 V."""
+
+NODE_TOLERANCE = {4: 1e-6, 8: 1e-11}
+"""The iterations stop once a Newton step or the bracket is below this, V, by float size in
+bytes (float32 resolves ~1e-7 V around 1 V)."""
 
 
 def solve_node(current_in, low, high, guess=None):
     """The voltage o in [low, high] at which ``current_in(o)`` (decreasing in o) is zero.
 
     Newton steps from ``guess`` (default: the bracket's midpoint) that leave the bracket are
-    replaced by bisection; gradients with respect to whatever ``current_in`` closes over come
-    from the implicit function theorem.
+    replaced by bisection, until a step or the bracket is below :data:`NODE_TOLERANCE`;
+    gradients with respect to whatever ``current_in`` closes over come from the implicit
+    function theorem.
     """
 
     def solve(f, _):
-        def step(_, bracket):
-            lo, hi, o = bracket
+
+        def step(carry):
+            count, lo, hi, o, _ = carry
             value, slope = jax.value_and_grad(f)(o)
             lo = jnp.where(value > 0, o, lo)  # current still flows in: the root is above
             hi = jnp.where(value > 0, hi, o)
             newton = o - value / jnp.where(slope < 0, slope, -1.0)
             inside = (newton > lo) & (newton < hi)
-            return lo, hi, jnp.where(inside, newton, 0.5 * (lo + hi))
+            new = jnp.where(inside, newton, 0.5 * (lo + hi))
+            done = (jnp.abs(new - o) < NODE_TOLERANCE[o.dtype.itemsize]) | (
+                hi - lo < NODE_TOLERANCE[o.dtype.itemsize]
+            )
+            return count + 1, lo, hi, new, done
+
+        def going(carry):
+            count, *_, done = carry
+            return (count < NODE_ITERATIONS) & ~done
 
         start = 0.5 * (low + high) if guess is None else guess
-        return jax.lax.fori_loop(0, NODE_ITERATIONS, step, (low, high, start))[2]
+        lo, hi, start = jnp.broadcast_arrays(low, high, start)
+        carry = (0, lo, hi, start, jnp.zeros((), bool))
+        return jax.lax.while_loop(going, step, carry)[3]
 
     def tangent_solve(g, y):
         return y / g(1.0)
@@ -363,7 +379,11 @@ class DiodeMaxPool(_DiodeNode):
         anodes = self._anodes(y, inputs)
         low = jnp.minimum(jnp.min(anodes), 0.0) - 1.0
         high = jnp.maximum(jnp.max(anodes), 0.0) + 1.0
-        return solve_node(lambda o: self._net_current(o, y, inputs), low, high)
+        # the largest input alone carrying the load current: a few Newton steps from the root
+        largest = jnp.max(anodes)
+        drop = self._d.voltage_at(jnp.maximum(largest, 0.0) / self.load_resistance)
+        guess = jnp.clip(largest - drop, low, high)
+        return solve_node(lambda o: self._net_current(o, y, inputs), low, high, guess)
 
     def initial_state(self):
         return jnp.zeros(

@@ -8,8 +8,8 @@ The state is the output voltage y itself. With v_d = v+ - v- the differential in
   tau = tau_p / (1 + A0 beta) ~ 1 / (2 pi beta GBW) (physics notes, section 4).
 - S: slew-rate limit (V/s), applied smoothly so that small signals are untouched.
 - h: 1 while y is inside the rails; it falls to 0 as y approaches the rail it is driven
-  towards (over ``rail_softness``), so y never passes a rail and leaves it at once when the
-  drive reverses: no wind-up.
+  towards (over ``rail_softness``) and turns negative beyond it, so y settles on the rail
+  from either side and leaves it at once when the drive reverses: no wind-up.
 
 At steady state y = A0 v_d inside the rails, else the rail: the ideal op-amp is the limit
 A0 -> infinity, GBW -> infinity.
@@ -100,8 +100,8 @@ class OpAmp(eqx.Module):
             rate = linear  # no slew limit (the ideal limit)
         else:
             rate = self.slew_rate * jnp.tanh(linear / self.slew_rate)
-        headroom_up = -jnp.expm1(-jnp.maximum(self.rail_high - y, 0.0) / self.rail_softness)
-        headroom_down = -jnp.expm1(-jnp.maximum(y - self.rail_low, 0.0) / self.rail_softness)
+        headroom_up = _headroom((self.rail_high - y) / self.rail_softness)
+        headroom_down = _headroom((y - self.rail_low) / self.rail_softness)
         return rate * jnp.where(rate > 0, headroom_up, headroom_down)
 
     def static_output(self, alpha, beta):
@@ -121,3 +121,13 @@ class OpAmp(eqx.Module):
     def steady_output(self, v_diff):
         """The output at rest for ``v_diff``: A0 v_diff limited to the rails."""
         return jnp.clip(self.open_loop_gain * v_diff, self.rail_low, self.rail_high)
+
+
+def _headroom(distance):
+    """1 - exp(-d) inside the rail (d >= 0, distance in units of the rail softness), and its
+    tangent d beyond it: once-differentiable, so a rail is an attracting equilibrium from
+    both sides. A factor that stayed 0 beyond the rail (``1 - exp(-max(d, 0))``) made a
+    continuum of equilibria with a zero Jacobian there, on which an implicit solver's Newton
+    iterations stall and chatter (measured: >1000 steps for a super-diode layer)."""
+    inside = -jnp.expm1(-jnp.maximum(distance, 0.0))
+    return jnp.where(distance >= 0, inside, distance)

@@ -8,15 +8,20 @@ relaxation. It is far cheaper than one solve of the whole state: each stage's ad
 takes small steps only while that stage moves, where one solver for all would take the
 smallest step of any stage all the time.
 
-Each stage (``memjax.hardware.stages``) integrates its neurons' vector field with diffrax
-(default explicit adaptive Tsit5, time in ns, error control in the max norm over every
-neuron) and saves, at every accepted step, its outputs and their time derivatives (a cubic
+Within a stage the neurons are independent too, given the stage's input: each neuron
+(``memjax.hardware.stages``: its kernel column, MBN and ReLU) is integrated with its own
+adaptive steps (diffrax, default Kvaerno3, time in ns, vectorised over neurons in chunks).
+One step size for the whole layer would have to resolve every neuron's every kink (a super
+diode closing its loop, an op-amp reaching a rail) at once: measured on an 8x8 patch of the
+input layer with super diodes, >1000 shared steps against at most 104 per neuron (34 on
+average). Every stage saves on one common time grid (``TransientOptions.grid``: geometric, so
+early edges and late tails both get knots): its outputs with their time derivatives (a cubic
 Hermite waveform for the stages it drives), its power by kind with its derivative (energy by
-exact integration of the Hermite interpolant), the largest neuron power and the largest
-memristor voltage. Waveforms keep knots per channel, so channel split, concat and shuffle stay
-wiring. Not counted: the current a crossbar's rows draw from an op-amp output stage of the
-layer before adds to that op-amp's output-stage dissipation (the memristors' own dissipation
-is counted); the diode outputs' loads are their R_L, as in the steady state.
+exact integration of the interpolant), the largest neuron power and the largest memristor
+voltage at the grid times. Channel split, concat and shuffle stay wiring. Not counted: the
+current a crossbar's rows draw from an op-amp output stage of the layer before adds to that
+op-amp's output-stage dissipation (the memristors' own dissipation is counted); the diode
+outputs' loads are their R_L, as in the steady state.
 """
 
 from __future__ import annotations
@@ -28,14 +33,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 
 from memjax import convolution as conv
-from memjax.circuits.stiff import implicit_solver
 from memjax.circuits.waveform import Waveform, last_time_outside
 from memjax.errors import MemjaxError
 from memjax.hardware.memristive import MemristiveShuffleNet
-from memjax.hardware.stages import NeuronStage, per_neuron, plan
+from memjax.hardware.stages import NeuronStage, plan
 
 KINDS = ("memristors", "resistors", "diodes", "opamps")
 
@@ -47,39 +50,61 @@ class TransientOptions:
     Attributes:
         t_end: simulated time after the input step, s (long enough for the network to settle;
             the result reports whether it did).
-        rtol, atol: the step controller's tolerances on every state (V), max norm.
+        rtol, atol: every neuron's step controller's tolerances on its states (V).
         epsilon: settling band, fraction of V_p (physics notes, section 5: 1 %).
-        max_steps: accepted steps per stage at most (also the saved waveform's length).
-        time_unit: the solver's time unit, s (ns keeps float32 steps O(1)).
-        solver: a diffrax solver (default: Kvaerno3 with block-diagonal Newton, see
-            :mod:`memjax.circuits.stiff`).
+        max_steps: solver steps per neuron at most.
+        time_unit: the solver's time unit, s (ns keeps the steps O(1)).
+        first_interval: the first interval of the common time grid, s.
+        growth: ratio of successive grid intervals (> 1): the grid resolves a time t to
+            about (growth - 1) t, so fast early edges and slow late tails both get knots.
+        chunk: neurons integrated together (one vectorised solve); chunks run one after
+            another, which bounds memory.
+        solver: a diffrax solver (default Kvaerno3: op-amps on their rails are stiff).
     """
 
     t_end: float = 300e-9
     rtol: float = 1e-3
     atol: float = 1e-4
     epsilon: float = 0.01
-    max_steps: int = 160
+    max_steps: int = 2000
     time_unit: float = 1e-9
-    solver: diffrax.AbstractSolver = dataclasses.field(default_factory=implicit_solver)
+    first_interval: float = 0.02e-9
+    growth: float = 1.03
+    chunk: int = 4096
+    solver: diffrax.AbstractSolver = dataclasses.field(default_factory=diffrax.Kvaerno3)
 
     def __post_init__(self):
-        for name in ("t_end", "rtol", "atol", "epsilon", "time_unit"):
+        for name in ("t_end", "rtol", "atol", "epsilon", "time_unit", "first_interval"):
             if not getattr(self, name) > 0:
                 raise MemjaxError(f"TransientOptions.{name} must be > 0")
-        if self.max_steps < 8:
-            raise MemjaxError("TransientOptions.max_steps must be >= 8")
+        if not self.growth > 1:
+            raise MemjaxError("TransientOptions.growth must be > 1")
+        if self.max_steps < 8 or self.chunk < 1:
+            raise MemjaxError("TransientOptions.max_steps must be >= 8 and chunk >= 1")
+
+    def grid(self) -> np.ndarray:
+        """The common time grid, in time units: 0, then geometrically growing intervals,
+        ending exactly at t_end."""
+        t_end = self.t_end / self.time_unit
+        first = self.first_interval / self.time_unit
+        count = int(np.ceil(np.log1p(t_end * (self.growth - 1) / first) / np.log(self.growth)))
+        ts = first * np.expm1(np.arange(count + 1) * np.log(self.growth)) / (self.growth - 1)
+        ts = ts[ts < t_end * (1 - 1e-9)]
+        return np.append(ts, t_end)
 
 
 class StageRecord(eqx.Module):
-    """One stage's transient.
+    """One stage's transient, on the common grid.
 
     Attributes:
-        output: its output waveform (ns, V), knots shared by all channels.
+        output: its output waveform (ns, V).
         power: its total power by kind (W) as a waveform, last axis in :data:`KINDS` order.
-        max_neuron_power: largest power of one neuron (kernel column, MBN, ReLU), W.
-        max_memristor_voltage: largest |V| across any memristor of the stage, V.
-        steps: accepted solver steps.
+        max_neuron_power: largest power of one neuron (kernel column, MBN, ReLU) at the grid
+            times, W.
+        max_memristor_voltage: largest |V| across any memristor of the stage at the grid
+            times, V.
+        steps: solver steps of its busiest neuron.
+        mean_steps: solver steps per neuron, averaged.
     """
 
     output: Waveform
@@ -87,232 +112,210 @@ class StageRecord(eqx.Module):
     max_neuron_power: jax.Array
     max_memristor_voltage: jax.Array
     steps: jax.Array
+    mean_steps: jax.Array
 
 
-def _pad_knots(ts, values, slopes, count, t_end):
-    """Knots beyond the last accepted step (saved as inf) become times after t_end holding
-    the last value, so every waveform has the same number of knots."""
-    index = jnp.arange(ts.shape[0])
-    valid = index < count
-    last = count - 1
-    ts = jnp.where(valid, ts, t_end + (index - last).astype(ts.dtype))
-
-    def hold(a, last_value, fill):
-        mask = valid.reshape((-1,) + (1,) * (a.ndim - 1))
-        return jnp.where(mask, a, fill(last_value))
-
-    values = jax.tree.map(lambda a: hold(a, a[last], lambda v: v), values)
-    slopes = jax.tree.map(lambda a: hold(a, a[last], jnp.zeros_like), slopes)
-    return ts, values, slopes
+def _per_neuron_block(block, channels: int, count: int):
+    """``block`` with every per-channel array taken for each of ``count`` neurons laid out
+    position-major (neuron i has channel i % channels)."""
+    channel = jnp.arange(count) % channels
+    return jax.tree.map(lambda a: a[channel] if eqx.is_array(a) else a, block)
 
 
-@eqx.filter_jit
-def _solve_stage(stage: NeuronStage, source: Waveform, before, start, options: TransientOptions):
-    """Integrate one stage driven by ``source`` (the layer input, knots per channel).
-
-    The stage holds the steady state of ``before`` (its input before the step) until
-    ``start``, when its input begins to move, and is integrated from there to t_end."""
+def _neuron_solver(crossbar: bool, grid, drive_ts, options: TransientOptions):
+    """``solve(block, drive values, drive slopes, drive before, extras)`` of one neuron:
+    (output, its slope, power by kind, its slope, neuron power, memristor peak) on the grid,
+    its steps and result."""
     unit = options.time_unit
-    t_end = options.t_end / unit
-    probe = stage.drive(source.values[0])
-    shape = probe.shape[:-1]
-    channels = shape[-1]
-    block = stage.block
 
-    def flat(a):
-        return a.reshape(-1, channels, a.shape[-1])
+    def solve(block, values, slopes, before, extras):
+        drive = Waveform(drive_ts, values, slopes)
 
-    def field(tau, y, _):
-        drive = flat(stage.drive(source.at(tau)[0]))
-        return per_neuron(lambda b, s, u: b.vector_field(tau * unit, s, u))(block, y, drive) * unit
+        def field(tau, y, _):
+            return block.vector_field(tau * unit, y, drive.at(tau)[0]) * unit
 
-    def quantities(y, v):
-        drive = stage.drive(v)
-        observe = per_neuron(lambda b, s, u: b.observe(s, u))
-        out, power, peak, _ = observe(block, y, flat(drive))
-        memristors = power.memristors + stage.spread(v, drive).reshape(power.memristors.shape)
-        neuron = memristors + power.resistors + power.diodes + power.opamps
-        totals = jnp.stack(
-            [jnp.sum(memristors), jnp.sum(power.resistors), jnp.sum(power.diodes)]
-            + [jnp.sum(power.opamps)]
-        )
-        aux = (jnp.max(neuron), jnp.max(peak), drive)
-        return out[..., 0].reshape(shape), totals, aux
+        def quantities(y, u):
+            out, power, peak, _ = block.observe(y, u)
+            kinds = jnp.stack([getattr(power, k) for k in KINDS])
+            return (out[0], kinds), peak
 
-    def save(tau, y, args):
-        v, dv = source.at(tau)
-        dy = field(tau, y, args)
-        (out, totals, aux), (dout, dtotals, _) = _jvp_with_aux(quantities, y, v, dy, dv)
-        neuron_max, chain_peak, drive = aux
-        peak = chain_peak
-        if stage.is_crossbar:
-            peak = jnp.maximum(peak, stage.kernel_peak(y, drive, v))
-        return out, dout, totals, dtotals, neuron_max, peak
+        def save(tau, y, _):
+            u, du = drive.at(tau)
+            dy = field(tau, y, None) if y.shape[0] else y
+            (out, kinds), (dout, dkinds), peak = jax.jvp(quantities, (y, u), (dy, du), has_aux=True)
+            index = jnp.clip(jnp.searchsorted(grid, tau), 0, grid.shape[0] - 1)
+            high, low, spread = extras[index]
+            if crossbar:
+                kernel = block.blocks[0]
+                nodes = kernel.bit_line_voltages(y[:3], u)
+                peak = jnp.maximum(
+                    peak, jnp.max(jnp.stack([jnp.maximum(high - n, n - low) for n in nodes]))
+                )
+            return out, dout, kinds, dkinds, jnp.sum(kinds) + spread, peak
 
-    steady = per_neuron(lambda b, s, u: b.steady_guess(u))  # exact closed forms
-    y0 = steady(block, jnp.zeros(flat(probe).shape[:2] + (0,)), flat(stage.drive(before)))
+        y0 = block.steady_guess(before)
+        if y0.shape[0] == 0:  # a stage without state: its outputs at the grid times
+            states, steps, ok = jnp.zeros((grid.shape[0], 0)), jnp.asarray(0), jnp.asarray(True)
+        else:
+            solution = diffrax.diffeqsolve(
+                diffrax.ODETerm(field),
+                options.solver,
+                grid[0],
+                grid[-1],
+                dt0=None,
+                y0=y0,
+                saveat=diffrax.SaveAt(ts=grid),
+                stepsize_controller=diffrax.PIDController(rtol=options.rtol, atol=options.atol),
+                max_steps=options.max_steps,
+                throw=False,
+            )
+            states, steps = solution.ys, solution.stats["num_steps"]
+            ok = solution.result == diffrax.RESULTS.successful
+        # read-outs after the solve, vectorised over the grid (inside the solver's loop they
+        # would run one save at a time)
+        return jax.vmap(lambda t, y: save(t, y, None))(grid, states), steps, ok
 
-    solution = diffrax.diffeqsolve(
-        diffrax.ODETerm(field),
-        options.solver,
-        start,
-        t_end,
-        dt0=None,
-        y0=y0,
-        saveat=diffrax.SaveAt(t0=True, steps=True, fn=save),
-        stepsize_controller=diffrax.PIDController(
-            rtol=options.rtol, atol=options.atol, norm=optx.max_norm
-        ),
-        max_steps=options.max_steps,
-        throw=False,
-    )
-    steps = solution.stats["num_accepted_steps"]
-    out, dout, totals, dtotals, neuron_max, peak = solution.ys
-    # the state before the input moved, held from t_pre
-    t_pre = jnp.where(start > 0, 0.0, -1.0)
-    first = jax.tree.map(lambda a: a[:1], (out, totals))
-    ts = jnp.concatenate([t_pre[None], solution.ts])
-    out, totals = (jnp.concatenate([f, a]) for f, a in zip(first, (out, totals)))
-    dout, dtotals = (jnp.concatenate([jnp.zeros_like(a[:1]), a]) for a in (dout, dtotals))
-    count = steps + 2
-    ts, (out, totals), (dout, dtotals) = _pad_knots(
-        ts[:-1], (out[:-1], totals[:-1]), (dout[:-1], dtotals[:-1]), count, t_end
-    )
-    valid = jnp.arange(ts.shape[0]) < count
-    record = StageRecord(
-        output=Waveform(ts, out, dout),
-        power=Waveform(ts, totals, dtotals),
-        max_neuron_power=jnp.max(jnp.where(valid[1:], neuron_max[:-1], 0.0)),
-        max_memristor_voltage=jnp.max(jnp.where(valid[1:], peak[:-1], 0.0)),
-        steps=steps,
-    )
-    return solution.result, record
-
-
-def _repad(record: StageRecord, knots: int, t_end: float) -> StageRecord:
-    """A record's waveforms extended to ``knots`` knots, holding their last value."""
-    extra = knots - record.output.ts.shape[0]
-    if extra <= 0:
-        return record
-
-    def grow(wave: Waveform) -> Waveform:
-        start = jnp.maximum(wave.ts[-1], t_end)
-        ts = jnp.concatenate([wave.ts, start + 1.0 + jnp.arange(extra, dtype=wave.ts.dtype)])
-        values = jnp.concatenate([wave.values, jnp.repeat(wave.values[-1:], extra, 0)])
-        slopes = jnp.concatenate([wave.slopes, jnp.zeros((extra,) + wave.slopes.shape[1:])])
-        return Waveform(ts, values, slopes.astype(wave.slopes.dtype))
-
-    return eqx.tree_at(
-        lambda r: (r.output, r.power), record, (grow(record.output), grow(record.power))
-    )
-
-
-def _jvp_with_aux(function, y, v, dy, dv):
-    """jax.jvp of ``function(y, v) -> (out, totals, aux)`` differentiating out and totals."""
-
-    def split(y, v):
-        out, totals, aux = function(y, v)
-        return (out, totals), aux
-
-    (out, totals), (dout, dtotals), aux = jax.jvp(split, (y, v), (dy, dv), has_aux=True)
-    return (out, totals, aux), (dout, dtotals, None)
+    return solve
 
 
 @eqx.filter_jit
-def _solve_algebraic(stage: NeuronStage, source: Waveform):
-    """A stage without state (the plain diode max pool): its outputs at its input's knots."""
-    ts = source.ts[:, 0]
+def _prepare(stage: NeuronStage, source: Waveform, before, grid):
+    """What every neuron of a stage needs, neuron-major: its block, its drive at the source's
+    knots (values and slopes), its drive before the step, and per grid time its highest and
+    lowest row voltage and the memristor power its equivalent rows do not see; plus the
+    stage's total of that power and its slope on the grid."""
+    inputs = jax.vmap(source.at)(grid)  # (values, slopes) of the layer input at the grid
+    drive_before = stage.drive(before)
+    shape = drive_before.shape[:-1]
+    count = int(np.prod(shape))
 
-    def quantities(v):
+    def extras_at(v):
         drive = stage.drive(v)
-        shape = drive.shape[:-1]
-        flat = drive.reshape(-1, shape[-1], drive.shape[-1])
-        y = jnp.zeros(flat.shape[:2] + (0,))
-        out, power, _, _ = per_neuron(lambda b, s, u: b.observe(s, u))(stage.block, y, flat)
-        neuron = power.memristors + power.resistors + power.diodes + power.opamps
-        totals = jnp.stack([jnp.sum(getattr(power, k)) for k in KINDS])
-        return (out[..., 0].reshape(shape), totals), jnp.max(neuron)
+        spread = stage.spread(v, drive)
+        if stage.kind == "max_pool":
+            zero = jnp.zeros(shape)
+            return jnp.stack([zero, zero, spread], -1), spread
+        high, low = stage.row_extremes(v)
+        high, low = (jnp.broadcast_to(a, shape) for a in (high, low))
+        return jnp.stack([high, low, spread], -1), spread
 
-    def at_knot(index):
-        v, dv = source.values[index], source.slopes[index]
-        primal, tangent, neuron_max = jax.jvp(quantities, (v,), (dv,), has_aux=True)
-        return primal, tangent, neuron_max
+    extras, spread = jax.vmap(extras_at)(inputs[0])
+    _, spread_slope = jax.vmap(lambda v, dv: jax.jvp(lambda v: extras_at(v)[1], (v,), (dv,)))(
+        *inputs
+    )
 
-    (out, totals), (dout, dtotals), neuron_max = jax.lax.map(at_knot, jnp.arange(ts.shape[0]))
-    return StageRecord(
-        output=Waveform(ts, out, dout),
-        power=Waveform(ts, totals, dtotals),
-        max_neuron_power=jnp.max(neuron_max),
-        max_memristor_voltage=jnp.zeros(()),
-        steps=jnp.asarray(0),
+    def neuron_major(a):  # (knots, *shape, k) -> (count, knots, k)
+        return jnp.moveaxis(a.reshape((a.shape[0], count, -1)), 0, 1)
+
+    per_neuron = (
+        _per_neuron_block(stage.block, shape[-1], count),
+        neuron_major(jax.vmap(stage.drive)(source.values)),
+        neuron_major(jax.vmap(stage.drive)(source.slopes)),
+        drive_before.reshape(count, -1),
+        neuron_major(extras),
+    )
+    totals = (
+        jnp.sum(spread.reshape(grid.shape[0], -1), -1),
+        jnp.sum(spread_slope.reshape(grid.shape[0], -1), -1),
+    )
+    return per_neuron, totals
+
+
+@eqx.filter_jit
+def _solve_chunk(block, values, slopes, before, extras, mask, drive_ts, grid, crossbar, options):
+    """One chunk of neurons, each on its own adaptive steps (vectorised): outputs on the grid,
+    the chunk's power totals, and its largest neuron power, memristor |V| and step count."""
+    solve = eqx.filter_vmap(_neuron_solver(crossbar, grid, drive_ts, options))
+    (out, dout, kinds, dkinds, neuron, peak), steps, ok = solve(
+        block, values, slopes, before, extras
+    )
+    weight = mask[:, None, None]
+    return (
+        out,
+        dout,
+        jnp.sum(jnp.where(weight, kinds, 0.0), 0),
+        jnp.sum(jnp.where(weight, dkinds, 0.0), 0),
+        jnp.max(jnp.where(mask[:, None], neuron, 0.0)),
+        jnp.max(jnp.where(mask[:, None], peak, 0.0)),
+        jnp.max(jnp.where(mask, steps, 0)),
+        jnp.sum(jnp.where(mask, steps, 0)),
+        jnp.sum(mask & ~ok),
     )
 
 
-def per_channel(wave: Waveform) -> Waveform:
-    """A stage output (knots shared by all channels) with its knots repeated per channel."""
-    if wave.ts.ndim == 2:
-        return wave
-    channels = wave.values.shape[-1]
-    return Waveform(jnp.repeat(wave.ts[:, None], channels, 1), wave.values, wave.slopes)
+def _chunk_size(count: int, largest: int) -> int:
+    """Chunks of ``largest`` neurons, or the power of two that holds a smaller stage: few
+    distinct sizes, so one compiled chunk solver serves many stages."""
+    return min(largest, 1 << max(count - 1, 1).bit_length())
 
 
-def activity(source: Waveform, delta: float, t_end: float) -> float:
-    """When the input starts to move, ns: the knot before any input first leaves its value
-    before the step by more than ``delta`` (V); t_end if it never does."""
-    ts = np.asarray(source.ts)
-    values = np.asarray(source.values)
-    axes = tuple(range(1, values.ndim - 1))
-    moved = np.max(np.abs(values - values[:1]), axis=axes) > delta  # (S, C)
-    if not moved.any():
-        return t_end
-    first = np.argmax(moved, axis=0)
-    start = min(ts[max(i - 1, 0), c] for c, i in enumerate(first) if moved[:, c].any())
-    return min(max(float(start), 0.0), t_end)
+def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: TransientOptions):
+    """Integrate every neuron of one stage, each with its own adaptive steps, driven by
+    ``source`` (the layer input; ``before``: its value before the step), and save the
+    outputs and read-outs on ``grid``. Returns (neurons that failed, StageRecord)."""
+    (block, values, slopes, before_drive, extras), (spread, spread_slope) = _prepare(
+        stage, source, before, grid
+    )
+    shape = stage.drive(before).shape[:-1]
+    count = int(np.prod(shape))
+    size = _chunk_size(count, options.chunk)
+    outs, douts = [], []
+    totals = jnp.zeros((grid.shape[0], len(KINDS)), grid.dtype)
+    dtotals = jnp.zeros_like(totals)
+    power_max = peak_max = 0.0
+    steps_max = steps_sum = failed = 0
+    for begin in range(0, count, size):
+        index = jnp.minimum(jnp.arange(begin, begin + size), count - 1)  # the last repeats
+        mask = jnp.arange(begin, begin + size) < count
+        take = lambda a, index=index: a[index] if eqx.is_array(a) else a  # noqa: E731
+        chunk = jax.tree.map(take, (block, values, slopes, before_drive, extras))
+        result = _solve_chunk(*chunk, mask, source.ts, grid, stage.is_crossbar, options)
+        out, dout, kinds, dkinds, neuron, peak, most, total, bad = result
+        keep = min(size, count - begin)
+        outs.append(out[:keep])
+        douts.append(dout[:keep])
+        totals, dtotals = totals + kinds, dtotals + dkinds
+        power_max, peak_max = max(power_max, float(neuron)), max(peak_max, float(peak))
+        steps_max, steps_sum = max(steps_max, int(most)), steps_sum + int(total)
+        failed += int(bad)
+
+    def layer_major(parts):  # (count, S) -> (S, *shape)
+        return jnp.moveaxis(jnp.concatenate(parts), 1, 0).reshape((grid.shape[0],) + shape)
+
+    record = StageRecord(
+        output=Waveform(grid, layer_major(outs), layer_major(douts)),
+        power=Waveform(grid, totals.at[:, 0].add(spread), dtotals.at[:, 0].add(spread_slope)),
+        max_neuron_power=jnp.asarray(power_max),
+        max_memristor_voltage=jnp.asarray(peak_max),
+        steps=jnp.asarray(steps_max),
+        mean_steps=jnp.asarray(steps_sum / count),
+    )
+    return failed, record
 
 
-def run_stage(name: str, stage: NeuronStage, source: Waveform, options) -> StageRecord:
-    """One stage, with a solver failure reported by name. ``source``'s first knot holds the
-    input before the step."""
-    if stage.block.initial_state().shape[0] == 0:
-        if not bool(jnp.all(source.ts == source.ts[:, :1])):
-            raise MemjaxError(f"{name}: a stateless stage needs knots shared by its inputs")
-        # only the knots up to t_end (and one beyond, holding the final value), in buckets of
-        # 32 so that few sizes are compiled
-        real = int(jnp.sum(source.ts[:, 0] <= options.t_end / options.time_unit)) + 1
-        count = min(source.ts.shape[0], -(-real // 32) * 32)
-        record = _solve_algebraic(
-            stage, Waveform(source.ts[:count], source.values[:count], source.slopes[:count])
-        )
-        return _repad(record, source.ts.shape[0], options.t_end / options.time_unit)
-    t_end = options.t_end / options.time_unit
-    start = activity(source, options.atol, t_end)
-    result, record = _solve_stage(stage, source, source.values[0], jnp.asarray(start), options)
-    if result != diffrax.RESULTS.successful:
+def run_stage(name: str, stage: NeuronStage, source: Waveform, before, grid, options):
+    """One stage, with solver failures reported by name."""
+    failed, record = _solve_stage(stage, source, before, grid, options)
+    if failed:
         raise MemjaxError(
-            f"{name}: the transient solver failed ({result}) within "
-            f"{options.max_steps} steps from {start:.3g} to {t_end:g} ns; raise "
-            "TransientOptions.max_steps or t_end, or loosen rtol/atol"
+            f"{name}: the transient solver failed for {int(failed)} neurons within "
+            f"{options.max_steps} steps each; raise TransientOptions.max_steps or loosen "
+            "rtol/atol"
         )
     return record
 
 
 def _split(wave: Waveform):
     half = wave.values.shape[-1] // 2
-
-    def take(a, lo, hi):
-        return a[..., lo:hi]
-
-    parts = []
-    for lo, hi in ((0, half), (half, 2 * half)):
-        parts.append(
-            Waveform(wave.ts[:, lo:hi], take(wave.values, lo, hi), take(wave.slopes, lo, hi))
-        )
-    return parts
+    return [
+        Waveform(wave.ts, wave.values[..., lo:hi], wave.slopes[..., lo:hi])
+        for lo, hi in ((0, half), (half, 2 * half))
+    ]
 
 
 def _concat(a: Waveform, b: Waveform) -> Waveform:
     return Waveform(
-        jnp.concatenate([a.ts, b.ts], 1),
+        a.ts,
         jnp.concatenate([a.values, b.values], -1),
         jnp.concatenate([a.slopes, b.slopes], -1),
     )
@@ -321,7 +324,7 @@ def _concat(a: Waveform, b: Waveform) -> Waveform:
 def _shuffle(wave: Waveform) -> Waveform:
     c = wave.values.shape[-1]
     order = np.asarray(conv.channel_shuffle(np.arange(c).reshape(1, 1, 1, c)))[0, 0, 0]
-    return Waveform(wave.ts[:, order], wave.values[..., order], wave.slopes[..., order])
+    return Waveform(wave.ts, wave.values[..., order], wave.slopes[..., order])
 
 
 def float64(tree):
@@ -353,28 +356,31 @@ def simulate(net: MemristiveShuffleNet, gray_levels, options: TransientOptions, 
 
 
 def _simulate(net, gray_levels, options, progress):
-    t_end = options.t_end / options.time_unit
+    grid = jnp.asarray(options.grid())
     v = float64(net.input_voltages(gray_levels))
-    knots = options.max_steps + 1
-    ts = jnp.concatenate([jnp.array([-1.0, 0.0]), t_end + jnp.arange(knots - 2, dtype=v.dtype)])
-    values = jnp.broadcast_to(v, (knots,) + v.shape).at[0].set(0.0)  # blank before the step
-    source = Waveform(jnp.repeat(ts[:, None], v.shape[-1], 1), values, jnp.zeros_like(values))
+    ends = jnp.asarray([0.0, grid[-1]])
+    image = Waveform(ends, jnp.stack([v, v]), jnp.zeros((2,) + v.shape))  # the step, held
     records = []
 
-    def run(name, kind, stage, wave):
-        record = run_stage(name, stage, wave, options)
+    def run(name, kind, stage, wave, before=None):
+        before = wave.values[0] if before is None else before
+        record = run_stage(name, stage, wave, before, grid, options)
         records.append((name, kind, record))
         if progress is not None:
             progress(name)
-        return per_channel(record.output)
+        return record.output
 
     steps = plan(net)
-    x = source
+    x = None
     index = 0
     while index < len(steps):
         name, kind, unit, role, stage = steps[index]
         if unit < 0:
-            x = run(name, kind, stage, x)
+            x = (
+                run(name, kind, stage, image, jnp.zeros_like(v))
+                if x is None
+                else run(name, kind, stage, x)
+            )
             index += 1
             continue
         unit_steps = [s for s in steps if s[2] == unit]
