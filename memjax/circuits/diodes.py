@@ -54,7 +54,6 @@ def solve_node(current_in, low, high, guess=None):
     """
 
     def solve(f, _):
-
         def step(carry):
             count, lo, hi, o, _ = carry
             value, slope = jax.value_and_grad(f)(o)
@@ -63,9 +62,8 @@ def solve_node(current_in, low, high, guess=None):
             newton = o - value / jnp.where(slope < 0, slope, -1.0)
             inside = (newton > lo) & (newton < hi)
             new = jnp.where(inside, newton, 0.5 * (lo + hi))
-            done = (jnp.abs(new - o) < NODE_TOLERANCE[o.dtype.itemsize]) | (
-                hi - lo < NODE_TOLERANCE[o.dtype.itemsize]
-            )
+            tolerance = NODE_TOLERANCE[o.dtype.itemsize]
+            done = (jnp.abs(new - o) < tolerance) | (hi - lo < tolerance)
             return count + 1, lo, hi, new, done
 
         def going(carry):

@@ -108,21 +108,6 @@ class NeuronStage(eqx.Module):
         b = self.bias_voltage
         return jnp.maximum(high, b), jnp.minimum(low, b)
 
-    def kernel_peak(self, y: Array, drive: Array, v: Array) -> Array:
-        """Largest |row - bit line| over the layer's crossbar memristors, V."""
-        high, low = self.row_extremes(v)
-        shape = drive.shape[:-1]
-        kernel = self.block.blocks[0]
-        per_neuron = jax.vmap(
-            jax.vmap(lambda k, s, d: k.bit_line_voltages(s, d), in_axes=(_axes(kernel), 0, 0)),
-            in_axes=(None, 0, 0),
-        )
-        flat_y = y.reshape(-1, shape[-1], y.shape[-1])[..., :3]
-        nodes = per_neuron(kernel, flat_y, drive.reshape(-1, shape[-1], drive.shape[-1]))
-        high = jnp.broadcast_to(high, shape).reshape(-1, shape[-1])
-        low = jnp.broadcast_to(low, shape).reshape(-1, shape[-1])
-        return jnp.max(jnp.stack([jnp.maximum(high - n, n - low) for n in nodes]))
-
 
 def _axes(tree):
     """vmap axes of a per-channel block: 0 for arrays (per channel), None for floats."""

@@ -139,12 +139,10 @@ def _neuron_solver(crossbar: bool, grid, drive_ts, options: TransientOptions):
             kinds = jnp.stack([getattr(power, k) for k in KINDS])
             return (out[0], kinds), peak
 
-        def save(tau, y, _):
+        def save(tau, y, high, low, spread):
             u, du = drive.at(tau)
             dy = field(tau, y, None) if y.shape[0] else y
             (out, kinds), (dout, dkinds), peak = jax.jvp(quantities, (y, u), (dy, du), has_aux=True)
-            index = jnp.clip(jnp.searchsorted(grid, tau), 0, grid.shape[0] - 1)
-            high, low, spread = extras[index]
             if crossbar:
                 kernel = block.blocks[0]
                 nodes = kernel.bit_line_voltages(y[:3], u)
@@ -173,7 +171,7 @@ def _neuron_solver(crossbar: bool, grid, drive_ts, options: TransientOptions):
             ok = solution.result == diffrax.RESULTS.successful
         # read-outs after the solve, vectorised over the grid (inside the solver's loop they
         # would run one save at a time)
-        return jax.vmap(lambda t, y: save(t, y, None))(grid, states), steps, ok
+        return jax.vmap(save)(grid, states, *extras.T), steps, ok
 
     return solve
 
@@ -256,7 +254,7 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
     (block, values, slopes, before_drive, extras), (spread, spread_slope) = _prepare(
         stage, source, before, grid
     )
-    shape = stage.drive(before).shape[:-1]
+    shape = jax.eval_shape(stage.drive, before).shape[:-1]
     count = int(np.prod(shape))
     size = _chunk_size(count, options.chunk)
     outs, douts = [], []
