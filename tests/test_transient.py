@@ -201,3 +201,59 @@ def test_long_transient_reaches_the_steady_state_logits(shipped_network):
     )
     periods = summary["calculation_periods"]
     assert periods[-1]["end_ns"] == pytest.approx(max(summary["latency_ns"]["per_layer"].values()))
+
+
+def test_faster_opamps_compress_the_transient_in_time(shipped_model, fer2013):
+    """With algebraic bit lines and diode nodes every time constant is an op-amp's: doubling
+    GBW and slew rate together must play the same transient twice as fast. On an input-layer
+    patch (plain diodes, 2x2 pixels), the outputs at t with 2x op-amps equal those at 2t with
+    the preset's within 1e-3 V (twice the per-neuron solves' 5e-4 V agreement with a tight
+    reference on this patch: each run carries its own step-control error), and the energy
+    up to t_end / 2 is half the energy up to t_end within 1 %. Both runs share one compiled
+    solver: GBW and slew are traced values."""
+    from memjax.hardware.config import PRESETS
+    from memjax.hardware.memristive import convert, with_opamp_dynamics
+    from memjax.hardware.stages import plan
+    from memjax.hardware.transient import (
+        TransientOptions,
+        _solve_chunk,
+        _solve_stage,
+        float64,
+        traced_opamps,
+    )
+
+    options = TransientOptions(t_end=40e-9)
+    grid = jnp.asarray(options.grid())
+    base = convert(shipped_model, PRESETS["paper"]())
+    amp = base.hardware.opamp
+    fast = with_opamp_dynamics(
+        base, gain_bandwidth=2 * amp.gain_bandwidth, slew_rate=2 * amp.slew_rate
+    )
+    image = fer2013.split("private_test").images[:1, 20:22, 20:22]
+    records, compiled = [], []
+    for net in (base, fast):
+        net = traced_opamps(float64(net))
+        v = float64(net.input_voltages(np.asarray(image, np.float64)))
+        stage = plan(net)[0][-1]
+        source = Waveform(
+            jnp.asarray([0.0, grid[-1]]), jnp.stack([v, v]), jnp.zeros((2,) + v.shape)
+        )
+        failed, record = _solve_stage(stage, source, jnp.zeros_like(v), grid, options)
+        assert int(failed) == 0
+        records.append(record)
+        compiled.append(_solve_chunk._cached._cache_size())
+    assert compiled[1] == compiled[0]  # the second GBW reused the first one's solver
+    slow_run, fast_run = records
+    half = grid[grid <= grid[-1] / 2]
+    fast_values = jax.vmap(lambda t: fast_run.output.at(t)[0])(half)
+    slow_values = jax.vmap(lambda t: slow_run.output.at(2 * t)[0])(half)
+    assert float(jnp.max(jnp.abs(fast_values - slow_values))) < 1e-3
+    assert float(jnp.max(jnp.abs(slow_run.output.values[-1] - slow_run.output.values[0]))) > 0.1
+
+    def energy(record, t_end):
+        ts = jnp.linspace(0.0, t_end, 4001)
+        power = jax.vmap(lambda t: jnp.sum(record.power.at(t)[0]))(ts)
+        return float(jnp.trapezoid(power, ts))
+
+    t_half = float(grid[-1]) / 2
+    assert energy(fast_run, t_half) == pytest.approx(energy(slow_run, 2 * t_half) / 2, rel=1e-2)

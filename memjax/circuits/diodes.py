@@ -44,36 +44,44 @@ bytes. Float32 (the steady state) runs all iterations: near its resolution (~1e-
 1 V) a stopping test on the step ended early, measured 3e-6 V off the root."""
 
 
-def solve_node(current_in, low, high, guess=None):
-    """The voltage o in [low, high] at which ``current_in(o)`` (decreasing in o) is zero.
+def bracketed_newton(f, low, high, guess=None):
+    """(root, iterations) of a decreasing ``f`` in [low, high]: Newton steps from ``guess``
+    (default: the midpoint) that leave the bracket are replaced by bisection, until a Newton
+    step or the bracket is below :data:`NODE_TOLERANCE`, at most :data:`NODE_ITERATIONS`.
+    No gradients (see :func:`solve_node`)."""
 
-    Newton steps from ``guess`` (default: the bracket's midpoint) that leave the bracket are
-    replaced by bisection, until a step or the bracket is below :data:`NODE_TOLERANCE`;
-    gradients with respect to whatever ``current_in`` closes over come from the implicit
-    function theorem.
+    def step(carry):
+        count, lo, hi, o, _ = carry
+        value, slope = jax.value_and_grad(f)(o)
+        lo = jnp.where(value > 0, o, lo)  # current still flows in: the root is above
+        hi = jnp.where(value > 0, hi, o)
+        newton = o - value / jnp.where(slope < 0, slope, -1.0)
+        # inclusive: at the root o has just become a bracket end and Newton stays on it (a
+        # strict test bisected away from the root and crawled back: up to 40 iterations)
+        inside = (newton >= lo) & (newton <= hi)
+        new = jnp.where(inside, newton, 0.5 * (lo + hi))
+        tolerance = NODE_TOLERANCE[o.dtype.itemsize]
+        done = (inside & (jnp.abs(new - o) < tolerance)) | (hi - lo < tolerance)
+        return count + 1, lo, hi, new, done
+
+    def going(carry):
+        count, *_, done = carry
+        return (count < NODE_ITERATIONS) & ~done
+
+    start = 0.5 * (low + high) if guess is None else guess
+    lo, hi, start = jnp.broadcast_arrays(low, high, start)
+    count, _, _, root, _ = jax.lax.while_loop(going, step, (0, lo, hi, start, jnp.zeros((), bool)))
+    return root, count
+
+
+def solve_node(current_in, low, high, guess=None):
+    """The voltage o in [low, high] at which ``current_in(o)`` (decreasing in o) is zero, by
+    :func:`bracketed_newton`; gradients with respect to whatever ``current_in`` closes over
+    come from the implicit function theorem.
     """
 
     def solve(f, _):
-        def step(carry):
-            count, lo, hi, o, _ = carry
-            value, slope = jax.value_and_grad(f)(o)
-            lo = jnp.where(value > 0, o, lo)  # current still flows in: the root is above
-            hi = jnp.where(value > 0, hi, o)
-            newton = o - value / jnp.where(slope < 0, slope, -1.0)
-            inside = (newton > lo) & (newton < hi)
-            new = jnp.where(inside, newton, 0.5 * (lo + hi))
-            tolerance = NODE_TOLERANCE[o.dtype.itemsize]
-            done = (jnp.abs(new - o) < tolerance) | (hi - lo < tolerance)
-            return count + 1, lo, hi, new, done
-
-        def going(carry):
-            count, *_, done = carry
-            return (count < NODE_ITERATIONS) & ~done
-
-        start = 0.5 * (low + high) if guess is None else guess
-        lo, hi, start = jnp.broadcast_arrays(low, high, start)
-        carry = (0, lo, hi, start, jnp.zeros((), bool))
-        return jax.lax.while_loop(going, step, carry)[3]
+        return bracketed_newton(f, low, high, guess)[0]
 
     def tangent_solve(g, y):
         return y / g(1.0)
@@ -498,7 +506,20 @@ class DiodeClamp(_DiodeNode):
 
     def _solve(self, u, w, z):
         amp = self.opamp
-        return solve_node(lambda o: self._net_current(o, u, w, z), amp.rail_low, amp.rail_high)
+        low, high = amp.rail_low, amp.rail_high
+        guess = jnp.clip(self._one_diode_node(u, w, z), low, high)
+        return solve_node(lambda o: self._net_current(o, u, w, z), low, high, guess)
+
+    def _one_diode_node(self, u, w, z):
+        """The node in closed form with U1's branch and R_L as a Thevenin source and each
+        limiter diode's correction taken alone (at most one conducts; the other leaks ~I_s):
+        a Newton start microvolts from the root."""
+        r_s, r_l = self.series_resistance + self._r_out, self.load_resistance
+        r_th = r_s * r_l / (r_s + r_l)
+        v_th = u * r_l / (r_s + r_l)
+        drained = self._d.current_through(v_th - w, r_th)
+        fed = self._d.current_through(z - v_th, r_th)
+        return v_th + r_th * (fed - drained)
 
     def _node(self, y, inputs):
         return self._solve(y[0], y[1], y[2])

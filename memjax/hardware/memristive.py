@@ -16,9 +16,11 @@ at 0..V_p.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -28,6 +30,7 @@ from memjax.circuits import PairKernel
 from memjax.circuits.amplifiers import SummingAmplifier, summing_amplifier_dc
 from memjax.circuits.crossbar import pair_kernel_dc
 from memjax.circuits.diodes import DiodeClamp, DiodeMaxPool, DiodeReLU
+from memjax.devices import OpAmp
 from memjax.errors import MemjaxError
 from memjax.hardware.config import HardwareConfig
 from memjax.hardware.layers import network_layers
@@ -234,6 +237,30 @@ def convert(model: ShuffleNetV2, hardware: HardwareConfig) -> MemristiveShuffleN
         volts_per_unit=scale,
         hardware=hardware,
     )
+
+
+DYNAMIC_OPAMP_FIELDS = ("gain_bandwidth", "slew_rate", "quiescent_power")
+"""Op-amp parameters that leave every steady state unchanged (the DC transfer tables built by
+:func:`convert` stay exact), so a converted network can swap them without re-converting."""
+
+
+def with_opamp_dynamics(net: MemristiveShuffleNet, **changes) -> MemristiveShuffleNet:
+    """``net`` with every op-amp's GBW, slew rate or quiescent power replaced (e.g. a GBW
+    sweep of the transient); other op-amp parameters change the steady state: convert again
+    with a new :class:`HardwareConfig` for those."""
+    unknown = sorted(set(changes) - set(DYNAMIC_OPAMP_FIELDS))
+    if unknown:
+        raise MemjaxError(
+            f"with_opamp_dynamics: {unknown} change the steady state; expected only "
+            f"{DYNAMIC_OPAMP_FIELDS} (convert the model again for the others)"
+        )
+
+    def replace(x):
+        return dataclasses.replace(x, **changes) if isinstance(x, OpAmp) else x
+
+    swapped = jax.tree.map(replace, net, is_leaf=lambda x: isinstance(x, OpAmp))
+    hardware = net.hardware.replace(opamp=replace(net.hardware.opamp))
+    return dataclasses.replace(swapped, hardware=hardware)
 
 
 class _Builder:

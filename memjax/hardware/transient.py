@@ -27,6 +27,7 @@ outputs' loads are their R_L, as in the steady state.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import diffrax
 import equinox as eqx
@@ -36,8 +37,9 @@ import numpy as np
 
 from memjax import convolution as conv
 from memjax.circuits.waveform import Waveform, last_time_outside
+from memjax.devices import OpAmp
 from memjax.errors import MemjaxError
-from memjax.hardware.memristive import MemristiveShuffleNet
+from memjax.hardware.memristive import DYNAMIC_OPAMP_FIELDS, MemristiveShuffleNet
 from memjax.hardware.stages import NeuronStage, plan
 
 KINDS = ("memristors", "resistors", "diodes", "opamps")
@@ -115,11 +117,35 @@ class StageRecord(eqx.Module):
     mean_steps: jax.Array
 
 
+def _per_channel(a) -> bool:
+    """Arrays with a leading channel (or neuron) axis; 0-d arrays are shared by all."""
+    return eqx.is_array(a) and a.ndim > 0
+
+
 def _per_neuron_block(block, channels: int, count: int):
     """``block`` with every per-channel array taken for each of ``count`` neurons laid out
     position-major (neuron i has channel i % channels)."""
     channel = jnp.arange(count) % channels
-    return jax.tree.map(lambda a: a[channel] if eqx.is_array(a) else a, block)
+    return jax.tree.map(lambda a: a[channel] if _per_channel(a) else a, block)
+
+
+def traced_opamps(tree):
+    """Every op-amp of ``tree`` with its finite ``DYNAMIC_OPAMP_FIELDS`` as 0-d arrays, so
+    that one compiled transient serves any value of them (a GBW sweep compiles once). An
+    infinite slew rate (the ideal limit) stays a Python float: it selects a different
+    equation."""
+
+    def convert(x):
+        if not isinstance(x, OpAmp):
+            return x
+        changes = {
+            name: jnp.asarray(getattr(x, name), jnp.float64)
+            for name in DYNAMIC_OPAMP_FIELDS
+            if not (isinstance(getattr(x, name), float) and math.isinf(getattr(x, name)))
+        }
+        return dataclasses.replace(x, **changes)
+
+    return jax.tree.map(convert, tree, is_leaf=lambda x: isinstance(x, OpAmp))
 
 
 def _neuron_solver(crossbar: bool, grid, drive_ts, options: TransientOptions):
@@ -223,7 +249,10 @@ def _prepare(stage: NeuronStage, source: Waveform, before, grid):
 def _solve_chunk(block, values, slopes, before, extras, mask, drive_ts, grid, crossbar, options):
     """One chunk of neurons, each on its own adaptive steps (vectorised): outputs on the grid,
     the chunk's power totals, and its largest neuron power, memristor |V| and step count."""
-    solve = eqx.filter_vmap(_neuron_solver(crossbar, grid, drive_ts, options))
+    block_axes = jax.tree.map(lambda a: 0 if _per_channel(a) else None, block)
+    solve = eqx.filter_vmap(
+        _neuron_solver(crossbar, grid, drive_ts, options), in_axes=(block_axes, 0, 0, 0, 0)
+    )
     (out, dout, kinds, dkinds, neuron, peak), steps, ok = solve(
         block, values, slopes, before, extras
     )
@@ -257,15 +286,21 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
     shape = jax.eval_shape(stage.drive, before).shape[:-1]
     count = int(np.prod(shape))
     size = _chunk_size(count, options.chunk)
+    # neurons of similar activity share a chunk: a vectorised solve runs as many steps as
+    # its busiest neuron, so a few active neurons in a chunk of quiet ones cost it all
+    activity = jnp.sum(jnp.abs(jnp.diff(values, axis=1)), axis=(1, 2)) + jnp.sum(
+        jnp.abs(values[:, 0] - before_drive), axis=-1
+    )
+    order = jnp.argsort(activity)
     outs, douts = [], []
     totals = jnp.zeros((grid.shape[0], len(KINDS)), grid.dtype)
     dtotals = jnp.zeros_like(totals)
     power_max = peak_max = 0.0
     steps_max = steps_sum = failed = 0
     for begin in range(0, count, size):
-        index = jnp.minimum(jnp.arange(begin, begin + size), count - 1)  # the last repeats
+        index = order[jnp.minimum(jnp.arange(begin, begin + size), count - 1)]  # last repeats
         mask = jnp.arange(begin, begin + size) < count
-        take = lambda a, index=index: a[index] if eqx.is_array(a) else a  # noqa: E731
+        take = lambda a, index=index: a[index] if _per_channel(a) else a  # noqa: E731
         chunk = jax.tree.map(take, (block, values, slopes, before_drive, extras))
         result = _solve_chunk(*chunk, mask, source.ts, grid, stage.is_crossbar, options)
         out, dout, kinds, dkinds, neuron, peak, most, total, bad = result
@@ -277,8 +312,11 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
         steps_max, steps_sum = max(steps_max, int(most)), steps_sum + int(total)
         failed += int(bad)
 
-    def layer_major(parts):  # (count, S) -> (S, *shape)
-        return jnp.moveaxis(jnp.concatenate(parts), 1, 0).reshape((grid.shape[0],) + shape)
+    unsort = jnp.argsort(order)
+
+    def layer_major(parts):  # (count, S) in activity order -> (S, *shape)
+        neurons = jnp.concatenate(parts)[unsort]
+        return jnp.moveaxis(neurons, 1, 0).reshape((grid.shape[0],) + shape)
 
     record = StageRecord(
         output=Waveform(grid, layer_major(outs), layer_major(douts)),
@@ -350,7 +388,8 @@ def simulate(net: MemristiveShuffleNet, gray_levels, options: TransientOptions, 
     order, and the logits (network units) as a waveform in ns.
     """
     with jax.enable_x64(True):
-        return _simulate(float64(net), np.asarray(gray_levels, np.float64), options, progress)
+        net = traced_opamps(float64(net))
+        return _simulate(net, np.asarray(gray_levels, np.float64), options, progress)
 
 
 def _simulate(net, gray_levels, options, progress):
