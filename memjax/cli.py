@@ -32,6 +32,7 @@ def _reproduce(args) -> None:
         data_path=args.data,
         dc_images=args.dc_images,
         transient_images=args.transient_images,
+        gbw_ghz=tuple(args.gbw),
         seed=args.seed,
     )
 
@@ -145,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument(
         "--transient-images", type=int, default=1, help="images for the whole-network transient"
+    )
+    reproduce.add_argument(
+        "--gbw",
+        type=float,
+        nargs="*",
+        default=[0.5, 2.0],
+        help="op-amp GBW values (GHz) besides the preset's for the latency-power sweep "
+        "(one transient each; none: no sweep)",
     )
     reproduce.add_argument("--seed", type=int, default=0)
     reproduce.add_argument(

@@ -50,6 +50,7 @@ def reproduce(
     data_path: str | None = None,
     dc_images: int = 512,
     transient_images: int = 1,
+    gbw_ghz: tuple[float, ...] = (0.5, 2.0),
     seed: int = 0,
     say=print,
 ) -> dict:
@@ -60,6 +61,7 @@ def reproduce(
     from memjax.hardware.config import PRESETS
     from memjax.hardware.memristive import convert
     from memjax.hardware.report import summarise
+    from memjax.hardware.sweep import gbw_sweep, sweep_row
     from memjax.hardware.transient import TransientOptions, simulate
     from memjax.training.checkpoint import load_model
 
@@ -127,6 +129,15 @@ def reproduce(
     summary = summarise(net, records, logits, options, len(sample))
     results.update(summary)
     results["transient_images"] = int(len(sample))
+    amp = net.hardware.opamp
+    say(
+        f"GBW sweep: the same transient with every op-amp's GBW at {list(gbw_ghz)} GHz "
+        f"(slew rate held at {amp.slew_rate:.3g} V/s; compiled once)"
+    )
+    sweep = [sweep_row(summary, amp.gain_bandwidth, amp.slew_rate)]
+    if gbw_ghz:
+        sweep += gbw_sweep(net, sample, [g * 1e9 for g in gbw_ghz], options, say=say)
+    results["gbw_sweep"] = sorted(sweep, key=lambda row: row["gain_bandwidth_Hz"])
     layers = network_layers(model.config)
     results["resources"] = {
         topology: network_resources(layers, CountingOptions(topology=topology))["total"]
@@ -254,6 +265,20 @@ def _figures(out: Path, results: dict, records, net) -> list[Path]:
     axes.legend(fontsize=7)
     figure.tight_layout()
     paths.append(_save(figure, out / "waveforms.png"))
+
+    sweep = results.get("gbw_sweep")
+    if sweep:
+        figure, axes = plt.subplots(figsize=(6, 4))
+        power = [row["mean_power_W"] * 1e3 for row in sweep]
+        latency = [row["slowest_layer_ns"] for row in sweep]
+        axes.plot(power, latency, "o-")
+        for row, p, t in zip(sweep, power, latency, strict=True):
+            axes.annotate(f"{row['gain_bandwidth_Hz'] / 1e9:g} GHz", (p, t), fontsize=8)
+        axes.set_xlabel("mean power over the inference (mW)")
+        axes.set_ylabel("latency: last layer settled (ns)")
+        axes.set_title(f"Latency against power as the op-amp GBW varies ({results['preset']})")
+        figure.tight_layout()
+        paths.append(_save(figure, out / "latency_vs_power_gbw.png"))
 
     accuracy = results["accuracy"]
     if accuracy.get("presets"):

@@ -42,24 +42,30 @@ def gbw_sweep(
         swept = with_opamp_dynamics(net, **changes)
         records, logits = simulate(swept, images, options)
         summary = summarise(swept, records, logits, options, len(images))
-        window = summary["energy_window_ns"] * 1e-9
-        energy = summary["energy_per_inference_J"]
-        row = {
-            "gain_bandwidth_Hz": float(gain),
-            "slew_rate_V_per_s": float(changes.get("slew_rate", amp.slew_rate)),
-            "latency_ns": summary["latency_ns"]["network"],
-            "slowest_layer_ns": max(summary["latency_ns"]["per_layer"].values()),
-            "argmax_settle_ns": summary["argmax_settle_ns"],
-            "energy_per_inference_J": energy,
-            "mean_power_W": energy / window if window > 0 else 0.0,
-            "max_power_W": summary["max_power_W"],
-            "max_neuron_power_W": summary["max_neuron_power_W"],
-        }
+        row = sweep_row(summary, gain, changes.get("slew_rate", amp.slew_rate))
         rows.append(row)
         if say is not None:
             say(
                 f"  GBW {gain / 1e9:6.2f} GHz: latency {row['latency_ns']:7.1f} ns (slowest "
-                f"layer {row['slowest_layer_ns']:7.1f} ns), {energy * 1e9:8.2f} nJ, mean "
+                f"layer {row['slowest_layer_ns']:7.1f} ns), "
+                f"{row['energy_per_inference_J'] * 1e9:8.2f} nJ, mean "
                 f"{row['mean_power_W'] * 1e3:8.2f} mW"
             )
     return rows
+
+
+def sweep_row(summary: dict, gain: float, slew_rate: float) -> dict:
+    """One sweep point from a transient's summary (:func:`~memjax.hardware.report.summarise`)."""
+    window = summary["energy_window_ns"] * 1e-9
+    energy = summary["energy_per_inference_J"]
+    return {
+        "gain_bandwidth_Hz": float(gain),
+        "slew_rate_V_per_s": float(slew_rate),
+        "latency_ns": summary["latency_ns"]["network"],
+        "slowest_layer_ns": max(summary["latency_ns"]["per_layer"].values()),
+        "argmax_settle_ns": summary["argmax_settle_ns"],
+        "energy_per_inference_J": energy,
+        "mean_power_W": energy / window if window > 0 else 0.0,
+        "max_power_W": summary["max_power_W"],
+        "max_neuron_power_W": summary["max_neuron_power_W"],
+    }
