@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", help=data_help + ", else ../shared/data/fer2013/fer2013.npz if present"
     )
     reproduce.add_argument(
-        "--dc-images", type=int, default=512, help="random PrivateTest images for the accuracies"
+        "--dc-images", type=int, default=384, help="random PrivateTest images for the accuracies"
     )
     reproduce.add_argument(
         "--transient-images", type=int, default=1, help="images for the whole-network transient"
