@@ -140,7 +140,8 @@ def main() -> None:
     )
     twin = right.twinx()
     twin.plot(labels, [r["slowest_layer_ns"] for r in ranges], "ko-")
-    twin.set_ylabel("latency (ns)")
+    twin.set_ylim(0, 1.2 * max(r["slowest_layer_ns"] for r in ranges))  # no offset axis
+    twin.set_ylabel("latency: last layer settled (ns)")
     figure.tight_layout()
     figure.savefig(out / "opamp_device_sweep.png", dpi=120)
     print(f"wrote {out}/results.json and opamp_device_sweep.png ({results['seconds']:.0f} s)")
