@@ -109,14 +109,20 @@ class NeuronStage(eqx.Module):
         return jnp.maximum(high, b), jnp.minimum(low, b)
 
 
-def _axes(tree):
-    """vmap axes of a per-channel block: 0 for arrays (per channel), None for floats."""
-    return jax.tree.map(lambda x: 0 if eqx.is_array(x) else None, tree)
+def is_per_channel(a) -> bool:
+    """Arrays with a leading channel (or neuron) axis; floats and 0-d arrays (a traced
+    parameter such as an op-amp's GBW) are shared by all neurons."""
+    return eqx.is_array(a) and a.ndim > 0
+
+
+def channel_axes(tree):
+    """vmap axes of a per-channel block: 0 for per-channel arrays, None for shared values."""
+    return jax.tree.map(lambda x: 0 if is_per_channel(x) else None, tree)
 
 
 def per_neuron(method):
     """``method(block, y, inputs)`` over all neurons: y (P, K, n), inputs (P, K, m)."""
-    over_channels = lambda block, y, u: jax.vmap(method, in_axes=(_axes(block), 0, 0))(  # noqa: E731
+    over_channels = lambda block, y, u: jax.vmap(method, in_axes=(channel_axes(block), 0, 0))(  # noqa: E731
         block, y, u
     )
     return jax.vmap(over_channels, in_axes=(None, 0, 0))

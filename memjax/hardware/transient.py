@@ -41,7 +41,7 @@ from memjax.circuits.waveform import Waveform, last_time_outside
 from memjax.devices import OpAmp
 from memjax.errors import MemjaxError
 from memjax.hardware.memristive import DYNAMIC_OPAMP_FIELDS, MemristiveShuffleNet
-from memjax.hardware.stages import NeuronStage, plan
+from memjax.hardware.stages import NeuronStage, channel_axes, is_per_channel, plan
 
 KINDS = ("memristors", "resistors", "diodes", "opamps")
 
@@ -150,16 +150,11 @@ class StageRecord(eqx.Module):
     mean_steps: jax.Array
 
 
-def _per_channel(a) -> bool:
-    """Arrays with a leading channel (or neuron) axis; 0-d arrays are shared by all."""
-    return eqx.is_array(a) and a.ndim > 0
-
-
 def _per_neuron_block(block, channels: int, count: int):
     """``block`` with every per-channel array taken for each of ``count`` neurons laid out
     position-major (neuron i has channel i % channels)."""
     channel = jnp.arange(count) % channels
-    return jax.tree.map(lambda a: a[channel] if _per_channel(a) else a, block)
+    return jax.tree.map(lambda a: a[channel] if is_per_channel(a) else a, block)
 
 
 def traced_opamps(tree):
@@ -282,9 +277,9 @@ def _prepare(stage: NeuronStage, source: Waveform, before, grid):
 def _solve_chunk(block, values, slopes, before, extras, mask, drive_ts, grid, crossbar, options):
     """One chunk of neurons, each on its own adaptive steps (vectorised): outputs on the grid,
     the chunk's power totals, and its largest neuron power, memristor |V| and step count."""
-    block_axes = jax.tree.map(lambda a: 0 if _per_channel(a) else None, block)
     solve = eqx.filter_vmap(
-        _neuron_solver(crossbar, grid, drive_ts, options), in_axes=(block_axes, 0, 0, 0, 0)
+        _neuron_solver(crossbar, grid, drive_ts, options),
+        in_axes=(channel_axes(block), 0, 0, 0, 0),
     )
     (out, dout, kinds, dkinds, neuron, peak), steps, ok = solve(
         block, values, slopes, before, extras
@@ -319,21 +314,15 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
     shape = jax.eval_shape(stage.drive, before).shape[:-1]
     count = int(np.prod(shape))
     size = _chunk_size(count, options.chunk)
-    # neurons of similar activity share a chunk: a vectorised solve runs as many steps as
-    # its busiest neuron, so a few active neurons in a chunk of quiet ones cost it all
-    activity = jnp.sum(jnp.abs(jnp.diff(values, axis=1)), axis=(1, 2)) + jnp.sum(
-        jnp.abs(values[:, 0] - before_drive), axis=-1
-    )
-    order = jnp.argsort(activity)
     outs, douts = [], []
     totals = jnp.zeros((grid.shape[0], len(KINDS)), grid.dtype)
     dtotals = jnp.zeros_like(totals)
     power_max = peak_max = 0.0
     steps_max = steps_sum = failed = 0
     for begin in range(0, count, size):
-        index = order[jnp.minimum(jnp.arange(begin, begin + size), count - 1)]  # last repeats
+        index = jnp.minimum(jnp.arange(begin, begin + size), count - 1)  # the last repeats
         mask = jnp.arange(begin, begin + size) < count
-        take = lambda a, index=index: a[index] if _per_channel(a) else a  # noqa: E731
+        take = lambda a, index=index: a[index] if is_per_channel(a) else a  # noqa: E731
         chunk = jax.tree.map(take, (block, values, slopes, before_drive, extras))
         result = _solve_chunk(*chunk, mask, source.ts, grid, stage.is_crossbar, options)
         out, dout, kinds, dkinds, neuron, peak, most, total, bad = result
@@ -345,11 +334,8 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
         steps_max, steps_sum = max(steps_max, int(most)), steps_sum + int(total)
         failed += int(bad)
 
-    unsort = jnp.argsort(order)
-
-    def layer_major(parts):  # (count, S) in activity order -> (S, *shape)
-        neurons = jnp.concatenate(parts)[unsort]
-        return jnp.moveaxis(neurons, 1, 0).reshape((grid.shape[0],) + shape)
+    def layer_major(parts):  # (count, S) -> (S, *shape)
+        return jnp.moveaxis(jnp.concatenate(parts), 1, 0).reshape((grid.shape[0],) + shape)
 
     record = StageRecord(
         output=Waveform(grid, layer_major(outs), layer_major(douts)),
