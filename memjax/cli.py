@@ -65,20 +65,37 @@ def _data_info(args) -> None:
 def _train(args) -> None:
     from memjax.data import load_fer2013
     from memjax.network import ShuffleNetConfig
+    from memjax.training.augment import AugmentConfig
+    from memjax.training.checkpoint import read_model_config
     from memjax.training.evaluate import evaluate_model, export_model, print_report
     from memjax.training.loop import TrainConfig, train
     from memjax.training.steps import OptimizerConfig
 
     data = load_fer2013(args.data)
-    model_config = ShuffleNetConfig(width=args.width, zero_init_branch=args.zero_init_branch)
+    if args.init_from:
+        model_config, _ = read_model_config(Path(args.init_from))
+        if args.width is not None and args.width != model_config.width:
+            raise MemjaxError(
+                f"--init-from {args.init_from} holds a {model_config.width}x model, "
+                f"but --width {args.width} was asked for"
+            )
+    else:
+        model_config = ShuffleNetConfig(
+            width=args.width or 1.0, zero_init_branch=args.zero_init_branch
+        )
     train_config = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
         keep=args.keep,
         optimizer=OptimizerConfig(
-            name=args.optimizer, learning_rate=args.lr, weight_decay=args.weight_decay
+            name=args.optimizer,
+            learning_rate=args.lr,
+            weight_decay=args.weight_decay,
+            warmup_epochs=args.warmup_epochs,
         ),
+        augment=AugmentConfig(erase_probability=args.erase_probability),
+        init_from=str(Path(args.init_from).absolute()) if args.init_from else None,
     )
     result = train(
         data,
@@ -169,8 +186,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="runs/shufflenetv2-1.0x",
         help="folder of the run's checkpoints and metrics",
     )
-    train.add_argument("--width", type=float, default=1.0, help="0.5, 1.0, 1.5 or 2.0")
+    train.add_argument("--width", type=float, help="0.5, 1.0 (default), 1.5 or 2.0")
     train.add_argument("--epochs", type=int, default=30)
+    train.add_argument(
+        "--init-from",
+        help="start from this model checkpoint's weights (fine-tuning; its configuration wins)",
+    )
+    train.add_argument(
+        "--warmup-epochs", type=float, default=1.0, help="linear warm-up before the cosine decay"
+    )
+    train.add_argument(
+        "--erase-probability",
+        type=float,
+        default=0.5,
+        help="probability of random erasing in the augmentation (0 disables)",
+    )
     train.add_argument(
         "--zero-init-branch",
         action="store_true",

@@ -1,5 +1,6 @@
 """Training: exact resume, checkpoint housekeeping, augmentation, bad checkpoints."""
 
+import dataclasses
 import json
 import shutil
 
@@ -12,6 +13,7 @@ from memjax.network import ShuffleNetConfig
 from memjax.training.augment import AugmentConfig, augment_batch
 from memjax.training.checkpoint import load_model
 from memjax.training.loop import TrainConfig, train
+from memjax.training.steps import OptimizerConfig, split_model
 
 TINY_MODEL = ShuffleNetConfig(width=0.5, stage_repeats=(1, 1, 1))
 
@@ -46,6 +48,30 @@ def test_a_finished_run_refuses_a_fresh_start(tiny_data, tmp_path):
         train(tiny_data, tmp_path, TINY_MODEL, config, progress=False)
     with pytest.raises(MemjaxError, match="cannot resume"):
         train(tiny_data, tmp_path / "other", resume=True, progress=False)
+
+
+def test_init_from_starts_at_the_checkpoint_weights(tiny_data, tmp_path):
+    """Fine-tuning starts from the checkpoint: at learning rate 0 its parameters stay as saved."""
+    train(
+        tiny_data, tmp_path / "a", TINY_MODEL, TrainConfig(epochs=1, batch_size=32), progress=False
+    )
+    frozen = TrainConfig(
+        epochs=1,
+        batch_size=32,
+        seed=1,
+        optimizer=OptimizerConfig(learning_rate=0.0),
+        init_from=str(tmp_path / "a" / "best"),
+    )
+    tuned = train(tiny_data, tmp_path / "b", TINY_MODEL, frozen, progress=False)
+    saved, _ = load_model(tmp_path / "a" / "best")
+    _, _, params, _ = split_model(saved)
+    a, b = jax.tree.leaves(params), jax.tree.leaves(tuned["state"]["params"])
+    assert len(a) == len(b) > 50
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    other = dataclasses.replace(TINY_MODEL, dropout=0.0)
+    with pytest.raises(MemjaxError, match="--init-from .* differs from the run's"):
+        train(tiny_data, tmp_path / "c", other, frozen, progress=False)
 
 
 def test_bad_checkpoints_give_clear_errors(tiny_data, tmp_path):

@@ -147,7 +147,7 @@ def summing_amplifier_dc(block: SummingAmplifier, weighted_sum):
     g = jnp.asarray(block.input_conductances)
     total = jnp.sum(g, -1) + block.bias_conductance + block.feedback_conductance
     drive = weighted_sum + block.bias_conductance * jnp.asarray(block.bias_voltage)
-    return block.opamp.static_output(-drive / total, block.feedback_conductance / total)
+    return block.opamp.static_output(drive * (-1.0 / total), block.feedback_conductance / total)
 
 
 def inverter(opamp: OpAmp, resistance: float = 10e3) -> SummingAmplifier:

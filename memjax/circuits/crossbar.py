@@ -62,9 +62,29 @@ def pair_kernel_dc(kernel: PairKernel, sum_a, sum_b):
     g_f = kernel.g_f
     total_a = jnp.sum(c.positive, -1) + g_f
     total_b = jnp.sum(c.negative, -1) + g_f
-    y_a = amp.static_output(-sum_a / total_a, g_f / total_a)
-    y_b = amp.static_output(-sum_b / total_b, g_f / total_b)
-    return amp.static_output(g * (y_b - y_a) / (1 + g), 1.0 / (1 + g))
+    # per-kernel factors first: one multiply per neuron instead of a division
+    y_a = amp.static_output(sum_a * (-1.0 / total_a), g_f / total_a)
+    y_b = amp.static_output(sum_b * (-1.0 / total_b), g_f / total_b)
+    return amp.static_output((y_b - y_a) * (g / (1 + g)), 1.0 / (1 + g))
+
+
+def pair_kernel_line_gains(kernel: PairKernel):
+    """(kappa_a, kappa_b), S^-1: a line amplifier inside its rails outputs -kappa * sum_i G_i v_i
+    (bias row included). From :meth:`OpAmp.static_output` with v_diff = -sum / total - y g_f /
+    total: kappa = 1 / (g_f + total / A0), total = sum of the line's conductances + g_f."""
+    c, amp, g_f = kernel.conductances, kernel.opamp, kernel.g_f
+    total_a = jnp.sum(c.positive, -1) + g_f
+    total_b = jnp.sum(c.negative, -1) + g_f
+    return 1.0 / (g_f + total_a / amp.open_loop_gain), 1.0 / (g_f + total_b / amp.open_loop_gain)
+
+
+def pair_kernel_dc_unsaturated(kernel: PairKernel, difference):
+    """:func:`pair_kernel_dc` when neither line amplifier is at a rail, from ``difference`` =
+    y_b - y_a = kappa_a sum_a - kappa_b sum_b (:func:`pair_kernel_line_gains`): one sum per
+    neuron instead of two, so a layer takes one convolution with the kernel
+    kappa_a G+ - kappa_b G-. Only the difference stage can then reach its rails."""
+    g = kernel.difference_gain
+    return kernel.opamp.static_output(difference * (g / (1 + g)), 1.0 / (1 + g))
 
 
 def _peak_difference(rows, cells):

@@ -109,14 +109,17 @@ class OpAmp(eqx.Module):
         feedback makes the differential input affine in the output, v_diff = alpha - beta y
         (beta >= 0): alpha / (beta + 1/A0) inside the rails, and beyond a rail the exact root
         of the residual's penalty branch. Closed form, elementwise: what a whole network of
-        linear op-amp stages needs at steady state."""
+        linear op-amp stages needs at steady state.
+
+        Written as ``clip(inside) + (inside - clip(inside)) * loop / (loop + penalty)``, the
+        same root as ``(alpha + penalty * rail) / (loop + penalty)`` beyond a rail, with the
+        divisions on ``beta``'s shape only: in a network ``beta`` is one value per kernel
+        and ``alpha`` one per neuron, and per-neuron divisions cost more than the crossbars'
+        multiply-adds on a CPU."""
         loop = beta + 1.0 / self.open_loop_gain
-        inside = alpha / loop
-        above = (alpha + RAIL_PENALTY * self.rail_high) / (loop + RAIL_PENALTY)
-        below = (alpha + RAIL_PENALTY * self.rail_low) / (loop + RAIL_PENALTY)
-        return jnp.where(
-            inside > self.rail_high, above, jnp.where(inside < self.rail_low, below, inside)
-        )
+        inside = alpha * (1.0 / loop)
+        clipped = jnp.clip(inside, self.rail_low, self.rail_high)
+        return clipped + (inside - clipped) * (loop / (loop + RAIL_PENALTY))
 
     def steady_output(self, v_diff):
         """The output at rest for ``v_diff``: A0 v_diff limited to the rails."""

@@ -28,7 +28,11 @@ from jaxtyping import Array, Float
 from memjax import convolution as conv
 from memjax.circuits import PairKernel
 from memjax.circuits.amplifiers import SummingAmplifier, summing_amplifier_dc
-from memjax.circuits.crossbar import pair_kernel_dc
+from memjax.circuits.crossbar import (
+    pair_kernel_dc,
+    pair_kernel_dc_unsaturated,
+    pair_kernel_line_gains,
+)
 from memjax.circuits.diodes import DiodeClamp, DiodeMaxPool, DiodeReLU
 from memjax.devices import OpAmp
 from memjax.errors import MemjaxError
@@ -77,10 +81,15 @@ class CrossbarStage(eqx.Module):
 
     def steady(self, v: Float[Array, "n ... c"]) -> Array:
         """Output voltages at steady state for input voltages ``v`` (NHWC or (N, C))."""
-        c = self.kernel.conductances
-        sum_a = self._convolve(v, c.positive) + c.positive[:, -1] * c.bias_voltage
-        sum_b = self._convolve(v, c.negative) + c.negative[:, -1] * c.bias_voltage
-        y = pair_kernel_dc(self.kernel, sum_a, sum_b)
+        if self.kind in ("pointwise", "fully_connected"):
+            y = jax.lax.cond(
+                self.lines_cannot_saturate(v),
+                lambda x: self._unsaturated_readout(x),
+                lambda x: self._readout(x),
+                v,
+            )
+        else:
+            y = self._readout(v)
         if self.mbn is not None:
             g = self.mbn.input_conductances
             drive = g[:, 0] * y + (g[:, 1] - g[:, 2]) * self.mbn.bias_voltage
@@ -90,6 +99,49 @@ class CrossbarStage(eqx.Module):
         if self.relu is not None:
             return self.relu.steady_output(y)
         return self.clamp.steady_output(y) if self.clamp is not None else y
+
+    def _readout(self, v):
+        """Both bit-line sums, each through its line amplifier and its rails."""
+        c = self.kernel.conductances
+        # The barrier keeps XLA from fusing the read-out arithmetic into the matrix products:
+        # measured on 2 CPU cores, 1.5x faster for a pointwise stage at batch 32.
+        sum_a, sum_b = jax.lax.optimization_barrier(
+            (self._convolve(v, c.positive), self._convolve(v, c.negative))
+        )
+        sum_a = sum_a + c.positive[:, -1] * c.bias_voltage
+        sum_b = sum_b + c.negative[:, -1] * c.bias_voltage
+        return pair_kernel_dc(self.kernel, sum_a, sum_b)
+
+    def _unsaturated_readout(self, v):
+        """The same when no line amplifier is at a rail: one convolution."""
+        c = self.kernel.conductances
+        kappa_a, kappa_b = pair_kernel_line_gains(self.kernel)
+        w = kappa_a[:, None] * c.positive - kappa_b[:, None] * c.negative
+        difference = self._convolve(v, w) + w[:, -1] * c.bias_voltage
+        return pair_kernel_dc_unsaturated(self.kernel, difference)
+
+    def lines_cannot_saturate(self, v) -> Array:
+        """True when, for the inputs ``v`` (the whole batch), no bit-line amplifier of this
+        stage can reach a rail, proved by Hoelder bounds on every line's sum: |sum_i G_i v_i|
+        <= min(max G * |v|_1, |G|_2 |v|_2, |G|_1 |v|_inf) at every position, plus the bias
+        row. Then :meth:`_unsaturated_readout` is exact (measured on FER2013 the lines use at
+        most a few % of their swing in the 1x1 stages, so the bound holds with a wide margin).
+        """
+        c, amp = self.kernel.conductances, self.kernel.opamp
+        magnitude = jnp.abs(v)
+        l1 = jnp.max(jnp.sum(magnitude, -1))
+        l2 = jnp.sqrt(jnp.max(jnp.sum(magnitude * magnitude, -1)))
+        linf = jnp.max(magnitude)
+        headroom = jnp.minimum(-jnp.asarray(amp.rail_low), jnp.asarray(amp.rail_high))
+        holds = jnp.asarray(True)
+        for g, kappa in zip((c.positive, c.negative), pair_kernel_line_gains(self.kernel)):
+            rows = jnp.abs(g[:, :-1])
+            bound = jnp.minimum(
+                jnp.minimum(jnp.max(rows, -1) * l1, jnp.sqrt(jnp.sum(rows * rows, -1)) * l2),
+                jnp.sum(rows, -1) * linf,
+            ) + jnp.abs(g[:, -1] * c.bias_voltage)
+            holds = holds & jnp.all(kappa * bound < headroom)
+        return holds
 
 
 class MemristiveShuffleNet(eqx.Module):

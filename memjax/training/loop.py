@@ -45,6 +45,10 @@ class TrainConfig:
         keep: number of per-epoch checkpoints kept.
         optimizer: see :class:`~memjax.training.steps.OptimizerConfig`.
         augment: see :class:`~memjax.training.augment.AugmentConfig`.
+        init_from: a model checkpoint whose parameters and BN statistics start the run instead
+            of a fresh initialisation (fine-tuning: a second, shorter schedule from a trained
+            model); the run's model configuration must be the checkpoint's. The optimizer
+            state starts fresh.
     """
 
     epochs: int = 30
@@ -53,6 +57,7 @@ class TrainConfig:
     keep: int = 3
     optimizer: steps.OptimizerConfig = steps.OptimizerConfig()
     augment: AugmentConfig = AugmentConfig()
+    init_from: str | None = None
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "keep"):
@@ -92,6 +97,8 @@ def train(
     )
     model = build_model(model_config, seed=train_config.seed)
     train_graph, eval_graph, params, batch_stats = steps.split_model(model)
+    if train_config.init_from is not None and start_epoch == 0:
+        params, batch_stats = _initial_weights(Path(train_config.init_from), model_config)
     train_split = data.train
     steps_per_epoch = len(train_split) // train_config.batch_size
     if steps_per_epoch < 1:
@@ -231,6 +238,19 @@ def _restore(manager, epoch: int, template: dict, run_dir: Path):
             f"({type(error).__name__})"
         ) from None
     return dict(restored["state"]), restored["meta"]["best"]
+
+
+def _initial_weights(checkpoint: Path, model_config: ShuffleNetConfig):
+    from memjax.training.checkpoint import load_model
+
+    model, _ = load_model(checkpoint)
+    if model.config != model_config:
+        raise MemjaxError(
+            f"--init-from {checkpoint}: its model configuration differs from the run's "
+            f"({model.config} vs {model_config})"
+        )
+    _, _, params, batch_stats = steps.split_model(model)
+    return params, batch_stats
 
 
 def _truncate_metrics(path: Path, last_epoch: int) -> None:
