@@ -81,7 +81,7 @@ class CrossbarStage(eqx.Module):
 
     def steady(self, v: Float[Array, "n ... c"]) -> Array:
         """Output voltages at steady state for input voltages ``v`` (NHWC or (N, C))."""
-        if self.kind in ("pointwise", "fully_connected"):
+        if self.kind != "stem":  # the stem's lines use up to ~40 % of their swing: no proof
             y = jax.lax.cond(
                 self.lines_cannot_saturate(v),
                 lambda x: self._unsaturated_readout(x),
@@ -103,11 +103,12 @@ class CrossbarStage(eqx.Module):
     def _readout(self, v):
         """Both bit-line sums, each through its line amplifier and its rails."""
         c = self.kernel.conductances
-        # The barrier keeps XLA from fusing the read-out arithmetic into the matrix products:
-        # measured on 2 CPU cores, 1.5x faster for a pointwise stage at batch 32.
-        sum_a, sum_b = jax.lax.optimization_barrier(
-            (self._convolve(v, c.positive), self._convolve(v, c.negative))
-        )
+        sums = (self._convolve(v, c.positive), self._convolve(v, c.negative))
+        if self.kind in ("pointwise", "fully_connected"):
+            # keeps XLA from fusing the read-out arithmetic into the matrix products:
+            # measured on 2 CPU cores, 1.5x faster for a 1x1 stage at batch 32
+            sums = jax.lax.optimization_barrier(sums)
+        sum_a, sum_b = sums
         sum_a = sum_a + c.positive[:, -1] * c.bias_voltage
         sum_b = sum_b + c.negative[:, -1] * c.bias_voltage
         return pair_kernel_dc(self.kernel, sum_a, sum_b)
@@ -122,24 +123,25 @@ class CrossbarStage(eqx.Module):
 
     def lines_cannot_saturate(self, v) -> Array:
         """True when, for the inputs ``v`` (the whole batch), no bit-line amplifier of this
-        stage can reach a rail, proved by Hoelder bounds on every line's sum: |sum_i G_i v_i|
-        <= min(max G * |v|_1, |G|_2 |v|_2, |G|_1 |v|_inf) at every position, plus the bias
-        row. Then :meth:`_unsaturated_readout` is exact (measured on FER2013 the lines use at
-        most a few % of their swing in the 1x1 stages, so the bound holds with a wide margin).
+        stage can reach a rail, proved by a bound on every line's sum plus its bias row:
+        Cauchy-Schwarz, |sum_i G_i v_i| <= |G|_2 max |v|_2 over the positions, for a 1x1
+        stage; |G|_1 max |v| over its own channel for a depthwise kernel. One reduction of
+        the inputs each (measured: three norms, not fused, cost 0.35 ms per 1x1 stage at
+        batch 32, a third of its convolution). Then :meth:`_unsaturated_readout` is exact;
+        measured on FER2013 the lines of the shipped model use at most ~20 % of their swing
+        outside the stem, so the bound holds with a margin.
         """
         c, amp = self.kernel.conductances, self.kernel.opamp
-        magnitude = jnp.abs(v)
-        l1 = jnp.max(jnp.sum(magnitude, -1))
-        l2 = jnp.sqrt(jnp.max(jnp.sum(magnitude * magnitude, -1)))
-        linf = jnp.max(magnitude)
+        if self.kind == "depthwise":
+            largest = jnp.max(jnp.abs(v), axis=tuple(range(v.ndim - 1)))
+            norm = lambda rows: jnp.sum(jnp.abs(rows), -1)  # noqa: E731
+        else:
+            largest = jnp.sqrt(jnp.max(jnp.sum(v * v, -1)))
+            norm = lambda rows: jnp.sqrt(jnp.sum(rows * rows, -1))  # noqa: E731
         headroom = jnp.minimum(-jnp.asarray(amp.rail_low), jnp.asarray(amp.rail_high))
         holds = jnp.asarray(True)
         for g, kappa in zip((c.positive, c.negative), pair_kernel_line_gains(self.kernel)):
-            rows = jnp.abs(g[:, :-1])
-            bound = jnp.minimum(
-                jnp.minimum(jnp.max(rows, -1) * l1, jnp.sqrt(jnp.sum(rows * rows, -1)) * l2),
-                jnp.sum(rows, -1) * linf,
-            ) + jnp.abs(g[:, -1] * c.bias_voltage)
+            bound = norm(g[:, :-1]) * largest + jnp.abs(g[:, -1] * c.bias_voltage)
             holds = holds & jnp.all(kappa * bound < headroom)
         return holds
 
