@@ -93,8 +93,9 @@ def test_max_pool_table_matches_the_exact_pool_on_relu_windows():
 
 
 def test_one_convolution_read_out_is_exact_where_no_line_can_saturate():
-    """A 1x1 stage is read out with one convolution (kernel kappa_a G+ - kappa_b G-) when the
-    Hoelder bound proves that no bit-line amplifier reaches a rail: there it equals the
+    """A 1x1 or depthwise stage is read out with one convolution (kernel kappa_a G+ -
+    kappa_b G-) when a norm bound proves that no bit-line amplifier reaches a rail: there the
+    result equals the
     two-line read-out to float32 rounding (1e-5 V on outputs of ~1 V); where the bound fails
     (both lines of a kernel beyond the rails) the stage falls back to the two-line read-out,
     which the one-line formula would have missed by more than 0.1 V. The bound is sound:
@@ -107,24 +108,26 @@ def test_one_convolution_read_out_is_exact_where_no_line_can_saturate():
     from memjax.hardware.memristive import CrossbarStage
 
     model = build_model(ShuffleNetConfig(width=0.5, stage_repeats=(1, 1, 1)))
-    stage = next(s for s in convert(model, paper()).units[0] if s.kind == "pointwise")
-    channels = stage.weight_shape[0]
-    c, amp = stage.kernel.conductances, stage.kernel.opamp
-    kappa_a, kappa_b = pair_kernel_line_gains(stage.kernel)
     rng = np.random.default_rng(7)
-    certified = 0
-    for scale in (0.05, 0.2, 0.5, 1.0, 2.5):
-        v = jnp.asarray(rng.uniform(-scale, scale, (4, 5, 5, channels)), jnp.float32)
-        if not stage.lines_cannot_saturate(v):
-            continue
-        certified += 1
-        line_a = kappa_a * (stage._convolve(v, c.positive) + c.positive[:, -1] * c.bias_voltage)
-        line_b = kappa_b * (stage._convolve(v, c.negative) + c.negative[:, -1] * c.bias_voltage)
-        assert np.max(np.abs(np.asarray(jnp.stack([line_a, line_b])))) < amp.rail_high
-        np.testing.assert_allclose(
-            stage._unsaturated_readout(v), stage._readout(v), atol=1e-5, rtol=0
-        )
-    assert certified >= 2
+    for kind in ("pointwise", "depthwise"):
+        stage = next(s for s in convert(model, paper()).units[0] if s.kind == kind)
+        channels = stage.weight_shape[-2 if kind == "pointwise" else -1]
+        c, amp = stage.kernel.conductances, stage.kernel.opamp
+        kappa_a, kappa_b = pair_kernel_line_gains(stage.kernel)
+        certified = 0
+        for scale in (0.05, 0.2, 0.5, 1.0, 2.5):
+            v = jnp.asarray(rng.uniform(-scale, scale, (4, 5, 5, channels)), jnp.float32)
+            if not stage.lines_cannot_saturate(v):
+                continue
+            certified += 1
+            sum_a = stage._convolve(v, c.positive) + c.positive[:, -1] * c.bias_voltage
+            sum_b = stage._convolve(v, c.negative) + c.negative[:, -1] * c.bias_voltage
+            lines = jnp.stack([kappa_a * sum_a, kappa_b * sum_b])
+            assert np.max(np.abs(np.asarray(lines))) < amp.rail_high
+            np.testing.assert_allclose(
+                stage._unsaturated_readout(v), stage._readout(v), atol=1e-5, rtol=0
+            )
+        assert certified >= 2, kind
     # Both lines of this kernel beyond the rails at 2.5 V inputs (kappa sum ~ 3.3 V and 3.0 V):
     # at the rails their difference is ~0, the one-line formula would give 4 x 0.33 V.
     f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
