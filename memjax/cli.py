@@ -1,5 +1,5 @@
 """The ``memjax`` command line: ``reproduce``, ``data convert``, ``data info``, ``train``,
-``evaluate``.
+``evaluate``, ``finetune``.
 
 Every user-facing failure is a :class:`MemjaxError`, printed as one line with a non-zero exit.
 """
@@ -129,6 +129,48 @@ def _evaluate(args) -> None:
         print("wrote " + ", ".join(str(p) for p in written))
 
 
+def _finetune(args) -> None:
+    from memjax.data import load_fer2013
+    from memjax.devices.programming import WriteVerify
+    from memjax.hardware.chip import ChipVariation
+    from memjax.training.checkpoint import write_json_atomic
+    from memjax.training.finetune import FinetuneConfig, run_finetune
+
+    data = load_fer2013(args.data)
+    stuck_on = args.stuck_at * args.stuck_on_share
+    variation = ChipVariation(
+        variation=args.variation,
+        stuck_on_rate=stuck_on,
+        stuck_off_rate=args.stuck_at - stuck_on,
+        read_noise=args.read_noise,
+        levels=args.levels,
+        programming=None if args.no_write_verify else WriteVerify(),
+    )
+    config = FinetuneConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+    )
+    result = run_finetune(
+        Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT,
+        data,
+        Path(args.run_dir),
+        args.preset,
+        variation,
+        config,
+        chip_seed=args.chip_seed,
+        evaluate_images=args.eval_images,
+        resume=args.resume,
+        progress=not args.no_progress,
+        stop_after=args.stop_after,
+    )
+    if args.json:
+        write_json_atomic(Path(args.json), result)
+        print(f"wrote {args.json}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memjax", description="Analog physics simulation of memristive neural networks."
@@ -226,6 +268,49 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--export", help="copy the best model checkpoint here at the end")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(run=_train)
+
+    finetune = commands.add_parser(
+        "finetune", help="hardware-in-the-loop fine-tuning of a non-ideal chip"
+    )
+    finetune.add_argument("--data", help=data_help)
+    finetune.add_argument("--checkpoint", help="model checkpoint; default: the shipped one")
+    finetune.add_argument("--preset", default="near_ideal", help="hardware preset")
+    finetune.add_argument(
+        "--variation", type=float, default=0.1, help="device-to-device sigma (0.1 = 10 %%)"
+    )
+    finetune.add_argument(
+        "--stuck-at", type=float, default=0.0, help="fraction of stuck devices (ON and OFF)"
+    )
+    finetune.add_argument(
+        "--stuck-on-share",
+        type=float,
+        default=0.5,
+        help="share of the stuck devices stuck ON (the rest OFF)",
+    )
+    finetune.add_argument(
+        "--read-noise", type=float, default=0.0, help="relative read noise per inference"
+    )
+    finetune.add_argument("--levels", type=int, default=0, help="conductance levels (0: any)")
+    finetune.add_argument(
+        "--no-write-verify", action="store_true", help="write targets exactly (no programming)"
+    )
+    finetune.add_argument("--chip-seed", type=int, default=0, help="PRNG seed of the chip")
+    finetune.add_argument("--steps", type=int, default=100)
+    finetune.add_argument("--batch-size", type=int, default=64)
+    finetune.add_argument(
+        "--lr", type=float, default=2e-4, help="Adam step, fraction of the conductance range"
+    )
+    finetune.add_argument("--seed", type=int, default=0, help="batch order and programming noise")
+    finetune.add_argument("--checkpoint-every", type=int, default=25)
+    finetune.add_argument(
+        "--eval-images", type=int, default=512, help="PrivateTest sample (0: all 3,589)"
+    )
+    finetune.add_argument("--run-dir", default="runs/finetune", help="checkpoints and metrics")
+    finetune.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    finetune.add_argument("--stop-after", type=int, help="stop after this many steps")
+    finetune.add_argument("--json", help="write the result here")
+    finetune.add_argument("--no-progress", action="store_true", help="no progress bar")
+    finetune.set_defaults(run=_finetune)
 
     evaluate = commands.add_parser("evaluate", help="accuracy of a model checkpoint on FER2013")
     evaluate.add_argument("--checkpoint", help="model checkpoint folder; default: the shipped one")

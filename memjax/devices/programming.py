@@ -1,0 +1,177 @@
+"""Write-verify programming of memristors, simulated on the device's own state equation.
+
+The loop of F. Alibart, L. Gao, B. D. Hoskins, D. B. Strukov, "High precision tuning of state
+for memristive devices by adaptable variation-tolerant algorithm", Nanotechnology 23, 075201
+(2012), with fixed pulses: read the device; if its conductance is within the tolerance of the
+target, stop; else apply one SET (towards ON) or RESET pulse and read again, up to a maximum
+number of pulses. Each pulse moves the state by integrating ``device.state_rate`` over the
+pulse width, scaled by a cycle-to-cycle factor; each verify read sees the conductance with
+read noise. What remains, |G - G_target| up to the tolerance (or more where the pulses ran
+out or the device is stuck), is the programming error; pulses, time and energy are counted.
+
+Every device of an array is programmed by the same vectorised loop (one iteration per pulse
+for all devices that are not done), so a whole network's ~2.5 M devices take seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from memjax.devices.memristor import VTEAM, Memristor
+from memjax.devices.validation import require_non_negative, require_positive
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteVerify:
+    """Write-verify parameters. Defaults: see :func:`programming_device` for the device they
+    are chosen for (one pulse moves an exponential-I-V VTEAM cell by ~0.9 % of its
+    conductance, so the default tolerance is reachable everywhere in the range).
+
+    Attributes:
+        pulse_amplitude: |V| of every SET and RESET pulse, V; above the device thresholds.
+        pulse_width: duration of each pulse, s.
+        read_time: duration of each verify read, s.
+        tolerance: accepted |G - G_target|, as a fraction of the conductance range
+            g_max - g_min.
+        max_pulses: pulses allowed per device before it is left as it is.
+        cycle_to_cycle: relative standard deviation of the state change of a pulse
+            (lognormal factor per pulse and device).
+        read_noise: relative standard deviation of a verify read of the conductance.
+        read_voltage: voltage of a verify read, V (for its energy).
+    """
+
+    pulse_amplitude: float = 1.2
+    pulse_width: float = 2.5e-9
+    read_time: float = 10e-9
+    tolerance: float = 0.01
+    max_pulses: int = 1000
+    cycle_to_cycle: float = 0.1
+    read_noise: float = 0.005
+    read_voltage: float = 0.2
+
+    def __post_init__(self):
+        owner = "WriteVerify"
+        for name in ("pulse_amplitude", "pulse_width", "read_time", "tolerance", "max_pulses"):
+            require_positive(owner, name, getattr(self, name))
+        for name in ("cycle_to_cycle", "read_noise", "read_voltage"):
+            require_non_negative(owner, name, getattr(self, name))
+
+
+def programming_device(g_min: float, g_max: float, v_threshold: float, rate: float = 1e8):
+    """The device the chips are programmed on: VTEAM (Kvatinsky et al., IEEE TCAS-II 2015)
+    with thresholds +-``v_threshold`` (V_p: the limiter protects the weights), R_on = 1/g_max,
+    R_off = 1/g_min, exponential I-V (conductance exponential in the state, as filamentary
+    devices are commonly fitted), alpha 3 and |k| = ``rate`` 1/s both ways (an assumption, as
+    in ``experiments/read_disturb.py``: ~10 ns to switch fully at 2 V_p)."""
+    return VTEAM.with_thresholds(
+        v_threshold,
+        r_on=1.0 / g_max,
+        r_off=1.0 / g_min,
+        k_off=rate,
+        k_on=-rate,
+        alpha_off=3.0,
+        alpha_on=3.0,
+        iv="exponential",
+    )
+
+
+class ProgrammingResult(eqx.Module):
+    """What programming left behind, per device, and what it cost.
+
+    Attributes:
+        state: final state x in [0, 1].
+        conductance: final read conductance (without read noise), S.
+        pulses: pulses applied.
+        converged: within tolerance at the last verify read.
+        energy: energy of the pulses and verify reads, J.
+        time: time the device spent being programmed (pulses and reads), s.
+    """
+
+    state: Float[Array, ...]
+    conductance: Float[Array, ...]
+    pulses: Array
+    converged: Array
+    energy: Float[Array, ...]
+    time: Float[Array, ...]
+
+
+def write_verify(
+    device: Memristor,
+    config: WriteVerify,
+    target: Float[Array, ...],
+    start: Float[Array, ...],
+    key: Array,
+    scale: Float[Array, ...] | float = 1.0,
+    frozen: Array | None = None,
+    substeps: int = 4,
+) -> ProgrammingResult:
+    """Program devices of state ``start`` towards conductances ``target`` (same shape).
+
+    ``scale`` multiplies each device's conductance curve as the verify reads see it
+    (device-to-device variation visible to the loop); ``frozen`` marks stuck devices whose
+    state no pulse moves. A pulse integrates the device's state equation over its width
+    with ``substeps`` RK4 steps (exact for VTEAM without a window, whose rate is constant).
+    """
+    span = device.conductance(1.0) - device.conductance(0.0)
+    frozen = jnp.zeros(target.shape, bool) if frozen is None else frozen
+    amplitude, width = config.pulse_amplitude, config.pulse_width
+
+    def read(x, k):
+        noise = 1.0 + config.read_noise * jax.random.normal(k, x.shape, x.dtype)
+        return device.conductance(x) * scale * noise
+
+    def pulse(x, v):
+        h = width / substeps
+        for _ in range(substeps):
+            k1 = device.state_rate(x, v)
+            k2 = device.state_rate(jnp.clip(x + 0.5 * h * k1, 0, 1), v)
+            k3 = device.state_rate(jnp.clip(x + 0.5 * h * k2, 0, 1), v)
+            k4 = device.state_rate(jnp.clip(x + h * k3, 0, 1), v)
+            x = jnp.clip(x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4), 0.0, 1.0)
+        return x
+
+    set_voltage, reset_voltage = _pulse_polarity(device, amplitude)
+
+    def step(carry):
+        i, x, pulses, active, energy = carry
+        k_read, k_c2c = jax.random.split(jax.random.fold_in(key, i))
+        error = read(x, k_read) - target
+        reading = active
+        active = active & (jnp.abs(error) > config.tolerance * span)
+        active = active & (pulses < config.max_pulses)
+        v = jnp.where(error < 0, set_voltage, reset_voltage)
+        moved = pulse(x, v)
+        factor = jnp.exp(config.cycle_to_cycle * jax.random.normal(k_c2c, x.shape, x.dtype))
+        new = jnp.clip(x + (moved - x) * factor, 0.0, 1.0)
+        g = device.conductance(x) * scale
+        read_energy = jnp.where(reading, config.read_voltage**2 * g * config.read_time, 0.0)
+        pulse_energy = jnp.where(active, amplitude**2 * g * width, 0.0)
+        x = jnp.where(active & ~frozen, new, x)
+        return i + 1, x, pulses + active, active, energy + read_energy + pulse_energy
+
+    def keep_going(carry):
+        i, _, _, active, _ = carry
+        return jnp.any(active) & (i <= config.max_pulses)
+
+    start = jnp.asarray(start, target.dtype)
+    zeros = jnp.zeros(target.shape, target.dtype)
+    carry = (0, start, jnp.zeros(target.shape, jnp.int32), jnp.ones(target.shape, bool), zeros)
+    _, x, pulses, _, energy = jax.lax.while_loop(keep_going, step, carry)
+    conductance = device.conductance(x) * scale
+    converged = jnp.abs(conductance - target) <= config.tolerance * span
+    time = pulses * (width + config.read_time) + config.read_time
+    return ProgrammingResult(x, conductance, pulses, converged, energy, time)
+
+
+def _pulse_polarity(device: Memristor, amplitude: float):
+    """(SET, RESET) voltages: the signs that move the state towards ON and OFF."""
+    towards_on = device.state_rate(0.5, amplitude) > 0
+    return (
+        jnp.where(towards_on, amplitude, -amplitude),
+        jnp.where(towards_on, -amplitude, amplitude),
+    )

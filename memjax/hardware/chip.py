@@ -1,0 +1,219 @@
+"""Chips: one fabricated instance of a memristive network, non-idealities drawn from a PRNG key.
+
+A :class:`Chip` holds the design (the converted network, whose conductances are the
+*targets*), what is persistent about its devices (device-to-device variation, stuck cells),
+and what programming left in them (states, conductances). :func:`fabricate` draws a chip and
+programs it from the formed OFF state through the write-verify loop
+(:mod:`memjax.devices.programming`); :func:`reprogram` writes new targets starting from the
+states the devices are in, drawing programming error anew; :meth:`Chip.network` is the
+network the chip computes, with read noise drawn per call when given a key.
+
+Every memristor is covered: both lines of every crossbar kernel (bias rows included) and the
+MBN's input, bias and feedback memristors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array
+
+from memjax.devices.programming import WriteVerify, programming_device, write_verify
+from memjax.devices.validation import require, require_non_negative
+from memjax.hardware.memristive import MemristiveShuffleNet
+
+
+@dataclasses.dataclass(frozen=True)
+class ChipVariation:
+    """The non-idealities of a chip. Defaults: an ideal chip programmed by write-verify.
+
+    Attributes:
+        variation: device-to-device conductance variation, the standard deviation sigma of a
+            persistent lognormal factor exp(sigma n) on each device's conductance
+            (0.1 = 10 %).
+        variation_seen_by_verify: False (default, a reconstruction): the factor acts after
+            programming, as a device-specific relaxation that the verify reads did not see;
+            the convention of simulators in which variation is what programming leaves
+            (aihwkit, CrossSim). True: the verify reads see the varied device and correct it
+            to within the tolerance, so variation costs pulses, not accuracy.
+        stuck_on_rate: fraction of devices stuck at the ON state (g_max times their factor).
+        stuck_off_rate: fraction of devices stuck at the OFF state.
+        levels: conductance levels the targets are rounded to before programming
+            (0: a continuum); 256 for the 8 bits of Ran et al., IEEE TNNLS 2022.
+        programming: the write-verify loop, or None to write the targets exactly (then only
+            variation and faults remain).
+        read_noise: relative standard deviation of every conductance at an inference, drawn
+            anew by every call of :meth:`Chip.network` with a key (shared by the images of
+            that call).
+        switching_rate: |k| of the VTEAM programming device, 1/s
+            (:func:`~memjax.devices.programming.programming_device`).
+    """
+
+    variation: float = 0.0
+    variation_seen_by_verify: bool = False
+    stuck_on_rate: float = 0.0
+    stuck_off_rate: float = 0.0
+    levels: int = 0
+    programming: WriteVerify | None = WriteVerify()
+    read_noise: float = 0.0
+    switching_rate: float = 1e8
+
+    def __post_init__(self):
+        owner = "ChipVariation"
+        for name in ("variation", "stuck_on_rate", "stuck_off_rate", "levels", "read_noise"):
+            require_non_negative(owner, name, getattr(self, name))
+        require(
+            owner,
+            "stuck_on_rate + stuck_off_rate",
+            self.stuck_on_rate + self.stuck_off_rate,
+            lambda r: r <= 1,
+            "at most 1",
+        )
+        require(owner, "levels", self.levels, lambda n: n != 1, "0 or at least 2")
+
+
+def memristor_conductances(net: MemristiveShuffleNet) -> list[Array]:
+    """Every memristor conductance array of the network, in a fixed order."""
+    return [leaf for getter in _getters(net) for leaf in [getter(net)]]
+
+
+def with_memristor_conductances(net: MemristiveShuffleNet, arrays) -> MemristiveShuffleNet:
+    """The network with its memristor conductance arrays replaced (same order and shapes)."""
+    getters = _getters(net)
+    return eqx.tree_at(lambda n: [g(n) for g in getters], net, list(arrays))
+
+
+def _getters(net: MemristiveShuffleNet):
+    stages = [lambda n: n.input_stage]
+    for u, unit in enumerate(net.units):
+        stages += [lambda n, u=u, s=s: n.units[u][s] for s in range(len(unit))]
+    stages += [lambda n: n.output_stage, lambda n: n.fully_connected]
+    getters = []
+    for stage in stages:
+        getters += [
+            lambda n, s=stage: s(n).kernel.conductances.positive,
+            lambda n, s=stage: s(n).kernel.conductances.negative,
+        ]
+        if stage(net).mbn is not None and stage(net).mbn.memristive:
+            getters += [
+                lambda n, s=stage: s(n).mbn.input_conductances,
+                lambda n, s=stage: s(n).mbn.feedback_conductance,
+            ]
+    return getters
+
+
+class Chip(eqx.Module):
+    """One chip.
+
+    Attributes:
+        design: the converted network; its conductances are the programming targets.
+        factors: per device, the persistent variation factor (one array per memristor array).
+        stuck: per device, +1 stuck ON, -1 stuck OFF, 0 working.
+        states: per device, the state x in [0, 1] that programming left.
+        conductances: per device, its conductance now, S (variation and faults included).
+        variation: the non-idealities it was drawn with.
+    """
+
+    design: MemristiveShuffleNet
+    factors: list[Array]
+    stuck: list[Array]
+    states: list[Array]
+    conductances: list[Array]
+    variation: ChipVariation = eqx.field(static=True)
+
+    def network(self, key: Array | None = None) -> MemristiveShuffleNet:
+        """The network this chip computes; with ``key``, one draw of read noise."""
+        arrays = self.conductances
+        if key is not None and self.variation.read_noise > 0:
+            keys = jax.random.split(key, len(arrays))
+            arrays = [
+                g * (1.0 + self.variation.read_noise * jax.random.normal(k, g.shape, g.dtype))
+                for g, k in zip(arrays, keys, strict=True)
+            ]
+        return with_memristor_conductances(self.design, arrays)
+
+
+def fabricate(
+    design: MemristiveShuffleNet, variation: ChipVariation, key: Array
+) -> tuple[Chip, dict]:
+    """Draw a chip of ``design`` and program it from the formed OFF state (x = 0)."""
+    k_factor, k_stuck, k_program = jax.random.split(key, 3)
+    targets = memristor_conductances(design)
+    factor_keys = jax.random.split(k_factor, len(targets))
+    stuck_keys = jax.random.split(k_stuck, len(targets))
+    factors, stuck = [], []
+    for g, kf, ks in zip(targets, factor_keys, stuck_keys, strict=True):
+        factors.append(jnp.exp(variation.variation * jax.random.normal(kf, g.shape, g.dtype)))
+        u = jax.random.uniform(ks, g.shape)
+        on = u < variation.stuck_on_rate
+        off = (u >= variation.stuck_on_rate) & (
+            u < variation.stuck_on_rate + variation.stuck_off_rate
+        )
+        stuck.append(on.astype(jnp.int8) - off.astype(jnp.int8))
+    states = [jnp.zeros_like(g) for g in targets]
+    blank = Chip(design, factors, stuck, states, list(targets), variation)
+    return reprogram(blank, design, k_program)
+
+
+def reprogram(chip: Chip, design: MemristiveShuffleNet, key: Array) -> tuple[Chip, dict]:
+    """Write the conductances of ``design`` into ``chip``, starting from its devices' states;
+    returns the chip and a programming report (pulses, convergence, energy, time)."""
+    variation = chip.variation
+    hw = design.hardware
+    device = programming_device(hw.g_min, hw.g_max, hw.v_p, variation.switching_rate)
+    targets = [
+        _quantize(g, hw.g_min, hw.g_max, variation.levels) for g in memristor_conductances(design)
+    ]
+    flat = lambda arrays: jnp.concatenate([jnp.ravel(a) for a in arrays])  # noqa: E731
+    target, factor, stuck = flat(targets), flat(chip.factors), flat(chip.stuck)
+    start = jnp.where(stuck > 0, 1.0, jnp.where(stuck < 0, 0.0, flat(chip.states)))
+    start = start.astype(target.dtype)
+    verify_scale = factor if variation.variation_seen_by_verify else 1.0
+    if variation.programming is None:
+        state = jnp.where(stuck != 0, start, device.state_for_conductance(target / verify_scale))
+        pulses = jnp.zeros(target.shape, jnp.int32)
+        energy = time = jnp.zeros_like(target)
+        converged = stuck == 0
+    else:
+        result = write_verify(
+            device, variation.programming, target, start, key, verify_scale, frozen=stuck != 0
+        )
+        state, pulses, energy, time = result.state, result.pulses, result.energy, result.time
+        converged = result.converged
+    conductance = device.conductance(state).astype(target.dtype) * factor
+    sizes = [a.size for a in targets]
+    split = lambda v: [  # noqa: E731
+        part.reshape(a.shape)
+        for part, a in zip(jnp.split(v, _offsets(sizes)), targets, strict=True)
+    ]
+    chip = Chip(design, chip.factors, chip.stuck, split(state), split(conductance), variation)
+    report = {
+        "devices": target.size,
+        "pulses_total": jnp.sum(pulses),
+        "pulses_mean": jnp.mean(pulses),
+        "pulses_max": jnp.max(pulses),
+        "converged_fraction": jnp.mean(converged),
+        "energy_J": jnp.sum(energy),
+        "serial_time_s": jnp.sum(time),
+        "longest_device_time_s": jnp.max(time),
+        "relative_error_rms": jnp.sqrt(jnp.mean(((conductance - target) / target) ** 2)),
+    }
+    return chip, report
+
+
+def _offsets(sizes):
+    total, offsets = 0, []
+    for size in sizes[:-1]:
+        total += size
+        offsets.append(total)
+    return offsets
+
+
+def _quantize(g, g_min, g_max, levels):
+    if not levels:
+        return g
+    step = (g_max - g_min) / (levels - 1)
+    return jnp.clip(g_min + jnp.round((g - g_min) / step) * step, g_min, g_max)

@@ -1,0 +1,360 @@
+"""Hardware-in-the-loop fine-tuning: train the target conductances on the chip that runs them.
+
+Each step evaluates the chip (:class:`~memjax.hardware.chip.Chip`, its programmed, varied and
+faulty conductances) at steady state on a batch of Training images, differentiates the loss
+with JAX through the circuit's static equations to the target conductances, updates them with
+optax, and re-programs the chip through the write-verify loop from the states its devices
+are in, so programming error is drawn anew every step.
+
+The gradient reaches the targets through the model of programming: the chip's conductance is
+``factor * target`` plus what programming left (a straight-through term, constant in the
+backward pass), and a stuck device passes no gradient. The forward pass is always the chip's
+own conductances, so the loss is measured on the chip, not on the model.
+
+The targets are trained in normalised form u = (G - g_min) / (g_max - g_min), clipped to
+[0, 1] after every update (Adam's step is then a fraction of the conductance range).
+
+A run lives in one folder, as a training run does: ``run.json`` (configuration),
+``checkpoints/N/`` (orbax: targets, optimizer state, the chip's device states, conductances,
+variation factors and faults, the PRNG key, the step), ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from tqdm.auto import tqdm
+
+from memjax.errors import MemjaxError
+from memjax.hardware.chip import (
+    Chip,
+    ChipVariation,
+    memristor_conductances,
+    reprogram,
+    with_memristor_conductances,
+)
+from memjax.hardware.chip import fabricate as fabricate_chip
+from memjax.training.checkpoint import write_json_atomic
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+    """How to fine-tune.
+
+    Attributes:
+        steps: optimizer steps (one batch and one re-programming each).
+        batch_size: Training images per step.
+        learning_rate: Adam's step in units of the conductance range (constant after a
+            linear warm-up over the first tenth of the steps).
+        seed: seeds the batch order and the programming noise of every step.
+        checkpoint_every: steps between checkpoints (the last step is always saved).
+        keep: checkpoints kept.
+    """
+
+    steps: int = 100
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    seed: int = 0
+    checkpoint_every: int = 25
+    keep: int = 2
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "checkpoint_every", "keep"):
+            if getattr(self, name) < 1:
+                raise MemjaxError(f"FinetuneConfig.{name} must be at least 1")
+        if not self.learning_rate > 0:
+            raise MemjaxError("FinetuneConfig.learning_rate must be positive")
+
+
+def chip_logits(chip: Chip, normalised: list, images) -> jax.Array:
+    """Steady-state logits of ``chip`` whose targets are ``normalised``, differentiable in
+    them through the model of programming (straight-through, stuck devices frozen)."""
+    hw = chip.design.hardware
+    span = hw.g_max - hw.g_min
+    actual = []
+    for u, factor, stuck, now in zip(
+        normalised, chip.factors, chip.stuck, chip.conductances, strict=True
+    ):
+        modelled = (hw.g_min + span * u) * factor * (stuck == 0)
+        actual.append(modelled + jax.lax.stop_gradient(now - modelled))
+    return with_memristor_conductances(chip.design, actual).steady_logits(images)
+
+
+def normalised_targets(chip: Chip) -> list:
+    hw = chip.design.hardware
+    span = hw.g_max - hw.g_min
+    return [(g - hw.g_min) / span for g in memristor_conductances(chip.design)]
+
+
+def make_optimizer(config: FinetuneConfig):
+    warmup = max(1, config.steps // 10)
+    schedule = optax.linear_schedule(0.0, config.learning_rate, warmup)
+    return optax.adam(schedule)
+
+
+def make_step(optimizer):
+    """A jitted ``(state, images, labels) -> (state, metrics)``; ``state`` holds ``chip``,
+    ``targets`` (normalised), ``opt_state``, ``key``, ``step``."""
+
+    def loss_fn(targets, chip, images, labels):
+        logits = chip_logits(chip, targets, images)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        return loss, jnp.sum(jnp.argmax(logits, -1) == labels)
+
+    @eqx.filter_jit
+    def step(state, images, labels):
+        chip = state["chip"]
+        (loss, correct), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state["targets"], chip, images, labels
+        )
+        updates, opt_state = optimizer.update(grads, state["opt_state"], state["targets"])
+        targets = [jnp.clip(t, 0.0, 1.0) for t in optax.apply_updates(state["targets"], updates)]
+        hw = chip.design.hardware
+        span = hw.g_max - hw.g_min
+        design = with_memristor_conductances(chip.design, [hw.g_min + span * t for t in targets])
+        key, k_program = jax.random.split(state["key"])
+        chip, report = reprogram(chip, design, k_program)
+        new = {**state, "chip": chip, "targets": targets, "opt_state": opt_state, "key": key}
+        new["step"] = state["step"] + 1
+        return new, {"loss": loss, "correct": correct, "pulses_mean": report["pulses_mean"]}
+
+    return step
+
+
+def chip_accuracy(chip: Chip, images, labels, batch_size: int = 256, key=None) -> float:
+    """Top-1 accuracy of the chip at steady state (one read-noise draw per batch if ``key``)."""
+    evaluate = _evaluate_batch()
+    correct = 0
+    for i, start in enumerate(range(0, len(images), batch_size)):
+        read_key = None if key is None else jax.random.fold_in(key, i)
+        logits = evaluate(chip, images[start : start + batch_size], read_key)
+        correct += int(np.sum(np.asarray(logits).argmax(-1) == labels[start : start + batch_size]))
+    return correct / len(images)
+
+
+@functools.cache
+def _evaluate_batch():
+    return eqx.filter_jit(lambda chip, x, key: chip.network(key).steady_logits(x))
+
+
+def batch_order(seed: int, step: int, size: int, batch: int) -> np.ndarray:
+    """The Training images of ``step`` (1-based): a pure function of seed and step, so a
+    resumed run draws the same batches."""
+    return np.sort(np.random.default_rng([seed, step]).choice(size, batch, replace=False))
+
+
+def _saved_arrays(state: dict) -> dict:
+    chip = state["chip"]
+    return {
+        "targets": state["targets"],
+        "opt_state": state["opt_state"],
+        "states": chip.states,
+        "conductances": chip.conductances,
+        "factors": chip.factors,
+        "stuck": chip.stuck,
+        "key": jax.random.key_data(state["key"]),
+        "step": state["step"],
+    }
+
+
+def _from_saved(saved: dict, design, variation: ChipVariation) -> dict:
+    hw = design.hardware
+    span = hw.g_max - hw.g_min
+    targets = list(saved["targets"])
+    design = with_memristor_conductances(design, [hw.g_min + span * t for t in targets])
+    chip = Chip(
+        design,
+        list(saved["factors"]),
+        list(saved["stuck"]),
+        list(saved["states"]),
+        list(saved["conductances"]),
+        variation,
+    )
+    return {
+        "chip": chip,
+        "targets": targets,
+        "opt_state": saved["opt_state"],
+        "key": jax.random.wrap_key_data(saved["key"]),
+        "step": saved["step"],
+    }
+
+
+def finetune(
+    chip: Chip,
+    train_images,
+    train_labels,
+    run_dir: Path,
+    config: FinetuneConfig,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+    describe: dict | None = None,
+) -> dict:
+    """Fine-tune ``chip`` (freshly fabricated; on ``resume`` only its design and variation are
+    used, everything else comes from the latest checkpoint). Returns the final state."""
+    run_dir = Path(run_dir).absolute()
+    optimizer = make_optimizer(config)
+    targets = normalised_targets(chip)
+    state = {
+        "chip": chip,
+        "targets": targets,
+        "opt_state": optimizer.init(targets),
+        "key": jax.random.key(config.seed),
+        "step": jnp.zeros((), jnp.int32),
+    }
+    manager = ocp.CheckpointManager(
+        run_dir / "checkpoints",
+        options=ocp.CheckpointManagerOptions(max_to_keep=config.keep, create=True),
+    )
+    start = 0
+    if resume:
+        latest = manager.latest_step()
+        if latest is None:
+            raise MemjaxError(f"cannot resume: no checkpoint in {run_dir / 'checkpoints'}")
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _saved_arrays(state))
+        try:
+            saved = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
+        except Exception as error:  # orbax raises many types for truncated or foreign files
+            raise MemjaxError(
+                f"checkpoint {run_dir / 'checkpoints' / str(latest)} is unreadable or corrupt "
+                f"({type(error).__name__})"
+            ) from None
+        state = _from_saved(saved, chip.design, chip.variation)
+        start = int(latest)
+        _truncate_log(run_dir / "metrics.jsonl", start)
+    else:
+        if manager.latest_step() is not None:
+            raise MemjaxError(f"{run_dir} already holds a run: pass --resume to continue it")
+        write_json_atomic(
+            run_dir / "run.json", {"finetune": dataclasses.asdict(config), **(describe or {})}
+        )
+    step_fn = make_step(optimizer)
+    last = config.steps if stop_after is None else min(config.steps, start + stop_after)
+    bar = tqdm(range(start + 1, last + 1), desc="fine-tuning", disable=not progress, unit="step")
+    log = run_dir / "metrics.jsonl"
+    for step in bar:
+        started = time.time()
+        index = batch_order(config.seed, step, len(train_images), config.batch_size)
+        state, metrics = step_fn(
+            state, jnp.asarray(train_images[index]), jnp.asarray(train_labels[index], jnp.int32)
+        )
+        record = {
+            "step": step,
+            "loss": float(metrics["loss"]),
+            "batch_accuracy": int(metrics["correct"]) / config.batch_size,
+            "pulses_mean": float(metrics["pulses_mean"]),
+            "seconds": round(time.time() - started, 3),
+        }
+        bar.set_postfix(loss=f"{record['loss']:.3f}")
+        with open(log, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if step % config.checkpoint_every == 0 or step == last:
+            manager.save(step, args=ocp.args.StandardSave(_saved_arrays(state)))
+            manager.wait_until_finished()
+    manager.close()
+    return state
+
+
+def _truncate_log(path: Path, last_step: int) -> None:
+    """Drop log lines of steps after the checkpoint a run resumes from."""
+    if path.exists():
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        kept = [line for line in lines if json.loads(line)["step"] <= last_step]
+        path.write_text("".join(line + "\n" for line in kept))
+
+
+def run_finetune(
+    checkpoint: Path,
+    data,
+    run_dir: Path,
+    preset: str,
+    variation: ChipVariation,
+    config: FinetuneConfig,
+    chip_seed: int = 0,
+    evaluate_images: int = 512,
+    split: str = "private_test",
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+    say=print,
+) -> dict:
+    """What ``memjax finetune`` does: fabricate the chip of the model on the preset, measure
+    its accuracy, fine-tune it on Training, measure again; returns the JSON result.
+
+    Accuracies are on a fixed random sample of ``evaluate_images`` images of ``split``
+    (all of it when 0), the same for the software model and the chip before and after."""
+    from memjax.hardware.config import PRESETS
+    from memjax.hardware.memristive import convert
+    from memjax.training.checkpoint import load_model
+
+    if preset not in PRESETS:
+        raise MemjaxError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    model, _ = load_model(checkpoint)
+    test = data.split(split)
+    if evaluate_images and evaluate_images < len(test):
+        chosen = np.sort(np.random.default_rng(0).choice(len(test), evaluate_images, False))
+        images, labels = test.images[chosen], test.labels[chosen]
+    else:
+        images, labels = test.images, test.labels
+    software = float(
+        np.mean(
+            np.concatenate(
+                [
+                    np.asarray(model(images[i : i + 256])).argmax(-1)
+                    for i in range(0, len(images), 256)
+                ]
+            )
+            == labels
+        )
+    )
+    say(f"software model: {software:.4f} on {len(images)} {split} images")
+    design = convert(model, PRESETS[preset]())
+    say(f"fabricating and programming the chip (seed {chip_seed}) ...")
+    chip, programming = eqx.filter_jit(fabricate_chip)(design, variation, jax.random.key(chip_seed))
+    before = chip_accuracy(chip, images, labels)
+    say(f"chip before fine-tuning: {before:.4f}")
+    started = time.time()
+    state = finetune(
+        chip,
+        data.train.images,
+        data.train.labels,
+        run_dir,
+        config,
+        resume=resume,
+        progress=progress,
+        stop_after=stop_after,
+        describe={"checkpoint": str(checkpoint), "preset": preset, "chip_seed": chip_seed},
+    )
+    seconds = time.time() - started
+    after = chip_accuracy(state["chip"], images, labels)
+    say(f"chip after {int(state['step'])} steps: {after:.4f}")
+    return {
+        "software_accuracy": software,
+        "accuracy_before": before,
+        "accuracy_after": after,
+        "variation": variation.variation,
+        "stuck_at_rate": variation.stuck_on_rate + variation.stuck_off_rate,
+        "stuck_on_rate": variation.stuck_on_rate,
+        "stuck_off_rate": variation.stuck_off_rate,
+        "read_noise": variation.read_noise,
+        "steps": int(state["step"]),
+        "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
+        "evaluated_on": {"split": split, "images": len(images)},
+        "preset": preset,
+        "checkpoint": str(checkpoint),
+        "chip_seed": chip_seed,
+        "programming": {k: float(v) for k, v in programming.items()},
+        "finetune_seconds": round(seconds, 1),
+        "run_dir": str(Path(run_dir).absolute()),
+    }

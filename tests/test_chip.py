@@ -1,0 +1,185 @@
+"""Chips: write-verify programming on the device equation, variation, faults, read noise, and
+hardware-in-the-loop fine-tuning that resumes exactly."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from memjax.devices.programming import WriteVerify, programming_device, write_verify
+from memjax.errors import MemjaxError
+from memjax.hardware.chip import ChipVariation, fabricate, memristor_conductances
+from memjax.hardware.config import near_ideal
+from memjax.hardware.memristive import convert
+from memjax.network import ShuffleNetConfig, build_model
+
+G_MIN, G_MAX = 1e-6, 1e-4
+TINY = ShuffleNetConfig(width=0.5, stage_repeats=(1, 1, 1))
+
+
+def test_write_verify_pulse_counts_and_energy_follow_the_device_equation():
+    """Without noise, VTEAM without a window moves x by k (A/V_th - 1)^3 w per pulse (its rate
+    does not depend on x), so the loop must stop at the first pulse count whose conductance is
+    within the tolerance, counted here in closed form, with the energy of those pulses and
+    reads summed the same way (float64: 1e-9 relative)."""
+    device = programming_device(G_MIN, G_MAX, 1.0)
+    config = WriteVerify(cycle_to_cycle=0.0, read_noise=0.0)
+    targets = np.random.default_rng(0).uniform(G_MIN, G_MAX, 300)
+    with jax.enable_x64(True):
+        result = write_verify(
+            device, config, jnp.asarray(targets), jnp.zeros(300), jax.random.key(0)
+        )
+        result = jax.tree.map(np.asarray, result)
+    step = 1e8 * (config.pulse_amplitude - 1.0) ** 3 * config.pulse_width
+    conductance = lambda x: G_MAX * np.exp(np.log(G_MIN / G_MAX) * (1 - x))  # noqa: E731
+    tolerance = config.tolerance * (G_MAX - G_MIN)
+    for target, pulses, energy in zip(targets, result.pulses, result.energy, strict=True):
+        n = 0
+        while abs(conductance(min(n * step, 1.0)) - target) > tolerance:
+            n += 1
+        assert int(pulses) == n
+        visited = conductance(np.minimum(np.arange(n + 1) * step, 1.0))
+        expected = np.sum(config.read_voltage**2 * visited * config.read_time)
+        expected += np.sum(config.pulse_amplitude**2 * visited[:n] * config.pulse_width)
+        assert energy == pytest.approx(expected, rel=1e-9)
+    assert np.all(result.converged)
+    np.testing.assert_allclose(
+        result.time, result.pulses * (config.pulse_width + config.read_time) + config.read_time
+    )
+
+
+def test_stuck_devices_do_not_move_and_exhaust_their_pulses():
+    device = programming_device(G_MIN, G_MAX, 1.0)
+    config = WriteVerify(max_pulses=50, read_noise=0.0)
+    near = float(device.state_for_conductance(4.5e-5))  # a few pulses from the target
+    result = write_verify(
+        device,
+        config,
+        jnp.full(4, 5e-5),
+        jnp.asarray([0.0, 1.0, near, near]),
+        jax.random.key(1),
+        frozen=jnp.asarray([True, True, False, False]),
+    )
+    np.testing.assert_array_equal(result.state[:2], [0.0, 1.0])
+    np.testing.assert_array_equal(result.pulses[:2], [50, 50])
+    assert not bool(jnp.any(result.converged[:2])) and bool(jnp.all(result.converged[2:]))
+
+
+def test_chip_draws_variation_and_faults_at_the_stated_rates():
+    """log(G / target) of a chip written exactly has the stated sigma (20 %, within 3 %
+    relative on ~60k devices) and zero mean; stuck devices appear at their rates (within
+    5 binomial standard deviations) and sit at the ends of the range times their factor."""
+    design = convert(build_model(TINY), near_ideal())
+    variation = ChipVariation(
+        variation=0.2, stuck_on_rate=0.01, stuck_off_rate=0.03, programming=None
+    )
+    chip, _ = fabricate(design, variation, jax.random.key(2))
+    targets = np.concatenate([np.ravel(g) for g in memristor_conductances(design)])
+    got = np.concatenate([np.ravel(g) for g in chip.conductances])
+    factor = np.concatenate([np.ravel(f) for f in chip.factors])
+    stuck = np.concatenate([np.ravel(s) for s in chip.stuck])
+    working = stuck == 0
+    ratio = np.log(got[working] / targets[working])
+    assert np.std(ratio) == pytest.approx(0.2, rel=0.03)
+    assert abs(np.mean(ratio)) < 0.01
+    n = len(stuck)
+    for value, rate in ((1, 0.01), (-1, 0.03)):
+        assert abs(np.mean(stuck == value) - rate) < 5 * np.sqrt(rate * (1 - rate) / n)
+    np.testing.assert_allclose(got[stuck == 1], G_MAX * factor[stuck == 1], rtol=1e-5)
+    np.testing.assert_allclose(got[stuck == -1], G_MIN * factor[stuck == -1], rtol=1e-5)
+
+
+def test_verify_that_sees_the_variation_corrects_it():
+    """With variation visible to the verify reads, every working device ends within the
+    tolerance of its target (noise-free reads), whatever its factor."""
+    design = convert(build_model(TINY), near_ideal())
+    variation = ChipVariation(
+        variation=0.3,
+        variation_seen_by_verify=True,
+        programming=WriteVerify(read_noise=0.0, cycle_to_cycle=0.0),
+    )
+    chip, report = fabricate(design, variation, jax.random.key(3))
+    targets = np.concatenate([np.ravel(g) for g in memristor_conductances(design)])
+    got = np.concatenate([np.ravel(g) for g in chip.conductances])
+    factor = np.concatenate([np.ravel(f) for f in chip.factors])
+    reachable = (targets / factor >= G_MIN) & (targets / factor <= G_MAX)
+    assert np.mean(reachable) > 0.5
+    assert np.max(np.abs(got - targets)[reachable]) <= 0.01 * (G_MAX - G_MIN) * 1.0001
+    assert float(report["converged_fraction"]) >= np.mean(reachable) - 1e-6
+
+
+def test_read_noise_is_drawn_per_key():
+    design = convert(build_model(TINY), near_ideal())
+    chip, _ = fabricate(design, ChipVariation(read_noise=0.05, programming=None), jax.random.key(4))
+    first = memristor_conductances(chip.network(jax.random.key(0)))
+    again = memristor_conductances(chip.network(jax.random.key(0)))
+    other = memristor_conductances(chip.network(jax.random.key(1)))
+    quiet = memristor_conductances(chip.network())
+    ratio = np.concatenate([np.ravel(a / q) for a, q in zip(first, quiet, strict=True)])
+    assert np.std(ratio - 1) == pytest.approx(0.05, rel=0.03)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not np.array_equal(first[0], other[0])
+
+
+def test_chip_variation_rejects_non_physical_values():
+    with pytest.raises(MemjaxError, match="variation"):
+        ChipVariation(variation=-0.1)
+    with pytest.raises(MemjaxError, match="stuck_on_rate"):
+        ChipVariation(stuck_on_rate=0.7, stuck_off_rate=0.5)
+    with pytest.raises(MemjaxError, match="tolerance"):
+        WriteVerify(tolerance=0.0)
+
+
+def test_finetune_resumes_exactly(tmp_path):
+    """2 steps, stop, resume, 2 more == 4 steps straight, bit for bit: targets, optimizer
+    state and the chip's device states and conductances (programming noise included)."""
+    from memjax.training.finetune import FinetuneConfig, finetune
+
+    design = convert(build_model(TINY), near_ideal())
+    chip, _ = fabricate(design, ChipVariation(variation=0.1), jax.random.key(5))
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (48, 48, 48), dtype=np.uint8)
+    labels = rng.integers(0, 7, 48)
+    config = FinetuneConfig(steps=4, batch_size=8, checkpoint_every=2)
+    straight = finetune(chip, images, labels, tmp_path / "a", config, progress=False)
+    finetune(chip, images, labels, tmp_path / "b", config, progress=False, stop_after=2)
+    resumed = finetune(chip, images, labels, tmp_path / "b", config, progress=False, resume=True)
+    pick = lambda s: (s["targets"], s["opt_state"], s["chip"].states, s["chip"].conductances)  # noqa: E731
+    a, b = jax.tree.leaves(pick(straight)), jax.tree.leaves(pick(resumed))
+    assert len(a) == len(b) > 100
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    start = [np.asarray(g) for g in memristor_conductances(design)]
+    trained = [np.asarray(g) for g in memristor_conductances(straight["chip"].design)]
+    assert max(np.max(np.abs(t - s)) for t, s in zip(trained, start, strict=True)) > 1e-8
+    log = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [int(line.split('"step": ')[1].split(",")[0]) for line in log] == [1, 2, 3, 4]
+    with pytest.raises(MemjaxError, match="already holds a run"):
+        finetune(chip, images, labels, tmp_path / "a", config, progress=False)
+
+
+def test_finetune_command_writes_its_json(tiny_data, tmp_path):
+    """``memjax finetune`` end to end on a small model and data set: the JSON holds what
+    scripts read, accuracies are fractions, the chip was programmed, and the run resumes."""
+    import json
+
+    from memjax.cli import main
+    from memjax.data import save_npz
+    from memjax.training.checkpoint import save_model
+    from memjax.training.steps import split_model
+
+    _, _, params, stats = split_model(build_model(TINY))
+    save_model(tmp_path / "model", TINY, params, stats, {})
+    data = save_npz(tiny_data, tmp_path / "tiny.npz")
+    common = ["finetune", "--data", str(data), "--checkpoint", str(tmp_path / "model")]
+    common += ["--variation", "0.1", "--stuck-at", "0.01", "--steps", "3", "--batch-size", "8"]
+    common += ["--eval-images", "0", "--run-dir", str(tmp_path / "run"), "--no-progress"]
+    assert main([*common, "--stop-after", "2", "--json", str(tmp_path / "a.json")]) == 0
+    assert main([*common, "--resume", "--json", str(tmp_path / "b.json")]) == 0
+    result = json.loads((tmp_path / "b.json").read_text())
+    for name in ("software_accuracy", "accuracy_before", "accuracy_after"):
+        assert 0.0 <= result[name] <= 1.0
+    assert result["variation"] == 0.1 and result["stuck_at_rate"] == pytest.approx(0.01)
+    assert result["steps"] == 3 and result["evaluated_on"]["images"] == 32
+    assert result["programming"]["pulses_total"] > 0
+    assert json.loads((tmp_path / "a.json").read_text())["steps"] == 2
