@@ -179,7 +179,14 @@ def reprogram(chip: Chip, design: MemristiveShuffleNet, key: Array) -> tuple[Chi
         converged = stuck == 0
     else:
         result = write_verify(
-            device, variation.programming, target, start, key, verify_scale, frozen=stuck != 0
+            device,
+            variation.programming,
+            target,
+            start,
+            key,
+            verify_scale,
+            frozen=stuck != 0,
+            substeps=1 if device.window_p == 0 else 4,  # without a window the rate is constant
         )
         state, pulses, energy, time = result.state, result.pulses, result.energy, result.time
         converged = result.converged
