@@ -25,7 +25,7 @@ from memjax.hardware.memristive import convert
 from memjax.network import ShuffleNetConfig, build_model
 from memjax.training import steps
 from memjax.training.augment import AugmentConfig
-from memjax.training.finetune import FinetuneConfig, make_optimizer, make_step, normalised_targets
+from memjax.training.finetune import FinetuneConfig, initial_state, make_optimizer, make_step
 
 
 def seconds_per_step(step, state, images, labels, repeats: int) -> float:
@@ -68,14 +68,7 @@ def main() -> None:
     fabricated = time.perf_counter() - started
     config = FinetuneConfig(steps=1000)
     tune = make_optimizer(config)
-    targets = normalised_targets(chip)
-    tune_state = {
-        "chip": chip,
-        "targets": targets,
-        "opt_state": tune.init(targets),
-        "key": jax.random.key(0),
-        "step": jnp.zeros((), jnp.int32),
-    }
+    tune_state = initial_state(chip, tune, 0)
     hardware = seconds_per_step(make_step(tune), tune_state, images, labels, args.repeats)
     devices = int(report["devices"])
     print(f"{args.width}x, batch {args.batch}, preset {args.preset}, {devices:,} memristors")

@@ -87,6 +87,32 @@ def pair_kernel_dc_unsaturated(kernel: PairKernel, difference):
     return kernel.opamp.static_output(difference * (g / (1 + g)), 1.0 / (1 + g))
 
 
+def wire_effective_conductances(g_cells, g_f, wire_resistance: float):
+    """Conductances that give an ideal-wire bit line the static behaviour of one with
+    ``wire_resistance`` between neighbouring cells (the layout of :func:`_resistive_bitline`:
+    the last row, the bias row, nearest the TIA).
+
+    The resistive line is linear in its row voltages and the TIA output y, so its TIA node is
+    n_T = sum_i G_i w_i v_i + g_f w_T y with w = A^-1 e_T (A the line's symmetric KCL matrix),
+    and sum_i G_i w_i + g_f w_T = 1 (all sources at 1 V give all nodes 1 V). An ideal line with
+    G'_i = G_i w_i / w_T and the same g_f has exactly this node: :func:`pair_kernel_dc` and the
+    one-convolution read-out then hold unchanged. One tridiagonal solve per line; ``g_cells``
+    (..., rows), ``g_f`` broadcast against its leading axes."""
+    g_cells = jnp.asarray(g_cells)
+    k = g_cells.shape[-1]
+    g_w = 1.0 / wire_resistance
+    g_f = jnp.broadcast_to(jnp.asarray(g_f, g_cells.dtype), g_cells.shape[:-1])
+    degree = jnp.full((k,), 2.0, g_cells.dtype).at[0].set(1.0)
+    diagonal = jnp.concatenate([g_cells + g_w * degree, (g_w + g_f)[..., None]], -1)
+    off = jnp.full(g_cells.shape[:-1] + (k,), -g_w, g_cells.dtype)
+    zero = jnp.zeros(g_cells.shape[:-1] + (1,), g_cells.dtype)
+    lower = jnp.concatenate([zero, off], -1)
+    upper = jnp.concatenate([off, zero], -1)
+    unit = jnp.zeros(g_cells.shape[:-1] + (k + 1, 1), g_cells.dtype).at[..., k, 0].set(1.0)
+    w = jax.lax.linalg.tridiagonal_solve(lower, diagonal, upper, unit)[..., 0]
+    return g_cells * w[..., :k] / w[..., k:]
+
+
 def _peak_difference(rows, cells):
     """max |rows - cells|; for one bit-line voltage without the |rows| x 1 intermediate."""
     if jnp.ndim(cells) == 0:

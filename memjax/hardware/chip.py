@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
+from memjax.circuits.crossbar import wire_effective_conductances
 from memjax.devices.programming import WriteVerify, programming_device, write_verify
 from memjax.devices.validation import require, require_non_negative
 from memjax.hardware.memristive import MemristiveShuffleNet
@@ -50,6 +51,10 @@ class ChipVariation:
             that call).
         switching_rate: |k| of the VTEAM programming device, 1/s
             (:func:`~memjax.devices.programming.programming_device`).
+        wire_resistance: bit-line resistance between neighbouring cells of every crossbar
+            line, ohm (0: ideal wires); exact at steady state through effective conductances
+            (:func:`~memjax.circuits.crossbar.wire_effective_conductances`). The MBN's three
+            inputs have no long lines and keep ideal wires.
     """
 
     variation: float = 0.0
@@ -60,10 +65,18 @@ class ChipVariation:
     programming: WriteVerify | None = WriteVerify()
     read_noise: float = 0.0
     switching_rate: float = 1e8
+    wire_resistance: float = 0.0
 
     def __post_init__(self):
         owner = "ChipVariation"
-        for name in ("variation", "stuck_on_rate", "stuck_off_rate", "levels", "read_noise"):
+        for name in (
+            "variation",
+            "stuck_on_rate",
+            "stuck_off_rate",
+            "levels",
+            "read_noise",
+            "wire_resistance",
+        ):
             require_non_negative(owner, name, getattr(self, name))
         require(
             owner,
@@ -77,7 +90,7 @@ class ChipVariation:
 
 def memristor_conductances(net: MemristiveShuffleNet) -> list[Array]:
     """Every memristor conductance array of the network, in a fixed order."""
-    return [leaf for getter in _getters(net) for leaf in [getter(net)]]
+    return [get(net) for get in _getters(net)]
 
 
 def with_memristor_conductances(net: MemristiveShuffleNet, arrays) -> MemristiveShuffleNet:
@@ -86,13 +99,16 @@ def with_memristor_conductances(net: MemristiveShuffleNet, arrays) -> Memristive
     return eqx.tree_at(lambda n: [g(n) for g in getters], net, list(arrays))
 
 
-def _getters(net: MemristiveShuffleNet):
+def _stage_getters(net: MemristiveShuffleNet):
     stages = [lambda n: n.input_stage]
     for u, unit in enumerate(net.units):
         stages += [lambda n, u=u, s=s: n.units[u][s] for s in range(len(unit))]
-    stages += [lambda n: n.output_stage, lambda n: n.fully_connected]
+    return stages + [lambda n: n.output_stage, lambda n: n.fully_connected]
+
+
+def _getters(net: MemristiveShuffleNet):
     getters = []
-    for stage in stages:
+    for stage in _stage_getters(net):
         getters += [
             lambda n, s=stage: s(n).kernel.conductances.positive,
             lambda n, s=stage: s(n).kernel.conductances.negative,
@@ -133,7 +149,24 @@ class Chip(eqx.Module):
                 g * (1.0 + self.variation.read_noise * jax.random.normal(k, g.shape, g.dtype))
                 for g, k in zip(arrays, keys, strict=True)
             ]
-        return with_memristor_conductances(self.design, arrays)
+        net = with_memristor_conductances(self.design, arrays)
+        if self.variation.wire_resistance:
+            net = _with_wires(net, self.variation.wire_resistance)
+        return net
+
+
+def _with_wires(net: MemristiveShuffleNet, resistance: float) -> MemristiveShuffleNet:
+    """Every crossbar line's conductances replaced by its wire-effective ones."""
+    stages = _stage_getters(net)
+    lines = []
+    for stage in stages:
+        kernel = stage(net).kernel
+        for g in (kernel.conductances.positive, kernel.conductances.negative):
+            lines.append(wire_effective_conductances(g, kernel.g_f, resistance))
+    where = lambda n: [  # noqa: E731
+        getattr(s(n).kernel.conductances, side) for s in stages for side in ("positive", "negative")
+    ]
+    return eqx.tree_at(where, net, lines)
 
 
 def fabricate(

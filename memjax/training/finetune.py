@@ -96,6 +96,18 @@ def normalised_targets(chip: Chip) -> list:
     return [(g - hw.g_min) / span for g in memristor_conductances(chip.design)]
 
 
+def initial_state(chip: Chip, optimizer, seed: int) -> dict:
+    """The fine-tuning state before the first step: the chip's design as the targets."""
+    targets = normalised_targets(chip)
+    return {
+        "chip": chip,
+        "targets": targets,
+        "opt_state": optimizer.init(targets),
+        "key": jax.random.key(seed),
+        "step": jnp.zeros((), jnp.int32),
+    }
+
+
 def make_optimizer(config: FinetuneConfig):
     warmup = max(1, config.steps // 10)
     schedule = optax.linear_schedule(0.0, config.learning_rate, warmup)
@@ -204,14 +216,7 @@ def finetune(
     used, everything else comes from the latest checkpoint). Returns the final state."""
     run_dir = Path(run_dir).absolute()
     optimizer = make_optimizer(config)
-    targets = normalised_targets(chip)
-    state = {
-        "chip": chip,
-        "targets": targets,
-        "opt_state": optimizer.init(targets),
-        "key": jax.random.key(config.seed),
-        "step": jnp.zeros((), jnp.int32),
-    }
+    state = initial_state(chip, optimizer, config.seed)
     manager = ocp.CheckpointManager(
         run_dir / "checkpoints",
         options=ocp.CheckpointManagerOptions(max_to_keep=config.keep, create=True),
