@@ -145,6 +145,9 @@ def _finetune(args) -> None:
         read_noise=args.read_noise,
         levels=args.levels,
         programming=None if args.no_write_verify else WriteVerify(),
+        wire_resistance=args.wire_resistance,
+        opamp_offset=args.opamp_offset * 1e-3,
+        opamp_gain_spread=args.opamp_gain_spread,
     )
     config = FinetuneConfig(
         steps=args.steps,
@@ -152,6 +155,7 @@ def _finetune(args) -> None:
         learning_rate=args.lr,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
+        mode=args.mode,
     )
     result = run_finetune(
         Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT,
@@ -292,9 +296,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     finetune.add_argument("--levels", type=int, default=0, help="conductance levels (0: any)")
     finetune.add_argument(
+        "--wire-resistance",
+        type=float,
+        default=0.0,
+        help="bit-line resistance between neighbouring cells, ohm",
+    )
+    finetune.add_argument(
+        "--opamp-offset", type=float, default=0.0, help="sigma of op-amp input offsets, mV"
+    )
+    finetune.add_argument(
+        "--opamp-gain-spread",
+        type=float,
+        default=0.0,
+        help="lognormal sigma of op-amp open-loop gains (0.3 = 30 %%)",
+    )
+    finetune.add_argument(
         "--no-write-verify", action="store_true", help="write targets exactly (no programming)"
     )
     finetune.add_argument("--chip-seed", type=int, default=0, help="PRNG seed of the chip")
+    finetune.add_argument(
+        "--mode",
+        choices=("chip", "noise"),
+        default="chip",
+        help="chip: hardware in the loop on this chip; noise: hardware-aware training on a "
+        "fresh chip of the same variation every step, then programmed onto this chip",
+    )
     finetune.add_argument("--steps", type=int, default=100)
     finetune.add_argument("--batch-size", type=int, default=64)
     finetune.add_argument(

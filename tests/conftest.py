@@ -11,6 +11,43 @@ from memjax.data.fer2013 import FER2013, Split
 REPO = Path(__file__).resolve().parent.parent
 
 
+MAPS_BEFORE_CLEARING = 30_000
+"""Every program XLA compiles for the CPU keeps its code in memory maps (a gradient of the
+1.0x circuit network: ~4,600); Linux allows 65,530 per process, and past that XLA crashes
+inside a compile (SIGSEGV or SIGABRT, seen in CI). Compiled programs are dropped after every
+module, and after any test that leaves more maps than this."""
+
+
+def _memory_maps() -> int:
+    try:
+        with open("/proc/self/maps") as maps:
+            return sum(1 for _ in maps)
+    except OSError:  # not Linux: no such limit to guard
+        return 0
+
+
+def _release_compiled_programs() -> None:
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_after_module():
+    yield
+    _release_compiled_programs()
+
+
+@pytest.fixture(autouse=True)
+def _release_when_maps_run_high():
+    yield
+    if _memory_maps() > MAPS_BEFORE_CLEARING:
+        _release_compiled_programs()
+
+
 @pytest.fixture(scope="session")
 def fer2013_path() -> Path:
     candidates = [os.environ.get("MEMJAX_FER2013"), REPO.parent / "shared/data/fer2013/fer2013.npz"]

@@ -65,6 +65,31 @@ def test_stuck_devices_do_not_move_and_exhaust_their_pulses():
     assert not bool(jnp.any(result.converged[:2])) and bool(jnp.all(result.converged[2:]))
 
 
+def test_compact_re_programming_equals_the_full_loop_without_noise():
+    """Re-programming where 1 % of the devices moved, and programming from OFF: the loop on
+    the gathered devices gives exactly the full loop's states, pulses and energies (no noise:
+    the same equations); with noise, most devices end within tolerance."""
+    device = programming_device(G_MIN, G_MAX, 1.0)
+    rng = np.random.default_rng(4)
+    targets = jnp.asarray(rng.uniform(G_MIN, G_MAX, 20_000))
+    start = device.state_for_conductance(targets)
+    moved = rng.choice(20_000, 200, replace=False)
+    start = start.at[moved].set(jnp.asarray(rng.uniform(0, 1, 200), start.dtype))
+    quiet = WriteVerify(cycle_to_cycle=0.0, read_noise=0.0)
+    full = write_verify(device, quiet, targets, start, jax.random.key(0), compact_share=0)
+    compact = write_verify(device, quiet, targets, start, jax.random.key(0))
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(compact), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert int(jnp.sum(full.pulses > 0)) > 150
+    blank = jnp.zeros_like(start)  # from OFF: the loop compacts once the bulk has converged
+    full = write_verify(device, quiet, targets, blank, jax.random.key(0), compact_share=0)
+    compact = write_verify(device, quiet, targets, blank, jax.random.key(0))
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(compact), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    noisy = write_verify(device, WriteVerify(), targets, start, jax.random.key(1))
+    assert float(jnp.mean(noisy.converged)) > 0.8 and int(jnp.max(noisy.pulses)) > 0
+
+
 def test_chip_draws_variation_and_faults_at_the_stated_rates():
     """log(G / target) of a chip written exactly has the stated sigma (20 %, within 3 %
     relative on ~60k devices) and zero mean; stuck devices appear at their rates (within
@@ -130,28 +155,34 @@ def test_chip_variation_rejects_non_physical_values():
         WriteVerify(tolerance=0.0)
 
 
-def test_finetune_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("mode", ["chip", "noise"])
+def test_finetune_resumes_exactly(tmp_path, mode):
     """2 steps, stop, resume, 2 more == 4 steps straight, bit for bit: targets, optimizer
-    state and the chip's device states and conductances (programming noise included)."""
+    state and the chip's device states, conductances and op-amps (programming noise and, in
+    noise mode, the fresh chip of every step included)."""
     from memjax.training.finetune import FinetuneConfig, finetune
 
     design = convert(build_model(TINY), near_ideal())
-    chip, _ = fabricate(design, ChipVariation(variation=0.1), jax.random.key(5))
+    variation = ChipVariation(variation=0.1, opamp_offset=1e-3)
+    chip, _ = fabricate(design, variation, jax.random.key(5))
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (48, 48, 48), dtype=np.uint8)
     labels = rng.integers(0, 7, 48)
-    config = FinetuneConfig(steps=4, batch_size=8, checkpoint_every=2)
+    config = FinetuneConfig(steps=4, batch_size=8, checkpoint_every=2, mode=mode)
     straight = finetune(chip, images, labels, tmp_path / "a", config, progress=False)
     finetune(chip, images, labels, tmp_path / "b", config, progress=False, stop_after=2)
     resumed = finetune(chip, images, labels, tmp_path / "b", config, progress=False, resume=True)
     pick = lambda s: (s["targets"], s["opt_state"], s["chip"].states, s["chip"].conductances)  # noqa: E731
-    a, b = jax.tree.leaves(pick(straight)), jax.tree.leaves(pick(resumed))
+    pick_all = lambda s: (pick(s), s["chip"].factors, s["chip"].opamp_errors)  # noqa: E731
+    a, b = jax.tree.leaves(pick_all(straight)), jax.tree.leaves(pick_all(resumed))
     assert len(a) == len(b) > 100
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     start = [np.asarray(g) for g in memristor_conductances(design)]
     trained = [np.asarray(g) for g in memristor_conductances(straight["chip"].design)]
     assert max(np.max(np.abs(t - s)) for t, s in zip(trained, start, strict=True)) > 1e-8
+    moved = not np.array_equal(straight["chip"].factors[0], chip.factors[0])
+    assert moved == (mode == "noise")  # noise mode: never the chip it will be deployed on
     log = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     assert [int(line.split('"step": ')[1].split(",")[0]) for line in log] == [1, 2, 3, 4]
     with pytest.raises(MemjaxError, match="already holds a run"):
@@ -245,3 +276,96 @@ def test_chip_with_wires_reads_every_crossbar_line_through_its_wires():
         )
     mbn = lambda n: n.network().units[0][0].mbn.input_conductances  # noqa: E731
     np.testing.assert_array_equal(mbn(plain), mbn(wired))
+
+
+def _kernel_circuit_by_hand(stage, errors, v_rows):
+    """One (M+1)x2 kernel and its MBN, each op-amp with its own offset (in series with v+) and
+    A0, node equations solved per op-amp: y = A (V_os - n), n the KCL node of its inputs and
+    feedback. Line: y = (V_os T - S) / (T / A + g_f); difference stage (inputs R_d, feedback
+    g R_d, v+ = g y_b / (1 + g)): y = (g (y_b - y_a) + (1 + g) V_os) / ((1 + g) / A + 1)."""
+    c = stage.kernel.conductances
+    g = stage.kernel.difference_gain
+    offset, gain = np.asarray(errors.offset), np.asarray(errors.open_loop_gain)
+    out = []
+    for k in range(offset.shape[0]):
+        g_f = float(np.asarray(stage.kernel.g_f)[k])
+        lines = []
+        for column, cells in enumerate((c.positive[k], c.negative[k])):
+            s, t = float(np.sum(np.asarray(cells) * v_rows)), float(np.sum(cells)) + g_f
+            a = gain[k, column]
+            lines.append((offset[k, column] * t - s) / (t / a + g_f))
+        y_a, y_b = lines
+        y = (g * (y_b - y_a) + (1 + g) * offset[k, 2]) / ((1 + g) / gain[k, 2] + 1)
+        g_mbn = np.asarray(stage.mbn.input_conductances[k])
+        f = float(np.asarray(stage.mbn.feedback_conductance)[k])
+        s = g_mbn[0] * y + (g_mbn[1] - g_mbn[2]) * stage.mbn.bias_voltage
+        t = float(np.sum(g_mbn)) + f
+        out.append((offset[k, 3] * t - s) / (t / gain[k, 3] + f))
+    return np.asarray(out)
+
+
+def test_opamp_offsets_and_gains_match_each_op_amp_solved_by_hand():
+    """A 1x1 stage (with MBN) of a chip whose op-amps have their own offsets (sigma 5 mV) and
+    low, spread gains (A0 50..500, so that the gain error is visible): both read-outs (two
+    bit-line sums, and one convolution) equal the node equations solved op-amp by op-amp, to 1e-9 V
+    (float64), and differ from the design's by more than 1 mV."""
+    import dataclasses
+
+    from memjax.circuits.amplifiers import summing_amplifier_dc
+    from memjax.devices.opamp import OpAmpErrors
+
+    rng = np.random.default_rng(3)
+    with jax.enable_x64(True):
+        design = convert(build_model(TINY), near_ideal())
+        stage = dataclasses.replace(design.units[0][1], relu=None, clamp=None, transfer=None)
+        k, m = stage.kernel.conductances.positive.shape
+        errors = OpAmpErrors(
+            jnp.asarray(rng.normal(0, 5e-3, (k, 4))), jnp.asarray(rng.uniform(50, 500, (k, 4)))
+        )
+        chip_stage = dataclasses.replace(stage, opamp_errors=errors)
+        v = jnp.asarray(rng.uniform(0, 0.3, (1, 1, 1, m - 1)))
+        assert bool(chip_stage.lines_cannot_saturate(v))
+        one_convolution = np.asarray(chip_stage.steady(v))[0, 0, 0]
+        g = chip_stage.mbn.input_conductances
+        drive = g[:, 0] * chip_stage._readout(v) + (g[:, 1] - g[:, 2]) * chip_stage.mbn.bias_voltage
+        two_sums = np.asarray(
+            summing_amplifier_dc(
+                chip_stage.mbn, drive, errors.offset[:, 3], errors.open_loop_gain[:, 3]
+            )
+        )[0, 0, 0]
+        design_output = np.asarray(stage.steady(v))[0, 0, 0]
+        rows = np.append(np.asarray(v).ravel(), float(stage.kernel.conductances.bias_voltage))
+        expected = _kernel_circuit_by_hand(stage, errors, rows)
+    np.testing.assert_allclose(one_convolution, expected, atol=1e-9)
+    np.testing.assert_allclose(two_sums, expected, atol=1e-9)
+    assert np.max(np.abs(design_output - expected)) > 1e-3
+
+
+def test_chip_draws_op_amp_errors_and_places_them_in_its_network():
+    """Offsets normal with the stated sigma (within 5 % on ~3k op-amps), log A0 with the
+    stated spread around the design's; every crossbar stage and the average pool carry their
+    chip's errors, and they change the logits."""
+    design = convert(build_model(TINY), near_ideal())
+    variation = ChipVariation(programming=None, opamp_offset=2e-3, opamp_gain_spread=0.3)
+    chip, _ = fabricate(design, variation, jax.random.key(2))
+    plain, _ = fabricate(design, ChipVariation(programming=None), jax.random.key(2))
+    offsets = np.concatenate([np.ravel(e.offset) for e in chip.opamp_errors])
+    gains = np.concatenate([np.ravel(e.open_loop_gain) for e in chip.opamp_errors])
+    assert offsets.size > 2000
+    assert np.std(offsets) == pytest.approx(2e-3, rel=0.05)
+    a0 = design.hardware.opamp.open_loop_gain
+    assert np.std(np.log(gains / a0)) == pytest.approx(0.3, rel=0.05)
+    net = chip.network()
+    stages = [net.input_stage, *(s for unit in net.units for s in unit)]
+    stages += [net.output_stage, net.fully_connected]
+    for stage, errors in zip(stages, chip.opamp_errors[:-1], strict=True):
+        np.testing.assert_array_equal(stage.opamp_errors.offset, errors.offset)
+        np.testing.assert_array_equal(stage.opamp_errors.open_loop_gain, errors.open_loop_gain)
+        assert errors.offset.shape == (stage.kernel.conductances.positive.shape[0], 4)
+    np.testing.assert_array_equal(net.average_pool_errors.offset, chip.opamp_errors[-1].offset)
+    images = np.random.default_rng(0).integers(0, 256, (4, 48, 48))
+    difference = np.abs(
+        np.asarray(net.steady_logits(images) - plain.network().steady_logits(images))
+    )
+    assert np.max(difference) > 1e-3
+    assert plain.opamp_errors is None

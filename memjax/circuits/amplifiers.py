@@ -139,15 +139,18 @@ class SummingAmplifier(Block):
         return self.opamp.pole_time_constant
 
 
-def summing_amplifier_dc(block: SummingAmplifier, weighted_sum):
+def summing_amplifier_dc(block: SummingAmplifier, weighted_sum, offset=None, open_loop_gain=None):
     """Steady-state output of summing amplifiers from their weighted input sums
     ``sum_i G_i v_i``, elementwise (the conductances broadcast against ``weighted_sum``; the
     inputs along the last axis of ``input_conductances``): the static equations of
-    :meth:`SummingAmplifier.vector_field` in closed form (:meth:`OpAmp.static_output`)."""
+    :meth:`SummingAmplifier.vector_field` in closed form (:meth:`OpAmp.static_output`).
+    ``offset``, ``open_loop_gain``: each op-amp's own, for a chip (:class:`OpAmpErrors`)."""
     g = jnp.asarray(block.input_conductances)
     total = jnp.sum(g, -1) + block.bias_conductance + block.feedback_conductance
     drive = weighted_sum + block.bias_conductance * jnp.asarray(block.bias_voltage)
-    return block.opamp.static_output(drive * (-1.0 / total), block.feedback_conductance / total)
+    return block.opamp.static_output(
+        drive * (-1.0 / total), block.feedback_conductance / total, offset, open_loop_gain
+    )
 
 
 def inverter(opamp: OpAmp, resistance: float = 10e3) -> SummingAmplifier:

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from memjax.circuits.block import Block, Power
 from memjax.circuits.mapping import KernelConductances
-from memjax.devices.opamp import OpAmp
+from memjax.devices.opamp import OpAmp, OpAmpErrors
 from memjax.devices.validation import require_ideal_output, require_non_negative, require_positive
 from memjax.errors import MemjaxError
 
@@ -49,42 +49,69 @@ def _load(load):
     return 0.0 if load is None else load[0]
 
 
-def pair_kernel_dc(kernel: PairKernel, sum_a, sum_b):
+def pair_kernel_dc(kernel: PairKernel, sum_a, sum_b, errors: OpAmpErrors | None = None):
     """Steady-state output of (M+1)x2 kernels from their bit-line sums, elementwise.
 
     ``sum_a`` = sum_i G+_i v_i over the rows of line A (bias row included), ``sum_b`` likewise;
     the total line conductances come from ``kernel.conductances`` (trailing axis: rows). The
     same static equations as :meth:`PairKernel.vector_field` with ``static=True`` (algebraic
     bit lines, no wire resistance), solved in closed form by :meth:`OpAmp.static_output`, so
-    that a crossbar layer can be evaluated in convolution form.
+    that a crossbar layer can be evaluated in convolution form. ``errors``: per kernel, the
+    offsets and gains of its three op-amps (line A, line B, difference stage: columns 0-2 of
+    arrays (K, >= 3)), or None for the design's op-amp.
     """
     c, amp, g = kernel.conductances, kernel.opamp, kernel.difference_gain
     g_f = kernel.g_f
     total_a = jnp.sum(c.positive, -1) + g_f
     total_b = jnp.sum(c.negative, -1) + g_f
+    offset, gain = _columns(errors)
     # per-kernel factors first: one multiply per neuron instead of a division
-    y_a = amp.static_output(sum_a * (-1.0 / total_a), g_f / total_a)
-    y_b = amp.static_output(sum_b * (-1.0 / total_b), g_f / total_b)
-    return amp.static_output((y_b - y_a) * (g / (1 + g)), 1.0 / (1 + g))
+    y_a = amp.static_output(sum_a * (-1.0 / total_a), g_f / total_a, offset[0], gain[0])
+    y_b = amp.static_output(sum_b * (-1.0 / total_b), g_f / total_b, offset[1], gain[1])
+    return amp.static_output((y_b - y_a) * (g / (1 + g)), 1.0 / (1 + g), offset[2], gain[2])
 
 
-def pair_kernel_line_gains(kernel: PairKernel):
-    """(kappa_a, kappa_b), S^-1: a line amplifier inside its rails outputs -kappa * sum_i G_i v_i
-    (bias row included). From :meth:`OpAmp.static_output` with v_diff = -sum / total - y g_f /
-    total: kappa = 1 / (g_f + total / A0), total = sum of the line's conductances + g_f."""
-    c, amp, g_f = kernel.conductances, kernel.opamp, kernel.g_f
+def _columns(errors: OpAmpErrors | None):
+    if errors is None:
+        return (None,) * 3, (None,) * 3
+    return [errors.offset[:, i] for i in range(3)], [errors.open_loop_gain[:, i] for i in range(3)]
+
+
+def pair_kernel_line_gains(kernel: PairKernel, errors: OpAmpErrors | None = None):
+    """(kappa_a, kappa_b), S^-1: a line amplifier inside its rails outputs
+    -kappa * sum_i G_i v_i (bias row included) + its offset term (:func:`pair_kernel_line_offsets`).
+    From :meth:`OpAmp.static_output` with v_diff = -sum / total - y g_f / total:
+    kappa = 1 / (g_f + total / A0), total = sum of the line's conductances + g_f."""
+    c, g_f = kernel.conductances, kernel.g_f
+    gain = _columns(errors)[1]
+    gain_a = kernel.opamp.open_loop_gain if gain[0] is None else gain[0]
+    gain_b = kernel.opamp.open_loop_gain if gain[1] is None else gain[1]
     total_a = jnp.sum(c.positive, -1) + g_f
     total_b = jnp.sum(c.negative, -1) + g_f
-    return 1.0 / (g_f + total_a / amp.open_loop_gain), 1.0 / (g_f + total_b / amp.open_loop_gain)
+    return 1.0 / (g_f + total_a / gain_a), 1.0 / (g_f + total_b / gain_b)
 
 
-def pair_kernel_dc_unsaturated(kernel: PairKernel, difference):
+def pair_kernel_line_offsets(kernel: PairKernel, errors: OpAmpErrors | None):
+    """(o_a, o_b), V: what each line amplifier's input offset adds to its output inside the
+    rails, kappa * total * V_os (0 without errors)."""
+    if errors is None:
+        return 0.0, 0.0
+    c, g_f = kernel.conductances, kernel.g_f
+    kappa_a, kappa_b = pair_kernel_line_gains(kernel, errors)
+    total_a = jnp.sum(c.positive, -1) + g_f
+    total_b = jnp.sum(c.negative, -1) + g_f
+    return kappa_a * total_a * errors.offset[:, 0], kappa_b * total_b * errors.offset[:, 1]
+
+
+def pair_kernel_dc_unsaturated(kernel: PairKernel, difference, errors: OpAmpErrors | None = None):
     """:func:`pair_kernel_dc` when neither line amplifier is at a rail, from ``difference`` =
-    y_b - y_a = kappa_a sum_a - kappa_b sum_b (:func:`pair_kernel_line_gains`): one sum per
-    neuron instead of two, so a layer takes one convolution with the kernel
-    kappa_a G+ - kappa_b G-. Only the difference stage can then reach its rails."""
+    y_b - y_a = kappa_a sum_a - kappa_b sum_b + o_b - o_a (:func:`pair_kernel_line_gains`,
+    :func:`pair_kernel_line_offsets`): one sum per neuron instead of two, so a layer takes one
+    convolution with the kernel kappa_a G+ - kappa_b G-. Only the difference stage can then
+    reach its rails."""
     g = kernel.difference_gain
-    return kernel.opamp.static_output(difference * (g / (1 + g)), 1.0 / (1 + g))
+    offset, gain = _columns(errors)
+    return kernel.opamp.static_output(difference * (g / (1 + g)), 1.0 / (1 + g), offset[2], gain[2])
 
 
 def wire_effective_conductances(g_cells, g_f, wire_resistance: float):

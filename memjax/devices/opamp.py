@@ -104,20 +104,26 @@ class OpAmp(eqx.Module):
         headroom_down = _headroom((y - self.rail_low) / self.rail_softness)
         return rate * jnp.where(rate > 0, headroom_up, headroom_down)
 
-    def static_output(self, alpha, beta):
+    def static_output(self, alpha, beta, offset=None, open_loop_gain=None):
         """The root y of the static residual (``output_rate(..., static=True)``) when the
         feedback makes the differential input affine in the output, v_diff = alpha - beta y
         (beta >= 0): alpha / (beta + 1/A0) inside the rails, and beyond a rail the exact root
         of the residual's penalty branch. Closed form, elementwise: what a whole network of
         linear op-amp stages needs at steady state.
 
+        ``offset`` (V) and ``open_loop_gain`` (V/V), broadcast against ``alpha`` and ``beta``,
+        are one op-amp's own input offset voltage (in series with its non-inverting input:
+        v_diff = alpha + offset - beta y) and A0, for a chip whose op-amps differ
+        (:class:`OpAmpErrors`); None: this record's A0 and no offset.
+
         Written as ``clip(inside) + (inside - clip(inside)) * loop / (loop + penalty)``, the
         same root as ``(alpha + penalty * rail) / (loop + penalty)`` beyond a rail, with the
         divisions on ``beta``'s shape only: in a network ``beta`` is one value per kernel
         and ``alpha`` one per neuron, and per-neuron divisions cost more than the crossbars'
         multiply-adds on a CPU."""
-        loop = beta + 1.0 / self.open_loop_gain
-        inside = alpha * (1.0 / loop)
+        gain = self.open_loop_gain if open_loop_gain is None else open_loop_gain
+        loop = beta + 1.0 / gain
+        inside = (alpha if offset is None else alpha + offset) * (1.0 / loop)
         clipped = jnp.clip(inside, self.rail_low, self.rail_high)
         return clipped + (inside - clipped) * (loop / (loop + RAIL_PENALTY))
 
@@ -134,3 +140,17 @@ def _headroom(distance):
     iterations stall and chatter (measured: >1000 steps for a super-diode layer)."""
     inside = -jnp.expm1(-jnp.maximum(distance, 0.0))
     return jnp.where(distance >= 0, inside, distance)
+
+
+class OpAmpErrors(eqx.Module):
+    """How the op-amps of one chip differ from their design, one entry per op-amp.
+
+    Attributes:
+        offset: input offset voltage, V, in series with the non-inverting input. CMOS op-amps
+            of minimum-size input pairs: sigma of a few mV (Pelgrom et al., IEEE JSSC 1989
+            mismatch scaling; the value is an assumption of the chip, not of the paper).
+        open_loop_gain: the op-amp's own DC open-loop gain A0, V/V (> 1).
+    """
+
+    offset: jax.Array
+    open_loop_gain: jax.Array

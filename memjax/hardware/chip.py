@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from memjax.circuits.crossbar import wire_effective_conductances
+from memjax.devices.opamp import OpAmpErrors
 from memjax.devices.programming import WriteVerify, programming_device, write_verify
 from memjax.devices.validation import require, require_non_negative
 from memjax.hardware.memristive import MemristiveShuffleNet
@@ -55,6 +56,13 @@ class ChipVariation:
             line, ohm (0: ideal wires); exact at steady state through effective conductances
             (:func:`~memjax.circuits.crossbar.wire_effective_conductances`). The MBN's three
             inputs have no long lines and keep ideal wires.
+        opamp_offset: standard deviation of every op-amp's input offset voltage, V (0: none);
+            a persistent per-op-amp draw, normal with zero mean. Covers the linear op-amps
+            that carry the signal at steady state: both line amplifiers and the difference
+            stage of every kernel, every MBN, the average pool. The op-amps inside super-diode
+            ReLUs, clamps and max pool (reconstruction options) keep the design's.
+        opamp_gain_spread: sigma of a persistent lognormal factor exp(sigma n) on every such
+            op-amp's open-loop gain A0 (0.3 = 30 %).
     """
 
     variation: float = 0.0
@@ -66,6 +74,8 @@ class ChipVariation:
     read_noise: float = 0.0
     switching_rate: float = 1e8
     wire_resistance: float = 0.0
+    opamp_offset: float = 0.0
+    opamp_gain_spread: float = 0.0
 
     def __post_init__(self):
         owner = "ChipVariation"
@@ -76,6 +86,8 @@ class ChipVariation:
             "levels",
             "read_noise",
             "wire_resistance",
+            "opamp_offset",
+            "opamp_gain_spread",
         ):
             require_non_negative(owner, name, getattr(self, name))
         require(
@@ -130,6 +142,9 @@ class Chip(eqx.Module):
         stuck: per device, +1 stuck ON, -1 stuck OFF, 0 working.
         states: per device, the state x in [0, 1] that programming left.
         conductances: per device, its conductance now, S (variation and faults included).
+        opamp_errors: per crossbar stage (in :func:`memristor_conductances`' stage order) the
+            offsets and gains of its op-amps, arrays (K, 4), then the average pool's (C, 1);
+            None when the chip's op-amps are as designed.
         variation: the non-idealities it was drawn with.
     """
 
@@ -138,11 +153,16 @@ class Chip(eqx.Module):
     stuck: list[Array]
     states: list[Array]
     conductances: list[Array]
+    opamp_errors: list[OpAmpErrors] | None
     variation: ChipVariation = eqx.field(static=True)
 
     def network(self, key: Array | None = None) -> MemristiveShuffleNet:
         """The network this chip computes; with ``key``, one draw of read noise."""
-        arrays = self.conductances
+        return self.computing(self.conductances, key)
+
+    def computing(self, arrays: list[Array], key: Array | None = None) -> MemristiveShuffleNet:
+        """The network of this chip with its memristors at ``arrays`` (same order and shapes
+        as :attr:`conductances`): wires, op-amps and, with ``key``, read noise as the chip's."""
         if key is not None and self.variation.read_noise > 0:
             keys = jax.random.split(key, len(arrays))
             arrays = [
@@ -152,7 +172,33 @@ class Chip(eqx.Module):
         net = with_memristor_conductances(self.design, arrays)
         if self.variation.wire_resistance:
             net = _with_wires(net, self.variation.wire_resistance)
+        if self.opamp_errors is not None:
+            net = _with_opamp_errors(net, self.opamp_errors)
         return net
+
+
+def _with_opamp_errors(net: MemristiveShuffleNet, errors: list[OpAmpErrors]):
+    stages = _stage_getters(net)
+    where = lambda n: [s(n).opamp_errors for s in stages] + [n.average_pool_errors]  # noqa: E731
+    return eqx.tree_at(where, net, list(errors), is_leaf=lambda x: x is None)
+
+
+def draw_opamp_errors(
+    net: MemristiveShuffleNet, variation: ChipVariation, key: Array
+) -> list[OpAmpErrors] | None:
+    """One chip's op-amps: per crossbar stage (K, 4), then the average pool (C, 1)."""
+    if not (variation.opamp_offset or variation.opamp_gain_spread):
+        return None
+    a0 = net.hardware.opamp.open_loop_gain
+    shapes = [(s(net).kernel.conductances.positive.shape[0], 4) for s in _stage_getters(net)]
+    shapes.append((net.fully_connected.kernel.conductances.positive.shape[1] - 1, 1))
+    errors = []
+    for shape, k in zip(shapes, jax.random.split(key, len(shapes)), strict=True):
+        k_offset, k_gain = jax.random.split(k)
+        offset = variation.opamp_offset * jax.random.normal(k_offset, shape)
+        gain = a0 * jnp.exp(variation.opamp_gain_spread * jax.random.normal(k_gain, shape))
+        errors.append(OpAmpErrors(offset, gain))
+    return errors
 
 
 def _with_wires(net: MemristiveShuffleNet, resistance: float) -> MemristiveShuffleNet:
@@ -173,7 +219,7 @@ def fabricate(
     design: MemristiveShuffleNet, variation: ChipVariation, key: Array
 ) -> tuple[Chip, dict]:
     """Draw a chip of ``design`` and program it from the formed OFF state (x = 0)."""
-    k_factor, k_stuck, k_program = jax.random.split(key, 3)
+    k_factor, k_stuck, k_program, k_opamps = jax.random.split(key, 4)
     targets = memristor_conductances(design)
     factor_keys = jax.random.split(k_factor, len(targets))
     stuck_keys = jax.random.split(k_stuck, len(targets))
@@ -187,7 +233,8 @@ def fabricate(
         )
         stuck.append(on.astype(jnp.int8) - off.astype(jnp.int8))
     states = [jnp.zeros_like(g) for g in targets]
-    blank = Chip(design, factors, stuck, states, list(targets), variation)
+    opamps = draw_opamp_errors(design, variation, k_opamps)
+    blank = Chip(design, factors, stuck, states, list(targets), opamps, variation)
     return reprogram(blank, design, k_program)
 
 
@@ -229,7 +276,15 @@ def reprogram(chip: Chip, design: MemristiveShuffleNet, key: Array) -> tuple[Chi
         part.reshape(a.shape)
         for part, a in zip(jnp.split(v, _offsets(sizes)), targets, strict=True)
     ]
-    chip = Chip(design, chip.factors, chip.stuck, split(state), split(conductance), variation)
+    chip = Chip(
+        design,
+        chip.factors,
+        chip.stuck,
+        split(state),
+        split(conductance),
+        chip.opamp_errors,
+        variation,
+    )
     report = {
         "devices": target.size,
         "pulses_total": jnp.sum(pulses),

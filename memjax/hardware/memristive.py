@@ -32,9 +32,11 @@ from memjax.circuits.crossbar import (
     pair_kernel_dc,
     pair_kernel_dc_unsaturated,
     pair_kernel_line_gains,
+    pair_kernel_line_offsets,
 )
 from memjax.circuits.diodes import DiodeClamp, DiodeMaxPool, DiodeReLU
 from memjax.devices import OpAmp
+from memjax.devices.opamp import OpAmpErrors
 from memjax.errors import MemjaxError
 from memjax.hardware.config import HardwareConfig
 from memjax.hardware.layers import network_layers
@@ -57,6 +59,8 @@ class CrossbarStage(eqx.Module):
         kind: "stem", "depthwise", "pointwise" or "fully_connected".
         weight_shape: shape of the software kernel the conductances are laid out as.
         stride: convolution stride.
+        opamp_errors: a chip's op-amps as built, arrays (K, 4): per kernel its line A, line B
+            and difference op-amps, then its MBN's (ignored without MBN); None: as designed.
     """
 
     kernel: PairKernel
@@ -67,6 +71,7 @@ class CrossbarStage(eqx.Module):
     kind: str = eqx.field(static=True)
     weight_shape: tuple[int, ...] = eqx.field(static=True)
     stride: int = eqx.field(static=True, default=1)
+    opamp_errors: OpAmpErrors | None = None
 
     def _convolve(self, v, conductances):
         g = conductances[:, :-1]
@@ -93,7 +98,13 @@ class CrossbarStage(eqx.Module):
         if self.mbn is not None:
             g = self.mbn.input_conductances
             drive = g[:, 0] * y + (g[:, 1] - g[:, 2]) * self.mbn.bias_voltage
-            y = summing_amplifier_dc(self.mbn, drive)
+            errors = self.opamp_errors
+            y = summing_amplifier_dc(
+                self.mbn,
+                drive,
+                None if errors is None else errors.offset[:, 3],
+                None if errors is None else errors.open_loop_gain[:, 3],
+            )
         if self.transfer is not None:
             return self.transfer(y)
         if self.relu is not None:
@@ -111,15 +122,16 @@ class CrossbarStage(eqx.Module):
         sum_a, sum_b = sums
         sum_a = sum_a + c.positive[:, -1] * c.bias_voltage
         sum_b = sum_b + c.negative[:, -1] * c.bias_voltage
-        return pair_kernel_dc(self.kernel, sum_a, sum_b)
+        return pair_kernel_dc(self.kernel, sum_a, sum_b, self.opamp_errors)
 
     def _unsaturated_readout(self, v):
         """The same when no line amplifier is at a rail: one convolution."""
         c = self.kernel.conductances
-        kappa_a, kappa_b = pair_kernel_line_gains(self.kernel)
+        kappa_a, kappa_b = pair_kernel_line_gains(self.kernel, self.opamp_errors)
+        offset_a, offset_b = pair_kernel_line_offsets(self.kernel, self.opamp_errors)
         w = kappa_a[:, None] * c.positive - kappa_b[:, None] * c.negative
-        difference = self._convolve(v, w) + w[:, -1] * c.bias_voltage
-        return pair_kernel_dc_unsaturated(self.kernel, difference)
+        difference = self._convolve(v, w) + (w[:, -1] * c.bias_voltage + offset_b - offset_a)
+        return pair_kernel_dc_unsaturated(self.kernel, difference, self.opamp_errors)
 
     def lines_cannot_saturate(self, v) -> Array:
         """True when, for the inputs ``v`` (the whole batch), no bit-line amplifier of this
@@ -140,9 +152,14 @@ class CrossbarStage(eqx.Module):
             norm = lambda rows: jnp.sqrt(jnp.sum(rows * rows, -1))  # noqa: E731
         headroom = jnp.minimum(-jnp.asarray(amp.rail_low), jnp.asarray(amp.rail_high))
         holds = jnp.asarray(True)
-        for g, kappa in zip((c.positive, c.negative), pair_kernel_line_gains(self.kernel)):
+        lines = zip(
+            (c.positive, c.negative),
+            pair_kernel_line_gains(self.kernel, self.opamp_errors),
+            pair_kernel_line_offsets(self.kernel, self.opamp_errors),
+        )
+        for g, kappa, offset in lines:
             bound = norm(g[:, :-1]) * largest + jnp.abs(g[:, -1] * c.bias_voltage)
-            holds = holds & jnp.all(kappa * bound < headroom)
+            holds = holds & jnp.all(kappa * bound + jnp.abs(offset) < headroom)
         return holds
 
 
@@ -162,6 +179,8 @@ class MemristiveShuffleNet(eqx.Module):
         average_pool: the global average pool (inverting summing amplifier).
         volts_per_unit: V_p / activation_limit, V.
         hardware: the physical description it was built from.
+        average_pool_errors: a chip's average-pool op-amps as built, arrays (C, 1); None:
+            as designed.
     """
 
     input_stage: CrossbarStage
@@ -174,6 +193,7 @@ class MemristiveShuffleNet(eqx.Module):
     fully_connected: CrossbarStage
     volts_per_unit: float
     hardware: HardwareConfig = eqx.field(static=True)
+    average_pool_errors: OpAmpErrors | None = None
 
     def input_voltages(self, gray_levels) -> Array:
         """Word-line voltages of the first crossbar: gray levels 0..255 onto 0..V_p."""
@@ -209,7 +229,13 @@ class MemristiveShuffleNet(eqx.Module):
         if count != self.average_pool.input_conductances.shape[0]:
             raise MemjaxError(f"average pool built for a different map size than {count}")
         g = self.average_pool.input_conductances[0]
-        pooled = summing_amplifier_dc(self.average_pool, g * jnp.sum(x, axis=(1, 2)))
+        errors = self.average_pool_errors
+        pooled = summing_amplifier_dc(
+            self.average_pool,
+            g * jnp.sum(x, axis=(1, 2)),
+            None if errors is None else errors.offset[:, 0],
+            None if errors is None else errors.open_loop_gain[:, 0],
+        )
         return self.fully_connected.steady(pooled) / self.volts_per_unit
 
 

@@ -35,6 +35,7 @@ import optax
 import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
 
+from memjax.devices.opamp import OpAmpErrors
 from memjax.errors import MemjaxError
 from memjax.hardware.chip import (
     Chip,
@@ -59,6 +60,11 @@ class FinetuneConfig:
         seed: seeds the batch order and the programming noise of every step.
         checkpoint_every: steps between checkpoints (the last step is always saved).
         keep: checkpoints kept.
+        mode: "chip" (hardware in the loop: every step on the one chip, re-programmed) or
+            "noise" (hardware-aware training, the baseline of aihwkit and CrossSim, here at
+            the device level: every step on a fresh chip drawn from the same
+            :class:`ChipVariation`, its targets written exactly, so the targets learn to
+            tolerate the distribution and never see the chip they will run on).
     """
 
     steps: int = 100
@@ -67,8 +73,11 @@ class FinetuneConfig:
     seed: int = 0
     checkpoint_every: int = 25
     keep: int = 2
+    mode: str = "chip"
 
     def __post_init__(self):
+        if self.mode not in ("chip", "noise"):
+            raise MemjaxError(f"FinetuneConfig.mode {self.mode!r}: expected 'chip' or 'noise'")
         for name in ("steps", "batch_size", "checkpoint_every", "keep"):
             if getattr(self, name) < 1:
                 raise MemjaxError(f"FinetuneConfig.{name} must be at least 1")
@@ -87,7 +96,7 @@ def chip_logits(chip: Chip, normalised: list, images) -> jax.Array:
     ):
         modelled = (hw.g_min + span * u) * factor * (stuck == 0)
         actual.append(modelled + jax.lax.stop_gradient(now - modelled))
-    return with_memristor_conductances(chip.design, actual).steady_logits(images)
+    return chip.computing(actual).steady_logits(images)
 
 
 def normalised_targets(chip: Chip) -> list:
@@ -96,9 +105,16 @@ def normalised_targets(chip: Chip) -> list:
     return [(g - hw.g_min) / span for g in memristor_conductances(chip.design)]
 
 
-def initial_state(chip: Chip, optimizer, seed: int) -> dict:
-    """The fine-tuning state before the first step: the chip's design as the targets."""
+def initial_state(chip: Chip, optimizer, seed: int, mode: str = "chip") -> dict:
+    """The fine-tuning state before the first step: the chip's design as the targets. In
+    "noise" mode the first step runs on a fresh chip too, not on ``chip``."""
     targets = normalised_targets(chip)
+    if mode == "noise":
+        exact = dataclasses.replace(chip.variation, programming=None)
+        fresh = jax.random.fold_in(jax.random.key(seed), 1 << 30)
+        chip = dataclasses.replace(
+            eqx.filter_jit(fabricate_chip)(chip.design, exact, fresh)[0], variation=chip.variation
+        )
     return {
         "chip": chip,
         "targets": targets,
@@ -114,9 +130,10 @@ def make_optimizer(config: FinetuneConfig):
     return optax.adam(schedule)
 
 
-def make_step(optimizer):
+def make_step(optimizer, mode: str = "chip"):
     """A jitted ``(state, images, labels) -> (state, metrics)``; ``state`` holds ``chip``,
-    ``targets`` (normalised), ``opt_state``, ``key``, ``step``."""
+    ``targets`` (normalised), ``opt_state``, ``key``, ``step``. ``mode``: as
+    :attr:`FinetuneConfig.mode`."""
 
     def loss_fn(targets, chip, images, labels):
         logits = chip_logits(chip, targets, images)
@@ -135,7 +152,12 @@ def make_step(optimizer):
         span = hw.g_max - hw.g_min
         design = with_memristor_conductances(chip.design, [hw.g_min + span * t for t in targets])
         key, k_program = jax.random.split(state["key"])
-        chip, report = reprogram(chip, design, k_program)
+        if mode == "noise":
+            exact = dataclasses.replace(chip.variation, programming=None)
+            chip, report = fabricate_chip(design, exact, k_program)
+            chip = dataclasses.replace(chip, variation=state["chip"].variation)
+        else:
+            chip, report = reprogram(chip, design, k_program)
         new = {**state, "chip": chip, "targets": targets, "opt_state": opt_state, "key": key}
         new["step"] = state["step"] + 1
         return new, {"loss": loss, "correct": correct, "pulses_mean": report["pulses_mean"]}
@@ -156,7 +178,10 @@ def chip_accuracy(chip: Chip, images, labels, batch_size: int = 256, key=None) -
 
 @functools.cache
 def _evaluate_batch():
-    return eqx.filter_jit(lambda chip, x, key: chip.network(key).steady_logits(x))
+    # the network, not the chip, goes through jit: a chip's ChipVariation is static, so
+    # jitting on it would compile again for every variation of a sweep
+    logits = eqx.filter_jit(lambda net, x: net.steady_logits(x))
+    return lambda chip, x, key: logits(chip.network(key), x)
 
 
 def batch_order(seed: int, step: int, size: int, batch: int) -> np.ndarray:
@@ -174,9 +199,26 @@ def _saved_arrays(state: dict) -> dict:
         "conductances": chip.conductances,
         "factors": chip.factors,
         "stuck": chip.stuck,
+        **_opamp_arrays(chip.opamp_errors),
         "key": jax.random.key_data(state["key"]),
         "step": state["step"],
     }
+
+
+def _opamp_arrays(errors) -> dict:
+    if errors is None:
+        return {}
+    return {
+        "opamp_offsets": [e.offset for e in errors],
+        "opamp_gains": [e.open_loop_gain for e in errors],
+    }
+
+
+def _opamp_errors(saved: dict):
+    if "opamp_offsets" not in saved:
+        return None
+    pairs = zip(saved["opamp_offsets"], saved["opamp_gains"], strict=True)
+    return [OpAmpErrors(offset, gain) for offset, gain in pairs]
 
 
 def _from_saved(saved: dict, design, variation: ChipVariation) -> dict:
@@ -190,6 +232,7 @@ def _from_saved(saved: dict, design, variation: ChipVariation) -> dict:
         list(saved["stuck"]),
         list(saved["states"]),
         list(saved["conductances"]),
+        _opamp_errors(saved),
         variation,
     )
     return {
@@ -216,7 +259,7 @@ def finetune(
     used, everything else comes from the latest checkpoint). Returns the final state."""
     run_dir = Path(run_dir).absolute()
     optimizer = make_optimizer(config)
-    state = initial_state(chip, optimizer, config.seed)
+    state = initial_state(chip, optimizer, config.seed, config.mode)
     manager = ocp.CheckpointManager(
         run_dir / "checkpoints",
         options=ocp.CheckpointManagerOptions(max_to_keep=config.keep, create=True),
@@ -243,7 +286,7 @@ def finetune(
         write_json_atomic(
             run_dir / "run.json", {"finetune": dataclasses.asdict(config), **(describe or {})}
         )
-    step_fn = make_step(optimizer)
+    step_fn = make_step(optimizer, config.mode)
     last = config.steps if stop_after is None else min(config.steps, start + stop_after)
     bar = tqdm(range(start + 1, last + 1), desc="fine-tuning", disable=not progress, unit="step")
     log = run_dir / "metrics.jsonl"
@@ -341,7 +384,11 @@ def run_finetune(
         describe={"checkpoint": str(checkpoint), "preset": preset, "chip_seed": chip_seed},
     )
     seconds = time.time() - started
-    after = chip_accuracy(state["chip"], images, labels)
+    deployed = state["chip"]
+    if config.mode == "noise":  # trained for the distribution: now programmed on this chip
+        key = jax.random.key(chip_seed)
+        deployed, _ = eqx.filter_jit(fabricate_chip)(deployed.design, variation, key)
+    after = chip_accuracy(deployed, images, labels)
     say(f"chip after {int(state['step'])} steps: {after:.4f}")
     return {
         "software_accuracy": software,
@@ -352,7 +399,12 @@ def run_finetune(
         "stuck_on_rate": variation.stuck_on_rate,
         "stuck_off_rate": variation.stuck_off_rate,
         "read_noise": variation.read_noise,
+        "wire_resistance_ohm": variation.wire_resistance,
+        "opamp_offset_V": variation.opamp_offset,
+        "opamp_gain_spread": variation.opamp_gain_spread,
+        "levels": variation.levels,
         "steps": int(state["step"]),
+        "mode": config.mode,
         "batch_size": config.batch_size,
         "learning_rate": config.learning_rate,
         "evaluated_on": {"split": split, "images": len(images)},
