@@ -165,6 +165,14 @@ def make_step(optimizer, mode: str = "chip"):
     return step
 
 
+@functools.lru_cache(maxsize=4)
+def _step_for(steps: int, learning_rate: float, mode: str):
+    """One compiled step per schedule and mode, shared by the runs of a process (a resumed
+    run, a sweep), instead of a compile per :func:`finetune` call."""
+    config = FinetuneConfig(steps=steps, learning_rate=learning_rate, mode=mode)
+    return make_step(make_optimizer(config), mode)
+
+
 def chip_accuracy(chip: Chip, images, labels, batch_size: int = 256, key=None) -> float:
     """Top-1 accuracy of the chip at steady state (one read-noise draw per batch if ``key``)."""
     evaluate = _evaluate_batch()
@@ -286,7 +294,7 @@ def finetune(
         write_json_atomic(
             run_dir / "run.json", {"finetune": dataclasses.asdict(config), **(describe or {})}
         )
-    step_fn = make_step(optimizer, config.mode)
+    step_fn = _step_for(config.steps, config.learning_rate, config.mode)
     last = config.steps if stop_after is None else min(config.steps, start + stop_after)
     bar = tqdm(range(start + 1, last + 1), desc="fine-tuning", disable=not progress, unit="step")
     log = run_dir / "metrics.jsonl"
