@@ -43,7 +43,12 @@ from memjax.hardware.config import PRESETS  # noqa: E402
 from memjax.hardware.memristive import convert  # noqa: E402
 from memjax.reproduce import find_data  # noqa: E402
 from memjax.training.checkpoint import load_model, write_json_atomic  # noqa: E402
-from memjax.training.finetune import FinetuneConfig, chip_accuracy, finetune  # noqa: E402
+from memjax.training.finetune import (  # noqa: E402
+    FinetuneConfig,
+    chip_accuracy,
+    deployed_chip,
+    finetune,
+)
 
 MODES = ("without", "noise", "chip")
 
@@ -71,9 +76,7 @@ def trained_accuracy(chip, mode, data, images, labels, run_dir: Path, config, ch
         FinetuneConfig(**{**config, "mode": mode}),
         resume=resume,
     )
-    deployed = state["chip"]
-    if mode == "noise":
-        deployed, _ = eqx.filter_jit(fabricate)(deployed.design, chip.variation, chip_key)
+    deployed = deployed_chip(state, chip.variation, chip_key, mode)
     del state
     return chip_accuracy(deployed, images, labels)
 

@@ -105,16 +105,27 @@ def normalised_targets(chip: Chip) -> list:
     return [(g - hw.g_min) / span for g in memristor_conductances(chip.design)]
 
 
+def _fresh_chip(design, variation: ChipVariation, key):
+    """A new chip of ``variation`` with ``design``'s targets written exactly (noise mode)."""
+    chip, report = fabricate_chip(design, dataclasses.replace(variation, programming=None), key)
+    return dataclasses.replace(chip, variation=variation), report
+
+
+def deployed_chip(state: dict, variation: ChipVariation, chip_key, mode: str) -> Chip:
+    """The chip the trained targets run on: the fine-tuned chip itself ("chip" mode), or in
+    "noise" mode the chip of ``chip_key`` programmed with them by write-verify."""
+    if mode != "noise":
+        return state["chip"]
+    return eqx.filter_jit(fabricate_chip)(state["chip"].design, variation, chip_key)[0]
+
+
 def initial_state(chip: Chip, optimizer, seed: int, mode: str = "chip") -> dict:
     """The fine-tuning state before the first step: the chip's design as the targets. In
     "noise" mode the first step runs on a fresh chip too, not on ``chip``."""
     targets = normalised_targets(chip)
     if mode == "noise":
-        exact = dataclasses.replace(chip.variation, programming=None)
         fresh = jax.random.fold_in(jax.random.key(seed), 1 << 30)
-        chip = dataclasses.replace(
-            eqx.filter_jit(fabricate_chip)(chip.design, exact, fresh)[0], variation=chip.variation
-        )
+        chip = eqx.filter_jit(_fresh_chip)(chip.design, chip.variation, fresh)[0]
     return {
         "chip": chip,
         "targets": targets,
@@ -153,9 +164,7 @@ def make_step(optimizer, mode: str = "chip"):
         design = with_memristor_conductances(chip.design, [hw.g_min + span * t for t in targets])
         key, k_program = jax.random.split(state["key"])
         if mode == "noise":
-            exact = dataclasses.replace(chip.variation, programming=None)
-            chip, report = fabricate_chip(design, exact, k_program)
-            chip = dataclasses.replace(chip, variation=state["chip"].variation)
+            chip, report = _fresh_chip(design, chip.variation, k_program)
         else:
             chip, report = reprogram(chip, design, k_program)
         new = {**state, "chip": chip, "targets": targets, "opt_state": opt_state, "key": key}
@@ -392,10 +401,7 @@ def run_finetune(
         describe={"checkpoint": str(checkpoint), "preset": preset, "chip_seed": chip_seed},
     )
     seconds = time.time() - started
-    deployed = state["chip"]
-    if config.mode == "noise":  # trained for the distribution: now programmed on this chip
-        key = jax.random.key(chip_seed)
-        deployed, _ = eqx.filter_jit(fabricate_chip)(deployed.design, variation, key)
+    deployed = deployed_chip(state, variation, jax.random.key(chip_seed), config.mode)
     after = chip_accuracy(deployed, images, labels)
     say(f"chip after {int(state['step'])} steps: {after:.4f}")
     return {
