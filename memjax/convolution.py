@@ -10,6 +10,8 @@ same trick gives the 3x3 max pool and the 3x3 convolution of a one-channel input
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -47,14 +49,36 @@ def conv3x3(
 ) -> Float[Array, "n ho wo co"]:
     """Full 3x3 convolution with zero 'SAME' padding."""
     if x.shape[-1] == 1:
-        out = None
-        for i, j, window in _taps(x, stride, 0.0):
-            term = window * kernel[i, j, 0]
-            out = term if out is None else out + term
-        return out
+        return _one_channel_conv3x3(x, kernel, stride)
+    return _xla_conv3x3(x, kernel, stride)
+
+
+def _xla_conv3x3(x, kernel, stride):
     return jax.lax.conv_general_dilated(
         x, kernel, (stride, stride), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
     )
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _one_channel_conv3x3(x, kernel, stride):
+    """Nine shifted multiply-adds forward (2x faster than XLA's convolution at batch 256);
+    derivatives as XLA's convolution, whose transposes are 4-7x faster than those of the
+    shifted slices (1.0x stem, 2 CPU cores, gradient in input and kernel: 16 vs 100 ms at
+    batch 64)."""
+    out = None
+    for i, j, window in _taps(x, stride, 0.0):
+        term = window * kernel[i, j, 0]
+        out = term if out is None else out + term
+    return out
+
+
+@_one_channel_conv3x3.defjvp
+def _one_channel_conv3x3_jvp(stride, primals, tangents):
+    x, kernel = primals
+    dx, dkernel = tangents
+    out = _one_channel_conv3x3(x, kernel, stride)
+    dout = _xla_conv3x3(dx, kernel, stride) + _xla_conv3x3(x, dkernel, stride)
+    return out, dout
 
 
 def pointwise_conv(

@@ -1,6 +1,7 @@
 """Chips: write-verify programming on the device equation, variation, faults, read noise, and
 hardware-in-the-loop fine-tuning that resumes exactly."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +16,11 @@ from memjax.network import ShuffleNetConfig, build_model
 
 G_MIN, G_MAX = 1e-6, 1e-4
 TINY = ShuffleNetConfig(width=0.5, stage_repeats=(1, 1, 1))
+SHARED_VARIATION = ChipVariation(
+    variation=0.1, stuck_on_rate=0.005, stuck_off_rate=0.005, opamp_offset=1e-3
+)
+"""What ``memjax finetune --variation 0.1 --stuck-at 0.01 --opamp-offset 1`` draws: the
+fine-tuning tests share one compiled step (a chip's variation is static under jit)."""
 
 
 def test_write_verify_pulse_counts_and_energy_follow_the_device_equation():
@@ -163,12 +169,13 @@ def test_finetune_resumes_exactly(tmp_path, mode):
     from memjax.training.finetune import FinetuneConfig, finetune
 
     design = convert(build_model(TINY), near_ideal())
-    variation = ChipVariation(variation=0.1, opamp_offset=1e-3)
-    chip, _ = fabricate(design, variation, jax.random.key(5))
+    chip, _ = eqx.filter_jit(fabricate)(design, SHARED_VARIATION, jax.random.key(5))
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (48, 48, 48), dtype=np.uint8)
     labels = rng.integers(0, 7, 48)
-    config = FinetuneConfig(steps=4, batch_size=8, checkpoint_every=2, mode=mode)
+    config = FinetuneConfig(
+        steps=4, batch_size=8, learning_rate=2e-3, checkpoint_every=2, mode=mode
+    )
     straight = finetune(chip, images, labels, tmp_path / "a", config, progress=False)
     finetune(chip, images, labels, tmp_path / "b", config, progress=False, stop_after=2)
     resumed = finetune(chip, images, labels, tmp_path / "b", config, progress=False, resume=True)
@@ -203,7 +210,9 @@ def test_finetune_command_writes_its_json(tiny_data, tmp_path):
     save_model(tmp_path / "model", TINY, params, stats, {})
     data = save_npz(tiny_data, tmp_path / "tiny.npz")
     common = ["finetune", "--data", str(data), "--checkpoint", str(tmp_path / "model")]
-    common += ["--variation", "0.1", "--stuck-at", "0.01", "--steps", "3", "--batch-size", "8"]
+    # the chip and schedule of test_finetune_resumes_exactly[chip]: its compiled step serves
+    common += ["--variation", "0.1", "--stuck-at", "0.01", "--opamp-offset", "1"]
+    common += ["--steps", "4", "--batch-size", "8", "--lr", "2e-3"]
     common += ["--eval-images", "0", "--run-dir", str(tmp_path / "run"), "--no-progress"]
     assert main([*common, "--stop-after", "2", "--json", str(tmp_path / "a.json")]) == 0
     assert main([*common, "--resume", "--json", str(tmp_path / "b.json")]) == 0
@@ -211,7 +220,7 @@ def test_finetune_command_writes_its_json(tiny_data, tmp_path):
     for name in ("software_accuracy", "accuracy_before", "accuracy_after"):
         assert 0.0 <= result[name] <= 1.0
     assert result["variation"] == 0.1 and result["stuck_at_rate"] == pytest.approx(0.01)
-    assert result["steps"] == 3 and result["evaluated_on"]["images"] == 32
+    assert result["steps"] == 4 and result["evaluated_on"]["images"] == 32
     assert result["programming"]["pulses_total"] > 0
     assert json.loads((tmp_path / "a.json").read_text())["steps"] == 2
 

@@ -41,6 +41,23 @@ def test_one_channel_conv_and_max_pool_match_xla(stride):
         x, kernel, (stride, stride), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
     )
     np.testing.assert_allclose(conv.conv3x3(x, kernel, stride), reference, rtol=1e-5, atol=1e-5)
+    # its derivatives come from its own rule: reverse and forward mode must agree with those
+    # of XLA's convolution (to float32 rounding)
+    xla = lambda x, k: jax.lax.conv_general_dilated(  # noqa: E731
+        x, k, (stride, stride), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+    ours = lambda x, k: conv.conv3x3(x, k, stride)  # noqa: E731
+    tangents = (jax.random.normal(jax.random.key(3), x.shape), jnp.ones_like(kernel))
+    for mode in ("grad", "jvp"):
+        if mode == "grad":
+            got, expected = (
+                jax.grad(lambda x, k, f=f: jnp.sum(jnp.tanh(f(x, k))), (0, 1))(x, kernel)
+                for f in (ours, xla)
+            )
+        else:
+            got, expected = (jax.jvp(f, (x, kernel), tangents) for f in (ours, xla))
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     pooled = jax.lax.reduce_window(
         x,
         -jnp.inf,

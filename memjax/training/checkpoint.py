@@ -28,6 +28,15 @@ CONFIG_FILE = "config.json"
 STATE_DIR = "state"
 
 
+def uncommitted(tree):
+    """``tree``'s arrays as fresh, uncommitted JAX arrays. Orbax restores arrays committed to
+    a device, and jit keys its cache on that: a restored training state would compile its
+    step again (twice, measured) instead of reusing the program of a fresh run."""
+    import jax.numpy as jnp
+
+    return jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), tree)
+
+
 def write_json_atomic(path: Path, payload: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

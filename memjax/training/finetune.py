@@ -45,7 +45,7 @@ from memjax.hardware.chip import (
     with_memristor_conductances,
 )
 from memjax.hardware.chip import fabricate as fabricate_chip
-from memjax.training.checkpoint import write_json_atomic
+from memjax.training.checkpoint import uncommitted, write_json_atomic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,7 +294,7 @@ def finetune(
                 f"checkpoint {run_dir / 'checkpoints' / str(latest)} is unreadable or corrupt "
                 f"({type(error).__name__})"
             ) from None
-        state = _from_saved(saved, chip.design, chip.variation)
+        state = _from_saved(uncommitted(saved), chip.design, chip.variation)
         start = int(latest)
         _truncate_log(run_dir / "metrics.jsonl", start)
     else:

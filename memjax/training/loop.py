@@ -29,7 +29,7 @@ from memjax.errors import MemjaxError
 from memjax.network import ShuffleNetConfig, build_model
 from memjax.training import steps
 from memjax.training.augment import AugmentConfig
-from memjax.training.checkpoint import save_model, write_json_atomic
+from memjax.training.checkpoint import save_model, uncommitted, write_json_atomic
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,7 +237,7 @@ def _restore(manager, epoch: int, template: dict, run_dir: Path):
             f"checkpoint {run_dir / 'checkpoints' / str(epoch)} is unreadable or corrupt "
             f"({type(error).__name__})"
         ) from None
-    return dict(restored["state"]), restored["meta"]["best"]
+    return uncommitted(dict(restored["state"])), restored["meta"]["best"]
 
 
 def _initial_weights(checkpoint: Path, model_config: ShuffleNetConfig):
