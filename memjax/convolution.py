@@ -72,13 +72,21 @@ def _one_channel_conv3x3(x, kernel, stride):
     return out
 
 
-@_one_channel_conv3x3.defjvp
 def _one_channel_conv3x3_jvp(stride, primals, tangents):
+    # symbolic zeros: fine-tuning differentiates the kernel only, and an instantiated zero
+    # input tangent would cost one more convolution in every forward pass
     x, kernel = primals
     dx, dkernel = tangents
     out = _one_channel_conv3x3(x, kernel, stride)
-    dout = _xla_conv3x3(dx, kernel, stride) + _xla_conv3x3(x, dkernel, stride)
-    return out, dout
+    terms = [
+        _xla_conv3x3(a, b, stride)
+        for a, b, zero in ((dx, kernel, dx), (x, dkernel, dkernel))
+        if not isinstance(zero, jax.custom_derivatives.SymbolicZero)
+    ]
+    return out, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(out)
+
+
+_one_channel_conv3x3.defjvp(_one_channel_conv3x3_jvp, symbolic_zeros=True)
 
 
 def pointwise_conv(

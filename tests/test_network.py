@@ -37,26 +37,19 @@ def test_depthwise_matches_grouped_convolution(stride, size):
 def test_one_channel_conv_and_max_pool_match_xla(stride):
     x = jax.random.normal(jax.random.key(1), (2, 10, 10, 1))
     kernel = jax.random.normal(jax.random.key(2), (3, 3, 1, 4))
-    reference = jax.lax.conv_general_dilated(
-        x, kernel, (stride, stride), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
-    )
-    np.testing.assert_allclose(conv.conv3x3(x, kernel, stride), reference, rtol=1e-5, atol=1e-5)
-    # its derivatives come from its own rule: reverse and forward mode must agree with those
-    # of XLA's convolution (to float32 rounding)
     xla = lambda x, k: jax.lax.conv_general_dilated(  # noqa: E731
         x, k, (stride, stride), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
     )
     ours = lambda x, k: conv.conv3x3(x, k, stride)  # noqa: E731
+    np.testing.assert_allclose(ours(x, kernel), xla(x, kernel), rtol=1e-5, atol=1e-5)
+    # its derivatives come from its own rule: reverse mode (in both arguments, and in the
+    # kernel alone, as fine-tuning takes it) and forward mode must agree with XLA's (float32)
+    loss = lambda f, argnums: jax.grad(lambda x, k: jnp.sum(jnp.tanh(f(x, k))), argnums)  # noqa: E731
     tangents = (jax.random.normal(jax.random.key(3), x.shape), jnp.ones_like(kernel))
-    for mode in ("grad", "jvp"):
-        if mode == "grad":
-            got, expected = (
-                jax.grad(lambda x, k, f=f: jnp.sum(jnp.tanh(f(x, k))), (0, 1))(x, kernel)
-                for f in (ours, xla)
-            )
-        else:
-            got, expected = (jax.jvp(f, (x, kernel), tangents) for f in (ours, xla))
-        for a, b in zip(got, expected, strict=True):
+    pairs = [(loss(ours, a)(x, kernel), loss(xla, a)(x, kernel)) for a in ((0, 1), 1)]
+    pairs.append((jax.jvp(ours, (x, kernel), tangents), jax.jvp(xla, (x, kernel), tangents)))
+    for got, expected in pairs:
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     pooled = jax.lax.reduce_window(
         x,

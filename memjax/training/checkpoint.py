@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -32,8 +33,6 @@ def uncommitted(tree):
     """``tree``'s arrays as fresh, uncommitted JAX arrays. Orbax restores arrays committed to
     a device, and jit keys its cache on that: a restored training state would compile its
     step again (twice, measured) instead of reusing the program of a fresh run."""
-    import jax.numpy as jnp
-
     return jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), tree)
 
 
