@@ -152,6 +152,34 @@ def test_read_noise_is_drawn_per_key():
     assert not np.array_equal(first[0], other[0])
 
 
+def test_fine_tuning_gradient_is_that_of_the_programming_model():
+    """The fine-tuning forward pass reads the chip's own conductances (exactly), and their
+    derivative in the normalised target u is the straight-through one of the model of
+    programming, G = (g_min + span u) * factor for working devices and constant for stuck
+    ones: equal to autodiff through ``modelled + stop_gradient(now - modelled)`` to float32
+    rounding (rtol 1e-6), and exactly 0 on stuck devices."""
+    from memjax.training.finetune import _programmed
+
+    rng = np.random.default_rng(0)
+    u = jnp.asarray(rng.uniform(0, 1, (64, 9)), jnp.float32)
+    now = jnp.asarray(rng.uniform(G_MIN, G_MAX, u.shape), jnp.float32)
+    factor = jnp.asarray(rng.lognormal(0, 0.1, u.shape), jnp.float32)
+    stuck = jnp.asarray(rng.choice([-1, 0, 0, 0, 1], u.shape), jnp.int8)
+    weights = jnp.asarray(rng.normal(size=u.shape), jnp.float32)
+    span = G_MAX - G_MIN
+
+    def by_autodiff(u):
+        modelled = (G_MIN + span * u) * factor * (stuck == 0)
+        return jnp.sum(weights * (modelled + jax.lax.stop_gradient(now - modelled)) ** 2)
+
+    ours = lambda u: jnp.sum(weights * _programmed(u, now, factor, stuck, span) ** 2)  # noqa: E731
+    np.testing.assert_array_equal(np.asarray(_programmed(u, now, factor, stuck, span)), now)
+    got, expected = jax.grad(ours)(u), jax.grad(by_autodiff)(u)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6 * float(jnp.max(expected)))
+    assert np.all(np.asarray(got)[np.asarray(stuck) != 0] == 0)
+    assert np.all(np.asarray(got)[np.asarray(stuck) == 0] != 0)
+
+
 def test_chip_variation_rejects_non_physical_values():
     with pytest.raises(MemjaxError, match="variation"):
         ChipVariation(variation=-0.1)

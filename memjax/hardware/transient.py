@@ -91,6 +91,12 @@ class TransientOptions:
         first_interval: the first interval of the common time grid, s.
         growth: ratio of successive grid intervals (> 1): the grid resolves a time t to
             about (growth - 1) t, so fast early edges and slow late tails both get knots.
+            Every stage's read-outs and the next stage's drive are computed at each knot,
+            so the knots set most of the cost. Measured against 1.03 (208 knots for
+            300 ns) on input-layer patches, the outputs' interpolants differ by at most
+            1.3e-3 V with super diodes (5.5e-3 V at 1.08, half the 1 % settling band) and
+            2.6e-5 V with plain diodes at 1.05 (137 knots); on the whole paper-preset
+            network the per-layer settling times moved by 1 ps and the energy by 6e-5.
         chunk: neurons integrated together (one vectorised solve); chunks run one after
             another, which bounds memory.
         solver: a diffrax solver (default :func:`default_solver`, Kvaerno3: op-amps on
@@ -104,7 +110,7 @@ class TransientOptions:
     max_steps: int = 2000
     time_unit: float = 1e-9
     first_interval: float = 0.02e-9
-    growth: float = 1.03
+    growth: float = 1.05
     chunk: int = 4096
     solver: diffrax.AbstractSolver = dataclasses.field(default_factory=default_solver)
 

