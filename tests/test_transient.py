@@ -91,6 +91,32 @@ def test_closed_form_steady_guess_is_the_steady_state(name):
     )
 
 
+def test_tabulated_relu_reads_out_as_the_solved_node():
+    """The transient reads a plain ReLU's node from the stage's steady-state table: output
+    within the table's measured interpolation error (plus float32 rounding of the table,
+    1e-6 V), and the power and input current (exact functions of that node) within 1e-4
+    relative of those of the solved node, over the rails."""
+    from memjax.hardware.config import paper
+    from memjax.hardware.memristive import convert
+    from memjax.hardware.stages import TabulatedReLU
+    from memjax.network import ShuffleNetConfig, build_model
+
+    stage = convert(build_model(ShuffleNetConfig(width=0.5)), paper()).input_stage
+    relu = stage.relu
+    assert not relu.super_diode and stage.transfer is not None
+    tabulated = TabulatedReLU(relu, stage.transfer)
+    y = jnp.zeros(0)
+    for v in np.linspace(-2.5, 2.5, 41):
+        u = jnp.asarray([v])
+        out, power, _, current = tabulated.observe(y, u)
+        exact_out, exact_power, _, exact_current = relu.observe(y, u)
+        assert abs(float(out[0] - exact_out[0])) < stage.transfer.max_error + 1e-6
+        for a, b in ((power.total, exact_power.total), (current[0], exact_current[0])):
+            assert float(a) == pytest.approx(float(b), rel=1e-4, abs=1e-12)
+    with pytest.raises(ValueError, match="stateless plain"):
+        TabulatedReLU(DiodeReLU(Diode.d1n4148(), 10e3, 1.0, OpAmp(), True), stage.transfer)
+
+
 @pytest.mark.parametrize("preset, pixels", [("paper", 2), ("paper_super_diodes", 1)])
 def test_per_neuron_steps_match_one_shared_tight_solve(shipped_model, fer2013, preset, pixels):
     """Each neuron on its own adaptive steps (the transient's default, rtol 1e-3, atol 1e-4)

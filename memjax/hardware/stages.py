@@ -33,7 +33,9 @@ from memjax.circuits import Chain, KernelConductances
 from memjax.circuits.amplifiers import SummingAmplifier
 from memjax.circuits.block import Block
 from memjax.circuits.chain import ConstantInputs
+from memjax.circuits.diodes import DiodeReLU
 from memjax.hardware.memristive import CrossbarStage, MemristiveShuffleNet
+from memjax.hardware.transfer import TransferTable
 
 
 class NeuronStage(eqx.Module):
@@ -115,9 +117,22 @@ def is_per_channel(a) -> bool:
     return eqx.is_array(a) and a.ndim > 0
 
 
+def map_per_channel(fn, tree):
+    """``fn`` on every per-channel array of ``tree``; shared values and transfer tables
+    (one curve for all neurons) unchanged."""
+    shared = lambda x: isinstance(x, TransferTable)  # noqa: E731
+    return jax.tree.map(
+        lambda x: x if shared(x) or not is_per_channel(x) else fn(x), tree, is_leaf=shared
+    )
+
+
 def channel_axes(tree):
-    """vmap axes of a per-channel block: 0 for per-channel arrays, None for shared values."""
-    return jax.tree.map(lambda x: 0 if is_per_channel(x) else None, tree)
+    """vmap axes of a per-channel block: 0 for per-channel arrays, None for shared values
+    and transfer tables."""
+    shared = lambda x: isinstance(x, TransferTable)  # noqa: E731
+    return jax.tree.map(
+        lambda x: None if shared(x) or not is_per_channel(x) else 0, tree, is_leaf=shared
+    )
 
 
 def per_neuron(method):
@@ -126,6 +141,67 @@ def per_neuron(method):
         block, y, u
     )
     return jax.vmap(over_channels, in_axes=(None, 0, 0))
+
+
+class TabulatedReLU(Block):
+    """A plain diode ReLU without node capacitance (a stateless block: its node is an
+    algebraic function of its one input) whose node is read from the stage's steady-state
+    transfer table instead of solved; power and input current follow from that node exactly
+    as the ReLU's own. The transient's read-outs at every knot of every neuron are where
+    its time goes, and the node solve was over half of them (benchmarks/README.md).
+
+    Attributes:
+        relu: the plain ReLU.
+        table: its node voltage against its input, within ``table.max_error`` (V).
+    """
+
+    relu: DiodeReLU
+    table: TransferTable
+
+    def __check_init__(self):
+        if self.relu.super_diode or self.relu.node_capacitance:
+            raise ValueError("TabulatedReLU: only a stateless plain ReLU reads from a table")
+
+    def _node(self, inputs):
+        return self.table(inputs[0])
+
+    def initial_state(self):
+        return self.relu.initial_state()
+
+    def steady_guess(self, inputs):
+        return self.relu.steady_guess(inputs)
+
+    def vector_field(self, t, y, inputs, static=False):
+        return self.relu.vector_field(t, y, inputs, static)
+
+    def outputs(self, y, inputs):
+        return self._node(inputs)[None]
+
+    def memristor_voltages(self, y, inputs):
+        return jnp.zeros(0)
+
+    @property
+    def loads_inputs(self):
+        return self.relu.loads_inputs
+
+    @property
+    def drives_loads(self):
+        return self.relu.drives_loads
+
+    def input_currents(self, y, inputs):
+        return self.relu._input_currents_at(self._node(inputs), y, inputs)
+
+    def power(self, y, inputs, load=None):
+        return self.observe(y, inputs, load)[1]
+
+    def observe(self, y, inputs, load=None):
+        o = self._node(inputs)
+        currents = self.relu._input_currents_at(o, y, inputs)
+        return o[None], self.relu._power_at(o, y, inputs), jnp.zeros(()), currents
+
+    @property
+    def state_scale(self):
+        return self.relu.state_scale
 
 
 def crossbar_stage(stage: CrossbarStage) -> NeuronStage:
@@ -146,7 +222,11 @@ def crossbar_stage(stage: CrossbarStage) -> NeuronStage:
         references = jnp.tile(jnp.array([v_b, -v_b]), (k, 1))
         blocks.append(ConstantInputs(stage.mbn, references))
     if stage.relu is not None:
-        blocks.append(stage.relu)
+        plain = not stage.relu.super_diode and not stage.relu.node_capacitance
+        if plain and stage.transfer is not None:
+            blocks.append(TabulatedReLU(stage.relu, stage.transfer))
+        else:
+            blocks.append(stage.relu)
     elif stage.clamp is not None:
         blocks.append(stage.clamp)
     return NeuronStage(Chain(tuple(blocks)), stage, stage.kind, stage.stride, float(c.bias_voltage))

@@ -41,7 +41,7 @@ from memjax.circuits.waveform import Waveform, last_time_outside
 from memjax.devices import OpAmp
 from memjax.errors import MemjaxError
 from memjax.hardware.memristive import DYNAMIC_OPAMP_FIELDS, MemristiveShuffleNet
-from memjax.hardware.stages import NeuronStage, channel_axes, is_per_channel, plan
+from memjax.hardware.stages import NeuronStage, channel_axes, map_per_channel, plan
 
 KINDS = ("memristors", "resistors", "diodes", "opamps")
 
@@ -160,7 +160,7 @@ def _per_neuron_block(block, channels: int, count: int):
     """``block`` with every per-channel array taken for each of ``count`` neurons laid out
     position-major (neuron i has channel i % channels)."""
     channel = jnp.arange(count) % channels
-    return jax.tree.map(lambda a: a[channel] if is_per_channel(a) else a, block)
+    return map_per_channel(lambda a: a[channel], block)
 
 
 def traced_opamps(tree):
@@ -328,8 +328,9 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
     for begin in range(0, count, size):
         index = jnp.minimum(jnp.arange(begin, begin + size), count - 1)  # the last repeats
         mask = jnp.arange(begin, begin + size) < count
-        take = lambda a, index=index: a[index] if is_per_channel(a) else a  # noqa: E731
-        chunk = jax.tree.map(take, (block, values, slopes, before_drive, extras))
+        chunk = map_per_channel(
+            lambda a, index=index: a[index], (block, values, slopes, before_drive, extras)
+        )
         result = _solve_chunk(*chunk, mask, source.ts, grid, stage.is_crossbar, options)
         out, dout, kinds, dkinds, neuron, peak, most, total, bad = result
         keep = min(size, count - begin)
