@@ -33,7 +33,7 @@ from memjax.circuits import Chain, KernelConductances
 from memjax.circuits.amplifiers import SummingAmplifier
 from memjax.circuits.block import Block
 from memjax.circuits.chain import ConstantInputs
-from memjax.circuits.diodes import DiodeReLU
+from memjax.circuits.diodes import DiodeReLU, _DiodeNode
 from memjax.hardware.memristive import CrossbarStage, MemristiveShuffleNet
 from memjax.hardware.transfer import TransferTable
 
@@ -117,21 +117,24 @@ def is_per_channel(a) -> bool:
     return eqx.is_array(a) and a.ndim > 0
 
 
+def _is_table(x) -> bool:
+    """Transfer tables are one curve shared by all neurons, whatever their arrays' shapes."""
+    return isinstance(x, TransferTable)
+
+
 def map_per_channel(fn, tree):
     """``fn`` on every per-channel array of ``tree``; shared values and transfer tables
-    (one curve for all neurons) unchanged."""
-    shared = lambda x: isinstance(x, TransferTable)  # noqa: E731
+    unchanged."""
     return jax.tree.map(
-        lambda x: x if shared(x) or not is_per_channel(x) else fn(x), tree, is_leaf=shared
+        lambda x: x if _is_table(x) or not is_per_channel(x) else fn(x), tree, is_leaf=_is_table
     )
 
 
 def channel_axes(tree):
     """vmap axes of a per-channel block: 0 for per-channel arrays, None for shared values
     and transfer tables."""
-    shared = lambda x: isinstance(x, TransferTable)  # noqa: E731
     return jax.tree.map(
-        lambda x: None if shared(x) or not is_per_channel(x) else 0, tree, is_leaf=shared
+        lambda x: None if _is_table(x) or not is_per_channel(x) else 0, tree, is_leaf=_is_table
     )
 
 
@@ -143,7 +146,7 @@ def per_neuron(method):
     return jax.vmap(over_channels, in_axes=(None, 0, 0))
 
 
-class TabulatedReLU(Block):
+class TabulatedReLU(_DiodeNode):
     """A plain diode ReLU without node capacitance (a stateless block: its node is an
     algebraic function of its one input) whose node is read from the stage's steady-state
     transfer table instead of solved; power and input current follow from that node exactly
@@ -158,12 +161,20 @@ class TabulatedReLU(Block):
     relu: DiodeReLU
     table: TransferTable
 
+    super_diode = False
+
     def __check_init__(self):
         if self.relu.super_diode or self.relu.node_capacitance:
             raise ValueError("TabulatedReLU: only a stateless plain ReLU reads from a table")
 
-    def _node(self, inputs):
+    def _node(self, y, inputs):
         return self.table(inputs[0])
+
+    def _power_at(self, o, y, inputs):
+        return self.relu._power_at(o, y, inputs)
+
+    def _input_currents_at(self, o, y, inputs):
+        return self.relu._input_currents_at(o, y, inputs)
 
     def initial_state(self):
         return self.relu.initial_state()
@@ -173,31 +184,6 @@ class TabulatedReLU(Block):
 
     def vector_field(self, t, y, inputs, static=False):
         return self.relu.vector_field(t, y, inputs, static)
-
-    def outputs(self, y, inputs):
-        return self._node(inputs)[None]
-
-    def memristor_voltages(self, y, inputs):
-        return jnp.zeros(0)
-
-    @property
-    def loads_inputs(self):
-        return self.relu.loads_inputs
-
-    @property
-    def drives_loads(self):
-        return self.relu.drives_loads
-
-    def input_currents(self, y, inputs):
-        return self.relu._input_currents_at(self._node(inputs), y, inputs)
-
-    def power(self, y, inputs, load=None):
-        return self.observe(y, inputs, load)[1]
-
-    def observe(self, y, inputs, load=None):
-        o = self._node(inputs)
-        currents = self.relu._input_currents_at(o, y, inputs)
-        return o[None], self.relu._power_at(o, y, inputs), jnp.zeros(()), currents
 
     @property
     def state_scale(self):
