@@ -156,6 +156,8 @@ def _finetune(args) -> None:
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
         mode=args.mode,
+        forward=args.forward,
+        read_time=args.read_time * 1e-9,
     )
     result = run_finetune(
         Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT,
@@ -320,6 +322,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="chip",
         help="chip: hardware in the loop on this chip; noise: hardware-aware training on a "
         "fresh chip of the same variation every step, then programmed onto this chip",
+    )
+    finetune.add_argument(
+        "--forward",
+        choices=("steady", "transient"),
+        default="steady",
+        help="steady: the chip's steady state; transient: the logits read --read-time after "
+        "the input step from the whole-network transient (minutes per image on a CPU)",
+    )
+    finetune.add_argument(
+        "--read-time", type=float, default=300.0, help="transient read-out time, ns"
     )
     finetune.add_argument("--steps", type=int, default=100)
     finetune.add_argument("--batch-size", type=int, default=64)

@@ -406,3 +406,45 @@ def test_chip_draws_op_amp_errors_and_places_them_in_its_network():
     )
     assert np.max(difference) > 1e-3
     assert plain.opamp_errors is None
+
+
+def test_fine_tuning_through_the_settled_transient_takes_the_steady_step():
+    """Fine-tuning with the transient forward pass (the logits read after the input step,
+    reverse mode through every neuron's implicit solve and the waveforms between stages)
+    takes the step of the steady-state forward pass once the network has settled: one
+    physical description, two solvers, and their gradients too. A tiny random network on the
+    paper preset, two 8x8 inputs (the average pool rebuilt for a 1x1 map), 10 % variation
+    written exactly, plain SGD so that the step is the gradient, read at 100 ns (the paper
+    preset's whole network settles in ~13 ns). Tolerance: the steady step is float32
+    (relative rounding ~1e-6 of the largest component per layer), the transient's float64
+    to the solver's tolerance (atol 1e-4 V on 1.6 V outputs): 1e-3 of the largest update
+    (measured at 300 ns: 3e-6). On the shipped 1.0x network the two gradients agreed to
+    9e-9 relative (one 8x8 input, 300 ns). ~5 min, all of it compilation: a second step
+    takes 8 s."""
+    import optax
+
+    from memjax.hardware.config import paper
+    from memjax.hardware.memristive import with_pool_inputs
+    from memjax.hardware.transient import TransientOptions
+    from memjax.training.finetune import FinetuneConfig, initial_state, make_step
+
+    design = with_pool_inputs(convert(build_model(TINY), paper()), 1)
+    variation = ChipVariation(variation=0.1, programming=None)
+    chip, _ = eqx.filter_jit(fabricate)(design, variation, jax.random.key(3))
+    images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2, 8, 8)), jnp.uint8)
+    labels = jnp.asarray([1, 4], jnp.int32)
+    optimizer = optax.sgd(1e-2)
+    state = initial_state(chip, optimizer, seed=0)
+    steady, steady_metrics = make_step(optimizer)(state, images, labels)
+    settled = TransientOptions(t_end=100e-9, chunk=64)  # one chunk shape: fewer compiles
+    transient, metrics = make_step(optimizer, transient=settled)(state, images, labels)
+    assert float(metrics["loss"]) == pytest.approx(float(steady_metrics["loss"]), rel=1e-5)
+    before = np.concatenate([np.ravel(t) for t in state["targets"]])
+    moved = [
+        np.concatenate([np.ravel(t) for t in s["targets"]]) - before for s in (steady, transient)
+    ]
+    largest = np.max(np.abs(moved[0]))
+    assert largest > 1e-4  # the step is not empty
+    np.testing.assert_allclose(moved[1], moved[0], atol=1e-3 * largest)
+    with pytest.raises(MemjaxError, match="forward"):
+        FinetuneConfig(forward="spice")

@@ -239,6 +239,17 @@ class MemristiveShuffleNet(eqx.Module):
         return self.fully_connected.steady(pooled) / self.volts_per_unit
 
 
+def with_pool_inputs(net: MemristiveShuffleNet, count: int) -> MemristiveShuffleNet:
+    """``net`` for inputs of another size: its global average pool rebuilt for a last feature
+    map of ``count`` positions (input conductances feedback / count, as :func:`convert` builds
+    it for 48x48). Every crossbar is convolutional and unchanged; an 8x8 input leaves a 1x1
+    map, which makes whole-network transients cheap enough for tests."""
+    pool = net.average_pool
+    feedback = pool.feedback_conductance
+    inputs = jnp.full((count,), 1.0, feedback.dtype) * feedback / count
+    return eqx.tree_at(lambda n: n.average_pool.input_conductances, net, inputs)
+
+
 def convert(model: ShuffleNetV2, hardware: HardwareConfig) -> MemristiveShuffleNet:
     """Map a trained model (evaluation mode) onto circuits under ``hardware``."""
     config = model.config

@@ -4,7 +4,9 @@ Each step evaluates the chip (:class:`~memjax.hardware.chip.Chip`, its programme
 faulty conductances) at steady state on a batch of Training images, differentiates the loss
 with JAX through the circuit's static equations to the target conductances, updates them with
 optax, and re-programs the chip through the write-verify loop from the states its devices
-are in, so programming error is drawn anew every step.
+are in, so programming error is drawn anew every step. On request
+(``FinetuneConfig.forward = "transient"``) the forward pass is instead the whole-network
+transient read at a chosen time after the input step, differentiated through diffrax.
 
 The gradient reaches the targets through the model of programming: the chip's conductance is
 ``factor * target`` plus what programming left (a straight-through term, constant in the
@@ -45,6 +47,7 @@ from memjax.hardware.chip import (
     with_memristor_conductances,
 )
 from memjax.hardware.chip import fabricate as fabricate_chip
+from memjax.hardware.transient import TransientOptions, float64, read_logits
 from memjax.training.checkpoint import uncommitted, write_json_atomic
 
 
@@ -65,6 +68,14 @@ class FinetuneConfig:
             the device level: every step on a fresh chip drawn from the same
             :class:`ChipVariation`, its targets written exactly, so the targets learn to
             tolerate the distribution and never see the chip they will run on).
+        forward: "steady" (the chip's steady state, differentiated through its closed
+            forms; the default) or "transient" (the logits read ``read_time`` after the
+            input step from the whole-network transient of
+            :mod:`memjax.hardware.transient`, differentiated in reverse mode through every
+            neuron's adaptive implicit solve: the network is trained for what it shows at
+            that time. Minutes per image on 2 CPU cores; meant for an accelerator).
+        read_time: when the transient's logits are read after the input step, s (the paper
+            reports 137 ns per inference; "transient" only).
     """
 
     steps: int = 100
@@ -74,10 +85,18 @@ class FinetuneConfig:
     checkpoint_every: int = 25
     keep: int = 2
     mode: str = "chip"
+    forward: str = "steady"
+    read_time: float = 300e-9
 
     def __post_init__(self):
         if self.mode not in ("chip", "noise"):
             raise MemjaxError(f"FinetuneConfig.mode {self.mode!r}: expected 'chip' or 'noise'")
+        if self.forward not in ("steady", "transient"):
+            raise MemjaxError(
+                f"FinetuneConfig.forward {self.forward!r}: expected 'steady' or 'transient'"
+            )
+        if not self.read_time > 0:
+            raise MemjaxError("FinetuneConfig.read_time must be positive (s)")
         for name in ("steps", "batch_size", "checkpoint_every", "keep"):
             if getattr(self, name) < 1:
                 raise MemjaxError(f"FinetuneConfig.{name} must be at least 1")
@@ -88,6 +107,21 @@ class FinetuneConfig:
 def chip_logits(chip: Chip, normalised: list, images) -> jax.Array:
     """Steady-state logits of ``chip`` whose targets are ``normalised``, differentiable in
     them through the model of programming (straight-through, stuck devices frozen)."""
+    return chip_network(chip, normalised).steady_logits(images)
+
+
+def chip_transient_logits(chip: Chip, normalised: list, images, options: TransientOptions):
+    """The logits of ``chip`` at ``options.t_end`` after the input step (whole-network
+    transient, float64), differentiable in ``normalised`` as :func:`chip_logits` is, and the
+    number of neurons whose solver failed. Call under ``jax.enable_x64(True)``."""
+    network = float64(chip_network(chip, normalised))
+    return read_logits(network, np.asarray(images, np.float64), options)
+
+
+def chip_network(chip: Chip, normalised: list):
+    """The network ``chip`` computes with, its conductances differentiable in the targets
+    ``normalised`` through the model of programming (straight-through, stuck devices
+    frozen)."""
     hw = chip.design.hardware
     span = float(hw.g_max - hw.g_min)
     actual = [
@@ -96,7 +130,7 @@ def chip_logits(chip: Chip, normalised: list, images) -> jax.Array:
             normalised, chip.factors, chip.stuck, chip.conductances, strict=True
         )
     ]
-    return chip.computing(actual).steady_logits(images)
+    return chip.computing(actual)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
@@ -163,10 +197,16 @@ def make_optimizer(config: FinetuneConfig):
     return optax.adam(schedule)
 
 
-def make_step(optimizer, mode: str = "chip"):
-    """A jitted ``(state, images, labels) -> (state, metrics)``; ``state`` holds ``chip``,
+def make_step(optimizer, mode: str = "chip", transient: TransientOptions | None = None):
+    """A ``(state, images, labels) -> (state, metrics)``; ``state`` holds ``chip``,
     ``targets`` (normalised), ``opt_state``, ``key``, ``step``. ``mode``: as
-    :attr:`FinetuneConfig.mode`."""
+    :attr:`FinetuneConfig.mode`. The forward pass is the chip's steady state (one jitted
+    step), or with ``transient`` its logits at ``transient.t_end`` after the input step: the
+    stages' compiled solvers then run one after another (one program for the whole network
+    would take hours to compile) and the update is jitted."""
+    update = _update(optimizer, mode)
+    if transient is not None:
+        return _transient_step(update, transient)
 
     def loss_fn(targets, chip, images, labels):
         logits = chip_logits(chip, targets, images)
@@ -175,10 +215,47 @@ def make_step(optimizer, mode: str = "chip"):
 
     @eqx.filter_jit
     def step(state, images, labels):
-        chip = state["chip"]
         (loss, correct), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state["targets"], chip, images, labels
+            state["targets"], state["chip"], images, labels
         )
+        new, report = update(state, grads)
+        return new, {"loss": loss, "correct": correct, "pulses_mean": report["pulses_mean"]}
+
+    return step
+
+
+def _transient_step(update, options: TransientOptions):
+    def loss_fn(targets, chip, images, labels):
+        logits, failed = chip_transient_logits(chip, targets, images, options)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        return loss, (jnp.sum(jnp.argmax(logits, -1) == labels), failed)
+
+    update = eqx.filter_jit(update)
+
+    def step(state, images, labels):
+        with jax.enable_x64(True):
+            (loss, (correct, failed)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                state["targets"], state["chip"], images, labels
+            )
+        if int(failed):
+            raise MemjaxError(
+                f"the transient solver failed for {int(failed)} neurons within "
+                f"{options.max_steps} steps each"
+            )
+        grads = [g.astype(t.dtype) for g, t in zip(grads, state["targets"], strict=True)]
+        new, report = update(state, grads)
+        return new, {"loss": loss, "correct": correct, "pulses_mean": report["pulses_mean"]}
+
+    return step
+
+
+def _update(optimizer, mode: str):
+    """``(state, gradients of the targets) -> (state, programming report)``: the optimizer's
+    step, the targets clipped to the conductance range, the chip re-programmed (or a fresh
+    one drawn in "noise" mode)."""
+
+    def update(state, grads):
+        chip = state["chip"]
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["targets"])
         targets = [jnp.clip(t, 0.0, 1.0) for t in optax.apply_updates(state["targets"], updates)]
         hw = chip.design.hardware
@@ -191,17 +268,18 @@ def make_step(optimizer, mode: str = "chip"):
             chip, report = reprogram(chip, design, k_program)
         new = {**state, "chip": chip, "targets": targets, "opt_state": opt_state, "key": key}
         new["step"] = state["step"] + 1
-        return new, {"loss": loss, "correct": correct, "pulses_mean": report["pulses_mean"]}
+        return new, report
 
-    return step
+    return update
 
 
 @functools.lru_cache(maxsize=4)
-def _step_for(steps: int, learning_rate: float, mode: str):
+def _step_for(steps: int, learning_rate: float, mode: str, forward: str, read_time: float):
     """One compiled step per schedule and mode, shared by the runs of a process (a resumed
     run, a sweep), instead of a compile per :func:`finetune` call."""
     config = FinetuneConfig(steps=steps, learning_rate=learning_rate, mode=mode)
-    return make_step(make_optimizer(config), mode)
+    transient = TransientOptions(t_end=read_time) if forward == "transient" else None
+    return make_step(make_optimizer(config), mode, transient)
 
 
 def chip_accuracy(chip: Chip, images, labels, batch_size: int = 256, key=None) -> float:
@@ -325,7 +403,9 @@ def finetune(
         write_json_atomic(
             run_dir / "run.json", {"finetune": dataclasses.asdict(config), **(describe or {})}
         )
-    step_fn = _step_for(config.steps, config.learning_rate, config.mode)
+    step_fn = _step_for(
+        config.steps, config.learning_rate, config.mode, config.forward, config.read_time
+    )
     last = config.steps if stop_after is None else min(config.steps, start + stop_after)
     bar = tqdm(range(start + 1, last + 1), desc="fine-tuning", disable=not progress, unit="step")
     log = run_dir / "metrics.jsonl"
@@ -441,6 +521,8 @@ def run_finetune(
         "levels": variation.levels,
         "steps": int(state["step"]),
         "mode": config.mode,
+        "forward": config.forward,
+        "read_time_s": config.read_time if config.forward == "transient" else None,
         "batch_size": config.batch_size,
         "learning_rate": config.learning_rate,
         "evaluated_on": {"split": split, "images": len(images)},
