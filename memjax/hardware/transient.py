@@ -243,8 +243,8 @@ def _prepare(stage: NeuronStage, source: Waveform, before, grid, readouts: bool 
     """What every neuron of a stage needs, neuron-major: its block, its drive at the source's
     knots (values and slopes), its drive before the step, and per grid time its highest and
     lowest row voltage and the memristor power its equivalent rows do not see; plus the
-    stage's total of that power and its slope on the grid. Without ``readouts``, the extras
-    are zeros and the totals None."""
+    stage's total of that power and its slope on the grid. Without ``readouts``, only the
+    block, drive values, slopes and drive before."""
     drive_before = stage.drive(before)
     shape = drive_before.shape[:-1]
     count = int(np.prod(shape))
@@ -256,8 +256,7 @@ def _prepare(stage: NeuronStage, source: Waveform, before, grid, readouts: bool 
     values = neuron_major(jax.vmap(stage.drive)(source.values))
     slopes = neuron_major(jax.vmap(stage.drive)(source.slopes))
     if not readouts:
-        extras = jnp.zeros((count, grid.shape[0], 3), grid.dtype)
-        return (block, values, slopes, drive_before.reshape(count, -1), extras), None
+        return block, values, slopes, drive_before.reshape(count, -1)
     inputs = jax.vmap(source.at)(grid)  # (values, slopes) of the layer input at the grid
 
     def extras_at(v):
@@ -310,7 +309,7 @@ def _solve_chunk(block, values, slopes, before, extras, mask, drive_ts, grid, cr
 
 @eqx.filter_jit
 @eqx.filter_checkpoint
-def _chunk_outputs(block, values, slopes, before, extras, mask, drive_ts, grid, options):
+def _chunk_outputs(block, values, slopes, before, mask, drive_ts, grid, options):
     """One chunk's outputs and their slopes on the grid, and its failed neurons: the
     differentiable path. Checkpointed (rematerialised): reverse mode keeps only the chunk's
     inputs and integrates it again on the way back. Stored instead, the linearisation of
@@ -320,21 +319,19 @@ def _chunk_outputs(block, values, slopes, before, extras, mask, drive_ts, grid, 
         _neuron_solver(False, grid, drive_ts, options, readouts=False),
         in_axes=(channel_axes(block), 0, 0, 0, 0),
     )
-    (out, dout), _, ok = solve(block, values, slopes, before, extras)
+    unused = jnp.zeros((mask.shape[0], grid.shape[0], 3), grid.dtype)  # read-outs' extras
+    (out, dout), _, ok = solve(block, values, slopes, before, unused)
     return out, dout, jnp.sum(mask & ~ok)
 
 
 def _stage_outputs(stage: NeuronStage, source: Waveform, before, grid, options):
     """A stage's output waveform and its failed neurons, differentiably and without the
     read-outs (power, peaks, steps) of :func:`_solve_stage`."""
-    (block, values, slopes, before_drive, extras), _ = _prepare(stage, source, before, grid, False)
+    per_neuron = _prepare(stage, source, before, grid, False)
     shape = jax.eval_shape(stage.drive, before).shape[:-1]
     count = int(np.prod(shape))
     outs, douts, failed = [], [], jnp.asarray(0)
-    for index, mask, kept in _chunks(count, _chunk_size(count, options.chunk)):
-        chunk = map_per_channel(
-            lambda a, index=index: a[index], (block, values, slopes, before_drive, extras)
-        )
+    for chunk, mask, kept in _chunks(per_neuron, count, _chunk_size(count, options.chunk)):
         out, dout, bad = _chunk_outputs(*chunk, mask, source.ts, grid, options)
         outs.append(out[:kept])
         douts.append(dout[:kept])
@@ -345,12 +342,14 @@ def _stage_outputs(stage: NeuronStage, source: Waveform, before, grid, options):
     )
 
 
-def _chunks(count: int, size: int):
-    """(indices, mask, kept) of each chunk of ``size`` neurons out of ``count``; the last
-    chunk repeats its last neuron to fill up (masked, and not kept)."""
+def _chunks(per_neuron, count: int, size: int):
+    """(per-neuron arrays of the chunk, mask, kept) for each chunk of ``size`` of the
+    ``count`` neurons; the last chunk repeats its last neuron to fill up (masked, and not
+    kept)."""
     for begin in range(0, count, size):
         index = jnp.minimum(jnp.arange(begin, begin + size), count - 1)
-        yield index, jnp.arange(begin, begin + size) < count, min(size, count - begin)
+        chunk = map_per_channel(lambda a, index=index: a[index], per_neuron)
+        yield chunk, jnp.arange(begin, begin + size) < count, min(size, count - begin)
 
 
 def _layer_major(parts, knots: int, shape) -> jax.Array:
@@ -368,9 +367,7 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
     """Integrate every neuron of one stage, each with its own adaptive steps, driven by
     ``source`` (the layer input; ``before``: its value before the step), and save the
     outputs and read-outs on ``grid``. Returns (neurons that failed, StageRecord)."""
-    (block, values, slopes, before_drive, extras), (spread, spread_slope) = _prepare(
-        stage, source, before, grid
-    )
+    per_neuron, (spread, spread_slope) = _prepare(stage, source, before, grid)
     shape = jax.eval_shape(stage.drive, before).shape[:-1]
     count = int(np.prod(shape))
     size = _chunk_size(count, options.chunk)
@@ -379,10 +376,7 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
     dtotals = jnp.zeros_like(totals)
     power_max = peak_max = 0.0
     steps_max = steps_sum = failed = 0
-    for index, mask, kept in _chunks(count, size):
-        chunk = map_per_channel(
-            lambda a, index=index: a[index], (block, values, slopes, before_drive, extras)
-        )
+    for chunk, mask, kept in _chunks(per_neuron, count, size):
         result = _solve_chunk(*chunk, mask, source.ts, grid, stage.is_crossbar, options)
         out, dout, kinds, dkinds, neuron, peak, most, total, bad = result
         outs.append(out[:kept])
