@@ -122,7 +122,7 @@ def _evaluate(args) -> None:
 
     checkpoint = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
     data = load_fer2013(args.data)
-    report = evaluate_model(checkpoint, data, args.split, expected_width=args.width)
+    report = evaluate_model(checkpoint, data, args.split, expected_width=args.width, tta=args.tta)
     print_report(report)
     if args.json:
         written = write_report(report, Path(args.json))
@@ -357,6 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--split", default="private_test", choices=("train", "public_test", "private_test")
     )
     evaluate.add_argument("--width", type=float, help="fail unless the checkpoint has this width")
+    evaluate.add_argument(
+        "--tta",
+        default="none",
+        choices=("none", "flip"),
+        help="test-time augmentation: flip averages the logits of each image and its mirror "
+        "image (two inferences per image)",
+    )
     evaluate.add_argument("--json", help="write the report here (and a confusion-matrix PNG)")
     evaluate.set_defaults(run=_evaluate)
     return parser

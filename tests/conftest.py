@@ -18,6 +18,31 @@ inside a compile (SIGSEGV or SIGABRT, seen in CI). Compiled programs are dropped
 module, and after any test that leaves more maps than this."""
 
 
+_CACHE_DIRECTORY = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+    """One on-disk XLA cache for the session: the modules compile many of the same programs
+    (the shipped network's steady state, fine-tuning steps, stage solvers), and the caches in
+    memory are dropped after every module (below), so without it they compile again."""
+    import tempfile
+
+    import jax
+
+    directory = tempfile.mkdtemp(prefix="memjax-tests-xla-")
+    config.stash[_CACHE_DIRECTORY] = directory
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    directory = config.stash.get(_CACHE_DIRECTORY, None)
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def _memory_maps() -> int:
     try:
         with open("/proc/self/maps") as maps:

@@ -10,8 +10,11 @@ import pytest
 from memjax.cli import DEFAULT_CHECKPOINT
 
 SHIPPED_FLOOR = 0.62
-"""A regression floor for the shipped model on PrivateTest (it measured 0.6436; the majority
-class alone gives 0.245). Issue 2's target of 0.66 is not reached by this model yet."""
+"""A regression floor for the shipped model on PrivateTest, one inference per image (it
+measured 0.6436; the majority class alone gives 0.245)."""
+TARGET = 0.66
+"""Issue 2's target on PrivateTest, reached by the shipped model with flip test-time
+augmentation (measured 0.66035, 2,370 of 3,589: one image above it)."""
 
 
 def memjax(*args, env=None):
@@ -57,6 +60,22 @@ def test_shipped_model_on_private_test(fer2013_path, tmp_path):
     assert abs(report["accuracy"] - recorded["private_test_accuracy"]) <= 2 / 3589
     assert (tmp_path / "report.confusion.png").stat().st_size > 10_000
     assert "private_test: accuracy" in result.stdout
+
+
+def test_flip_averaging_reaches_the_target(fer2013):
+    """The shipped model with the logits of each PrivateTest image and its mirror image
+    averaged: at least 0.66, up to the 2 predictions that float reassociation on another
+    machine may flip, reproducing the recorded accuracy to those 2; and it helps on
+    PublicTest too (the split where such choices are made: 0.6453 -> 0.6492)."""
+    from memjax.training.evaluate import evaluate_model
+
+    recorded = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())["evaluation"]
+    private = evaluate_model(DEFAULT_CHECKPOINT, fer2013, "private_test", tta="flip")
+    assert private["tta"] == "flip" and private["n"] == 3589
+    assert abs(private["accuracy"] - recorded["private_test_accuracy_tta_flip"]) <= 2 / 3589
+    assert private["accuracy"] >= TARGET - 2 / 3589
+    public = evaluate_model(DEFAULT_CHECKPOINT, fer2013, "public_test", tta="flip")
+    assert public["accuracy"] > recorded["public_test_accuracy"]
 
 
 def test_data_info_prints_counts(fer2013_path):

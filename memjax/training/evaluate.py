@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from memjax.data import CLASS_NAMES, FER2013
+from memjax.errors import MemjaxError
 from memjax.training import steps
 from memjax.training.checkpoint import load_model, save_model, write_json_atomic
 
@@ -17,16 +18,33 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
     return np.bincount(labels.astype(np.int64) * k + predictions, minlength=k * k).reshape(k, k)
 
 
+TEST_TIME_AUGMENTATIONS = ("none", "flip")
+"""``"none"``: one inference per image. ``"flip"``: the logits of the image and of its mirror
+image averaged (two inferences per image, on a chip two passes: twice the latency and energy
+of one inference); the training augmentation flips faces, so the network has learned both."""
+
+
 def evaluate_model(
-    checkpoint: Path, data: FER2013, split: str, expected_width: float | None = None
+    checkpoint: Path,
+    data: FER2013,
+    split: str,
+    expected_width: float | None = None,
+    tta: str = "none",
 ) -> dict:
-    """The report written by ``memjax evaluate --json``."""
+    """The report written by ``memjax evaluate --json``; ``tta``: one of
+    :data:`TEST_TIME_AUGMENTATIONS`."""
+    if tta not in TEST_TIME_AUGMENTATIONS:
+        raise MemjaxError(
+            f"test-time augmentation {tta!r}: expected one of {TEST_TIME_AUGMENTATIONS}"
+        )
     model, payload = load_model(Path(checkpoint), expected_width)
     _, eval_graph, params, batch_stats = steps.split_model(model)
     chosen = data.split(split)
-    logits = steps.predict_logits(
-        steps.make_predict(eval_graph), params, batch_stats, chosen.images
-    )
+    predict = steps.make_predict(eval_graph)
+    logits = steps.predict_logits(predict, params, batch_stats, chosen.images)
+    if tta == "flip":
+        mirrored = np.ascontiguousarray(chosen.images[:, :, ::-1])
+        logits = (logits + steps.predict_logits(predict, params, batch_stats, mirrored)) / 2
     predictions = logits.argmax(-1)
     matrix = confusion_matrix(chosen.labels, predictions)
     per_class = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
@@ -36,6 +54,7 @@ def evaluate_model(
         "data": data.source,
         "width": model.config.width,
         "n": len(chosen),
+        "tta": tta,
         "accuracy": float(np.mean(predictions == chosen.labels)),
         "per_class_accuracy": {c: float(a) for c, a in zip(CLASS_NAMES, per_class)},
         "confusion_matrix": matrix.tolist(),
@@ -53,6 +72,8 @@ def export_model(source: Path, destination: Path, data: FER2013) -> Path:
     evaluation = {"data": data.source}
     for split in ("public_test", "private_test"):
         evaluation[f"{split}_accuracy"] = evaluate_model(Path(source), data, split)["accuracy"]
+        flipped = evaluate_model(Path(source), data, split, tta="flip")
+        evaluation[f"{split}_accuracy_tta_flip"] = flipped["accuracy"]
     _, _, params, batch_stats = steps.split_model(model)
     info = {key: value for key, value in payload.items() if key not in ("model", "evaluation")}
     return save_model(
@@ -61,8 +82,9 @@ def export_model(source: Path, destination: Path, data: FER2013) -> Path:
 
 
 def print_report(report: dict) -> None:
+    views = " (logits averaged with the mirror image)" if report.get("tta") == "flip" else ""
     print(
-        f"{report['split']}: accuracy {report['accuracy']:.4f} on {report['n']} images "
+        f"{report['split']}: accuracy {report['accuracy']:.4f} on {report['n']} images{views} "
         f"({report['checkpoint']})"
     )
     width = max(len(c) for c in CLASS_NAMES) + 2
@@ -111,6 +133,7 @@ def plot_confusion(report: dict, path: Path) -> None:
     axes.set_ylabel("true")
     axes.set_title(
         f"FER2013 {report['split']}: accuracy {report['accuracy']:.2%} (n = {report['n']})"
+        + (", flip-averaged" if report.get("tta") == "flip" else "")
     )
     figure.colorbar(image, ax=axes, label="fraction of true class")
     figure.tight_layout()
