@@ -71,6 +71,44 @@ def test_stuck_devices_do_not_move_and_exhaust_their_pulses():
     assert not bool(jnp.any(result.converged[:2])) and bool(jnp.all(result.converged[2:]))
 
 
+def test_stuck_devices_pulses_are_drawn_as_the_loop_counts_them():
+    """Stuck devices are not looped but drawn: with read noise each verify read of a stuck
+    device is within tolerance with a fixed probability p (normal CDF, from scipy here), so
+    the loop's pulse count is geometric capped at max_pulses, mean (1-p)(1-(1-p)^M)/p. Both
+    the loop run on stuck devices and the draw match that mean within 4 standard errors
+    (20,000 devices), a device far from its target takes every pulse, and each device's
+    energy is (pulses + 1) reads and pulses pulses at its fixed conductance (1e-6)."""
+    from scipy.stats import norm
+
+    from memjax.devices.programming import _pulse_verify_loop
+
+    device = programming_device(G_MIN, G_MAX, 1.0)
+    config = WriteVerify(max_pulses=40, read_noise=0.02)
+    n, g = 20_000, 5e-5
+    band = config.tolerance * (G_MAX - G_MIN)
+    target = jnp.full(n, g + 1.5 * band).at[:100].set(G_MAX)  # 100 far from their target
+    state = jnp.full(n, device.state_for_conductance(g))
+    frozen = jnp.ones(n, bool)
+    drawn = write_verify(device, config, target, state, jax.random.key(2), frozen=frozen)
+    carry = (0, state, jnp.zeros(n, jnp.int32), frozen, jnp.zeros(n, state.dtype))
+    looped = _pulse_verify_loop(device, config, jax.random.key(3), 4, target, 1.0, frozen, carry)
+    g_read = float(device.conductance(state[0]))
+    p = norm.cdf(2.5 * band / (0.02 * g_read)) - norm.cdf(0.5 * band / (0.02 * g_read))
+    m = config.max_pulses
+    mean = (1 - p) * (1 - (1 - p) ** m) / p
+    second = sum(k * k * p * (1 - p) ** k for k in range(m)) + m * m * (1 - p) ** m
+    error = np.sqrt((second - mean**2) / (n - 100))
+    assert 0.05 < p < 0.5
+    for pulses, energy in ((drawn.pulses, drawn.energy), (looped[2], looped[4])):
+        pulses, energy = np.asarray(pulses), np.asarray(energy)
+        np.testing.assert_array_equal(pulses[:100], m)
+        assert abs(np.mean(pulses[100:]) - mean) < 4 * error
+        read = config.read_voltage**2 * g_read * config.read_time
+        pulse = config.pulse_amplitude**2 * g_read * config.pulse_width
+        np.testing.assert_allclose(energy, (pulses + 1) * read + pulses * pulse, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(drawn.state), np.asarray(state))
+
+
 def test_compact_re_programming_equals_the_full_loop_without_noise():
     """Re-programming where 1 % of the devices moved, and programming from OFF: the loop on
     the gathered devices gives exactly the full loop's states, pulses and energies (no noise:

@@ -125,6 +125,11 @@ def write_verify(
     equations per device, its noise drawn from the same key but for a differently shaped
     array, so noisy results are another draw of the same distribution (without noise,
     identical; tested). 0 turns it off.
+
+    A stuck device's pulses are drawn in closed form (:func:`_stuck_outcome`) rather than
+    looped: the loop would pulse it until ``max_pulses`` and, with a few percent of devices
+    stuck, never get below ``compact_share``, so every re-programming would take
+    ``max_pulses`` iterations over the whole array.
     """
     target = jnp.asarray(target)
     frozen = jnp.zeros(target.shape, bool) if frozen is None else frozen
@@ -132,17 +137,53 @@ def write_verify(
     start = jnp.asarray(start, target.dtype)
     zeros = jnp.zeros(target.shape, target.dtype)
     loop = functools.partial(_pulse_verify_loop, device, config, key, substeps)
-    carry = (0, start, jnp.zeros(target.shape, jnp.int32), jnp.ones(target.shape, bool), zeros)
+    carry = (0, start, jnp.zeros(target.shape, jnp.int32), ~frozen, zeros)
     capacity = int(target.shape[0] * compact_share)
     carry = loop(target, scale, frozen, carry, until_at_most=capacity)
     if capacity:
         carry = _compact_loop(loop, target, scale, frozen, carry, capacity)
     _, x, pulses, _, energy = carry
+    stuck_pulses, stuck_energy = _stuck_outcome(
+        device, config, target, start, scale, jax.random.fold_in(key, _STUCK_STREAM)
+    )
+    pulses = jnp.where(frozen, stuck_pulses, pulses)
+    energy = jnp.where(frozen, stuck_energy, energy)
     span = device.conductance(1.0) - device.conductance(0.0)
     conductance = device.conductance(x) * scale
     converged = jnp.abs(conductance - target) <= config.tolerance * span
     time = pulses * (config.pulse_width + config.read_time) + config.read_time
     return ProgrammingResult(x, conductance, pulses, converged, energy, time)
+
+
+_STUCK_STREAM = 0x7FFFFFFF
+"""The random stream of the stuck devices' draws (the loop's reads use streams 0, 1, ...)."""
+
+
+def _stuck_outcome(device, config, target, state, scale, key):
+    """Pulses and energy of write-verify on devices whose state no pulse moves, as the loop
+    would count them: every verify read of such a device is an independent draw of
+    ``G (1 + read_noise n)`` with G fixed, so the loop stops at the first read within the
+    tolerance, which happens with the same probability p each time: the pulses before it
+    are geometric (failures before the first success, p), capped at ``max_pulses``; reads
+    are pulses + 1. Without read noise p is 0 or 1 (tested against the loop)."""
+    span = device.conductance(1.0) - device.conductance(0.0)
+    g = device.conductance(state) * scale
+    band = config.tolerance * span
+    if config.read_noise > 0:
+        spread = config.read_noise * g
+        cdf = lambda v: jax.scipy.stats.norm.cdf((v - g) / spread)  # noqa: E731
+        p = cdf(target + band) - cdf(target - band)
+    else:
+        p = (jnp.abs(g - target) <= band).astype(g.dtype)
+    uniform = jax.random.uniform(key, g.shape, g.dtype, minval=jnp.finfo(g.dtype).tiny)
+    failures = jnp.log(uniform) / jnp.log1p(-jnp.minimum(p, 1.0 - jnp.finfo(g.dtype).eps))
+    pulses = jnp.where(
+        p > 0, jnp.minimum(jnp.floor(failures), config.max_pulses), config.max_pulses
+    )
+    pulses = jnp.where(p >= 1, 0, pulses).astype(jnp.int32)
+    read = config.read_voltage**2 * g * config.read_time
+    energy = (pulses + 1) * read + pulses * config.pulse_amplitude**2 * g * config.pulse_width
+    return pulses, energy
 
 
 def _compact_loop(loop, target, scale, frozen, carry, capacity):
