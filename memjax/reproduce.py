@@ -54,12 +54,11 @@ def reproduce(
     seed: int = 0,
     say=print,
 ) -> dict:
-    import equinox as eqx
     import jax
 
     from memjax.hardware import CountingOptions, network_layers, network_resources
     from memjax.hardware.config import PRESETS
-    from memjax.hardware.memristive import convert
+    from memjax.hardware.memristive import compile_steady_logits, convert
     from memjax.hardware.report import summarise
     from memjax.hardware.sweep import gbw_sweep, sweep_row
     from memjax.hardware.transient import TransientOptions, simulate
@@ -75,7 +74,6 @@ def reproduce(
     rng = np.random.default_rng(seed)
     results: dict = {"checkpoint": str(checkpoint), "preset": preset, "data": used}
 
-    steady = eqx.filter_jit(lambda net, x: net.steady_logits(x))
     if data is not None:
         test = data.split("private_test")
         software = np.concatenate(
@@ -85,10 +83,10 @@ def reproduce(
         labels = test.labels[chosen]
         table = {}
         for name in dict.fromkeys([preset, "paper", "paper_super_diodes", "near_ideal"]):
-            net = convert(model, PRESETS[name]())
+            logits = compile_steady_logits(convert(model, PRESETS[name]()))
             predicted = np.concatenate(
                 [
-                    np.asarray(steady(net, test.images[chosen[i : i + 128]])).argmax(-1)
+                    np.asarray(logits(test.images[chosen[i : i + 128]])).argmax(-1)
                     for i in range(0, len(chosen), 128)
                 ]
             )

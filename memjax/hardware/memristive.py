@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -248,6 +249,23 @@ def with_pool_inputs(net: MemristiveShuffleNet, count: int) -> MemristiveShuffle
     feedback = pool.feedback_conductance
     inputs = jnp.full((count,), 1.0, feedback.dtype) * feedback / count
     return eqx.tree_at(lambda n: n.average_pool.input_conductances, net, inputs)
+
+
+def compile_steady_logits(net: MemristiveShuffleNet) -> Callable[[Array], Array]:
+    """``net.steady_logits`` compiled for this one network: its conductances and every other
+    array are constants of the program, as a programmed chip's are during inference.
+
+    With the network as an argument (``eqx.filter_jit(lambda n, x: n.steady_logits(x))``),
+    every call derives again from the conductances what the read-outs use (transposed
+    kernels, the one-convolution kernel kappa_a G+ - kappa_b G-, the saturation bounds'
+    norms: passes over all 2.5 M conductances of the 1.0x network) and flattens the network's
+    ~2,800 leaves; closed over, XLA folds the derived arrays once when it compiles. Measured
+    on 2 CPU cores (near_ideal, 1.0x, batch 32): 33 against 48-56 ms per batch
+    (``benchmarks/bench_memristive.py``). Same equations, so the same logits up to float
+    rounding (tests/test_memristive.py). Compiles once per network: for many chips, or to
+    differentiate in the conductances, pass the network as an argument instead.
+    """
+    return jax.jit(lambda gray_levels: net.steady_logits(gray_levels))
 
 
 def convert(model: ShuffleNetV2, hardware: HardwareConfig) -> MemristiveShuffleNet:
