@@ -62,6 +62,7 @@ def reproduce(
     from memjax.hardware.report import summarise
     from memjax.hardware.sweep import gbw_sweep, sweep_row
     from memjax.hardware.transient import TransientOptions, simulate
+    from memjax.training import steps
     from memjax.training.checkpoint import load_model
 
     if preset not in PRESETS:
@@ -76,9 +77,9 @@ def reproduce(
 
     if data is not None:
         test = data.split("private_test")
-        software = np.concatenate(
-            [np.asarray(model(test.images[i : i + 256])) for i in range(0, len(test), 256)]
-        ).argmax(-1)
+        _, eval_graph, params, batch_stats = steps.split_model(model)
+        predict = steps.make_predict(eval_graph)
+        software = steps.predict_logits(predict, params, batch_stats, test.images).argmax(-1)
         chosen = np.sort(rng.choice(len(test), min(dc_images, len(test)), replace=False))
         labels = test.labels[chosen]
         table = {}
@@ -126,6 +127,17 @@ def reproduce(
     records, logits = simulate(net, sample, options, progress)
     summary = summarise(net, records, logits, options, len(sample))
     results.update(summary)
+    transient_end = np.asarray(logits.final, np.float64)
+    steady_state = np.asarray(compile_steady_logits(net)(sample), np.float64)
+    results["logits"] = {
+        "transient_end": transient_end.tolist(),
+        "steady_state": steady_state.tolist(),
+        "max_abs_difference": float(np.max(np.abs(transient_end - steady_state))),
+    }
+    say(
+        f"logits at {options.t_end * 1e9:.0f} ns against the steady state: largest difference "
+        f"{results['logits']['max_abs_difference']:.2e} units"
+    )
     results["transient_images"] = int(len(sample))
     amp = net.hardware.opamp
     say(

@@ -1,0 +1,81 @@
+"""`memjax reproduce`, the main job: what its results.json, figures and table must hold."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memjax.hardware.config import paper
+from memjax.reproduce import reproduce
+
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "shufflenetv2-1.0x"
+RESOURCE_FIELDS = ("memristors", "word_lines", "inverters", "op_amps")
+
+
+@pytest.fixture(scope="module")
+def reproduced(fer2013_path, tmp_path_factory):
+    """The main job on its defaults (paper preset, one whole PrivateTest image's transient,
+    300 ns), with the steady state on 16 images and no GBW sweep to keep it short."""
+    out = tmp_path_factory.mktemp("reproduce")
+    said = []
+    results = reproduce(
+        out, SHIPPED, data_path=str(fer2013_path), dc_images=16, gbw_ghz=(), say=said.append
+    )
+    return out, results, "\n".join(said)
+
+
+def test_results_json_holds_what_issue_4_lists(reproduced):
+    out, results, _ = reproduced
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["accuracy"]["software"] == pytest.approx(0.6436, abs=5e-4)  # shipped model
+    assert 0.0 <= saved["accuracy"]["memristive_dc"] <= 1.0
+    assert saved["accuracy"]["images"] == 16
+    for key in (
+        "argmax_settle_ns",
+        "energy_per_inference_J",
+        "max_power_W",
+        "max_neuron_power_W",
+        "max_memristor_voltage_V",
+    ):
+        assert np.isfinite(saved[key]) and saved[key] >= 0, key
+    assert saved["energy_per_inference_J"] > 0 and saved["max_power_W"] > 0
+    assert set(saved["latency_ns"]) >= {"network", "per_layer"}
+    assert len(saved["latency_ns"]["per_layer"]) == 59  # every analog stage, signal order
+    assert saved["calculation_periods"]
+    for topology in ("proposed", "original"):
+        assert all(saved["resources"][topology][f] > 0 for f in RESOURCE_FIELDS), topology
+    # the paper's reductions: (M+1)x2 needs fewer word lines and inverters than (2M+1)x1
+    proposed, original = saved["resources"]["proposed"], saved["resources"]["original"]
+    assert proposed["word_lines"] < original["word_lines"]
+    assert proposed["inverters"] < original["inverters"]
+    assert saved["accuracy"] == results["accuracy"]  # what the function returns, as saved
+
+
+def test_long_transient_reaches_the_steady_state_logits(reproduced):
+    """One physical description, two solvers: the network transient (every stage from its
+    vector field, implicit steps, float64) ends at the logits of the closed-form steady state
+    (float32), within the solver's atol (1e-4 V, i.e. 6e-4 network units at 1/6 V per unit);
+    every layer settles before t_end; the argmax settles no later than the logits; the
+    calculation periods end when the last layer settles."""
+    _, results, _ = reproduced
+    assert results["logits"]["max_abs_difference"] < 6e-4
+    t_end = results["t_end_ns"]
+    per_layer = results["latency_ns"]["per_layer"]
+    assert max(per_layer.values()) > 1.0
+    assert all(0 <= t < t_end for t in per_layer.values())
+    assert 0 <= results["latency_ns"]["network"] < t_end
+    assert results["argmax_settle_ns"] <= results["latency_ns"]["network"] + 1e-9
+    periods = results["calculation_periods"]
+    assert periods[-1]["end_ns"] == pytest.approx(max(per_layer.values()))
+    amp = paper().opamp  # no memristor sees more than the op-amps' rails span
+    assert results["max_memristor_voltage_V"] < amp.rail_high - amp.rail_low
+
+
+def test_figures_and_the_table_against_the_paper(reproduced):
+    out, _, said = reproduced
+    for name in ("settling_per_layer", "energy_breakdown", "waveforms", "accuracy_table"):
+        figure = out / f"{name}.png"
+        assert figure.stat().st_size > 10_000, name  # a drawn figure, not an empty canvas
+    assert "137 ns" in said and "2.8 uW" in said  # the paper's column of the table
+    assert "word lines (2M+1)x1 / (M+1)x2" in said
