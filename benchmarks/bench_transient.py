@@ -1,11 +1,12 @@
 """Whole-network transient of the memristive ShuffleNetV2 against the plain Flax forward pass
 of the same model and batch, measured in one run.
 
-    python benchmarks/bench_transient.py [--checkpoint DIR] [--preset P] [--batches 1 2]
+    python benchmarks/bench_transient.py [--checkpoint DIR | --width W] [--preset P] [--batches 1 2]
 
 The transient is timed warm (a second run: every stage compiled already) and its first run,
 which compiles each distinct stage, is reported beside it. Prints seconds per image of both
-and the ratio. Issue 4's target is a ratio <= 50 per image.
+and the ratio. Issue 4's target is a ratio <= 50 per image. ``--width`` times a randomly
+initialised model of that width instead of the checkpoint (for the scaling with width).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from memjax.cli import DEFAULT_CHECKPOINT
 from memjax.hardware.config import PRESETS
 from memjax.hardware.memristive import convert
 from memjax.hardware.transient import TransientOptions, simulate
+from memjax.network import ShuffleNetConfig, build_model
 from memjax.training import steps
 from memjax.training.checkpoint import load_model
 
@@ -30,14 +32,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     parser.add_argument("--preset", choices=sorted(PRESETS), default="paper")
+    parser.add_argument("--width", type=float, help="a random-init model of this width")
     parser.add_argument("--batches", type=int, nargs="+", default=[1])
     args = parser.parse_args()
-    model, _ = load_model(Path(args.checkpoint))
+    if args.width is None:
+        model, _ = load_model(Path(args.checkpoint))
+        name = Path(args.checkpoint).name
+    else:
+        model, name = build_model(ShuffleNetConfig(width=args.width)), f"random {args.width}x"
     _, eval_graph, params, batch_stats = steps.split_model(model)
     predict = jax.jit(steps.make_predict(eval_graph))
     circuit = convert(model, PRESETS[args.preset]())
     options = TransientOptions()
-    print(f"{Path(args.checkpoint).name}, preset {args.preset}, {jax.default_backend()}")
+    print(f"{name}, preset {args.preset}, {jax.default_backend()}")
     print(
         f"{'batch':>6}{'forward s/img':>15}{'transient s/img':>17}{'first run s':>13}"
         f"{'steps':>7}{'ratio':>10}"

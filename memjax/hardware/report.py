@@ -4,6 +4,7 @@ calculation periods and the latency of both mapping schedules."""
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 from memjax.circuits.waveform import Waveform, integral, sample
@@ -40,7 +41,14 @@ def _energy(power: Waveform, t: float, time_unit: float) -> np.ndarray:
 def summarise(net, records, logits: Waveform, options: TransientOptions, images: int) -> dict:
     """The transient's measurements per inference (totals over the batch divided by
     ``images``); times in ns. The energy of an inference is integrated from the input step
-    until the last stage has settled (``energy_window_ns``)."""
+    until the last stage has settled (``energy_window_ns``). Read in float64, as the
+    transient integrated them (outside ``enable_x64`` JAX would truncate every operation on
+    the waveforms to float32)."""
+    with jax.enable_x64(True):
+        return _summarise(net, records, logits, options, images)
+
+
+def _summarise(net, records, logits: Waveform, options: TransientOptions, images: int) -> dict:
     unit = options.time_unit
     t_end = options.t_end / unit
     band = options.epsilon * net.hardware.v_p
