@@ -12,6 +12,9 @@ from memjax.reproduce import reproduce
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "shufflenetv2-1.0x"
 RESOURCE_FIELDS = ("memristors", "word_lines", "inverters", "op_amps")
 
+# one pytest-xdist worker for the module, so that the main job runs once for its three tests
+pytestmark = pytest.mark.xdist_group("reproduce")
+
 
 @pytest.fixture(scope="module")
 def reproduced(fer2013_path, tmp_path_factory):

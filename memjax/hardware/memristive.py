@@ -260,7 +260,7 @@ def compile_steady_logits(net: MemristiveShuffleNet) -> Callable[[Array], Array]
     kernels, the one-convolution kernel kappa_a G+ - kappa_b G-, the saturation bounds'
     norms: passes over all 2.5 M conductances of the 1.0x network) and flattens the network's
     ~2,800 leaves; closed over, XLA folds the derived arrays once when it compiles. Measured
-    on 2 CPU cores (near_ideal, 1.0x, batch 32): 33 against 48-56 ms per batch
+    on 2 CPU cores (near_ideal, 1.0x, batch 32): 33 against 48-58 ms per batch
     (``benchmarks/bench_memristive.py``). Same equations, so the same logits up to float
     rounding (tests/test_memristive.py). Compiles once per network: for many chips, or to
     differentiate in the conductances, pass the network as an argument instead.
