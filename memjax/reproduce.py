@@ -67,6 +67,9 @@ def reproduce(
 
     if preset not in PRESETS:
         raise MemjaxError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
+    for name, count in (("dc-images", dc_images), ("transient-images", transient_images)):
+        if count < 1:
+            raise MemjaxError(f"reproduce: --{name} must be at least 1, got {count}")
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     model, _ = load_model(checkpoint)

@@ -104,3 +104,7 @@ def test_bad_input_gives_one_line_errors(tmp_path, fer2013_path):
         memjax("evaluate", "--checkpoint", str(corrupt), "--data", str(fer2013_path)), "corrupt"
     )
     assert_one_line_error(memjax("train", "--data", str(tmp_path / "none.csv")), "does not exist")
+    assert_one_line_error(
+        memjax("reproduce", "--dc-images", "0", "--out", str(tmp_path / "out")),
+        "--dc-images must be at least 1, got 0",
+    )
