@@ -12,11 +12,13 @@ from memjax.reproduce import reproduce
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "shufflenetv2-1.0x"
 RESOURCE_FIELDS = ("memristors", "word_lines", "inverters", "op_amps")
 
-# one pytest-xdist worker for the module, so that the main job runs once for its three tests
+# one pytest-xdist worker for the module and a session-scoped run: the main job runs once for
+# the three tests (a module-scoped fixture ran twice in CI: the worker interleaved the module's
+# tests with other modules', which tears module fixtures down)
 pytestmark = pytest.mark.xdist_group("reproduce")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def reproduced(fer2013_path, tmp_path_factory):
     """The main job on its defaults (paper preset, one whole PrivateTest image's transient,
     300 ns), with the steady state on 16 images and no GBW sweep to keep it short."""
