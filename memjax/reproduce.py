@@ -91,7 +91,7 @@ def reproduce(
             compiled = compile_steady_logits(convert(model, PRESETS[name]()))
             if name == preset:
                 steady_logits = compiled
-            predicted = _in_batches(compiled, test.images[chosen]).argmax(-1)
+            predicted = steps.in_fixed_batches(compiled, test.images[chosen], 128).argmax(-1)
             table[name] = {
                 "accuracy": float(np.mean(predicted == labels)),
                 "agreement_with_software": float(np.mean(predicted == software[chosen])),
@@ -131,7 +131,7 @@ def reproduce(
     transient_end = np.asarray(logits.final, np.float64)
     if steady_logits is None:
         steady_logits = compile_steady_logits(net)
-    steady_state = _in_batches(steady_logits, sample).astype(np.float64)
+    steady_state = steps.in_fixed_batches(steady_logits, sample, 128).astype(np.float64)
     results["logits"] = {
         "transient_end": transient_end.tolist(),
         "steady_state": steady_state.tolist(),
@@ -172,17 +172,6 @@ def reproduce(
     say(comparison_table(results))
     say(f"wrote {out / 'results.json'} and {len(figures)} figures in {results['seconds']:.0f} s")
     return results
-
-
-def _in_batches(logits, images: np.ndarray, size: int = 128) -> np.ndarray:
-    """``logits`` of ``images`` in batches of ``size``, the last one padded by repeating its
-    last image, so that one compiled program serves every call."""
-    parts = []
-    for start in range(0, len(images), size):
-        part = images[start : start + size]
-        padded = np.concatenate([part, np.repeat(part[-1:], size - len(part), axis=0)])
-        parts.append(np.asarray(logits(padded))[: len(part)])
-    return np.concatenate(parts)
 
 
 def comparison_table(results: dict) -> str:

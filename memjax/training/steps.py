@@ -131,6 +131,12 @@ def make_predict(eval_graph):
 
 def predict_logits(predict, params, batch_stats, images: np.ndarray, batch_size: int = 512):
     """Logits for every image, in fixed-size batches (the last one padded) to compile once."""
+    return in_fixed_batches(lambda x: predict(params, batch_stats, x), images, batch_size)
+
+
+def in_fixed_batches(logits, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """``logits(batch)`` for every image, in batches of ``batch_size``, the last one padded
+    with zeros, so that one compiled program serves every call."""
     outputs = []
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
@@ -139,5 +145,5 @@ def predict_logits(predict, params, batch_stats, images: np.ndarray, batch_size:
             chunk = np.concatenate(
                 [chunk, np.zeros((batch_size - valid, *chunk.shape[1:]), chunk.dtype)]
             )
-        outputs.append(np.asarray(predict(params, batch_stats, chunk))[:valid])
+        outputs.append(np.asarray(logits(chunk))[:valid])
     return np.concatenate(outputs) if outputs else np.zeros((0, 7), np.float32)
