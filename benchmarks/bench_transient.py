@@ -47,7 +47,7 @@ def main() -> None:
     print(f"{name}, preset {args.preset}, {jax.default_backend()}")
     print(
         f"{'batch':>6}{'forward s/img':>15}{'transient s/img':>17}{'first run s':>13}"
-        f"{'steps':>7}{'ratio':>10}"
+        f"{'steps':>7}{'mean steps':>12}{'ratio':>10}"
     )
     for batch in args.batches:
         images = np.random.default_rng(0).integers(0, 256, (batch, 48, 48), dtype=np.uint8)
@@ -61,8 +61,12 @@ def main() -> None:
         records, _ = simulate(circuit, images, options)
         warm = (time.perf_counter() - start) / batch
         total_steps = sum(int(r.steps) for _, _, r in records)
+        neurons = [int(np.prod(r.output.values.shape[1:])) for _, _, r in records]
+        mean_steps = sum(
+            float(r.mean_steps) * n for (_, _, r), n in zip(records, neurons, strict=True)
+        ) / sum(neurons)
         print(
-            f"{batch:>6}{forward:>15.2e}{warm:>17.2f}{first:>13.0f}{total_steps:>7}"
+            f"{batch:>6}{forward:>15.2e}{warm:>17.2f}{first:>13.0f}{total_steps:>7}{mean_steps:>12.1f}"
             f"{warm / forward:>10.0f}"
         )
 
