@@ -41,7 +41,7 @@ from memjax.cli import DEFAULT_CHECKPOINT
 from memjax.devices import OpAmp
 from memjax.hardware.config import PRESETS
 from memjax.hardware.memristive import convert
-from memjax.hardware.stages import per_neuron, plan
+from memjax.hardware.stages import per_neuron, plan, propagate
 from memjax.hardware.transient import KINDS, float64, traced_opamps
 from memjax.training import steps
 from memjax.training.checkpoint import load_model
@@ -66,31 +66,18 @@ def stage_inputs(stages, v):
     transient wires them, for the input voltages v (samples on the leading axis)."""
     found = []
 
-    def run(stage, x):
+    def run(name, kind, stage, x):
         states, out = jax.jit(lambda x, s=stage: _steady(s, x))(x)
         found.append((stage, x, states))
         return out
 
-    x, index = v, 0
-    while index < len(stages):
-        _, kind, unit, _, stage = stages[index]
-        if unit < 0:
-            x, index = run(stage, x), index + 1
-            continue
-        unit_steps = [s for s in stages if s[2] == unit]
-        if kind == "basic":
-            kept, branch = jnp.split(x, 2, axis=-1)
-            for *_, stage in unit_steps:
-                branch = run(stage, branch)
-            x = jnp.concatenate([kept, branch], -1)
-        else:
-            left = right = x
-            for *_, stage in unit_steps[:2]:
-                left = run(stage, left)
-            for *_, stage in unit_steps[2:]:
-                right = run(stage, right)
-            x = jnp.concatenate([left, right], -1)
-        x, index = conv.channel_shuffle(x), index + len(unit_steps)
+    def split(x):
+        return jnp.split(x, 2, axis=-1)
+
+    def concat(a, b):
+        return jnp.concatenate([a, b], -1)
+
+    propagate(stages, v, run, split, concat, conv.channel_shuffle)
     return found
 
 

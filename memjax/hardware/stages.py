@@ -265,3 +265,31 @@ def plan(net: MemristiveShuffleNet) -> list:
     steps.append(("output.average_pool", "output", -1, "pool", average_pool_stage(net, channels)))
     steps.append(("output.fc", "output", -1, "fc", crossbar_stage(net.fully_connected)))
     return steps
+
+
+def propagate(steps: list, x, run, split, concat, shuffle):
+    """Run the stages of ``plan`` in signal order from the layer input ``x``, wired as the
+    network is: ``run(name, kind, stage, x)`` gives a stage's output; ``split`` (one value
+    into the kept and the branch half of the channels), ``concat`` and ``shuffle`` are the
+    wiring for whatever ``x`` is (arrays, waveforms). Returns the last stage's output."""
+    index = 0
+    while index < len(steps):
+        name, kind, unit, _, stage = steps[index]
+        if unit < 0:
+            x, index = run(name, kind, stage, x), index + 1
+            continue
+        unit_steps = [s for s in steps if s[2] == unit]
+        if kind == "basic":
+            kept, branch = split(x)
+            for name, kind, _, _, stage in unit_steps:
+                branch = run(name, kind, stage, branch)
+            x = concat(kept, branch)
+        else:
+            left = right = x
+            for name, kind, _, _, stage in unit_steps[:2]:
+                left = run(name, kind, stage, left)
+            for name, kind, _, _, stage in unit_steps[2:]:
+                right = run(name, kind, stage, right)
+            x = concat(left, right)
+        x, index = shuffle(x), index + len(unit_steps)
+    return x

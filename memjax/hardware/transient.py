@@ -41,7 +41,13 @@ from memjax.circuits.waveform import Waveform, last_time_outside
 from memjax.devices import OpAmp
 from memjax.errors import MemjaxError
 from memjax.hardware.memristive import DYNAMIC_OPAMP_FIELDS, MemristiveShuffleNet
-from memjax.hardware.stages import NeuronStage, channel_axes, map_per_channel, plan
+from memjax.hardware.stages import (
+    NeuronStage,
+    channel_axes,
+    map_per_channel,
+    plan,
+    propagate,
+)
 
 KINDS = ("memristors", "resistors", "diodes", "opamps")
 
@@ -491,8 +497,9 @@ def _simulate(net, gray_levels, options, progress, failures=None):
     image = Waveform(ends, jnp.stack([v, v]), jnp.zeros((2,) + v.shape))  # the step, held
     records = []
 
-    def run(name, kind, stage, wave, before=None):
-        before = wave.values[0] if before is None else before
+    def run(name, kind, stage, wave):
+        # the input layer holds a blank (0 V) image before the step
+        before = jnp.zeros_like(v) if wave is image else wave.values[0]
         if failures is None:
             record = run_stage(name, stage, wave, before, grid, options)
             records.append((name, kind, record))
@@ -504,36 +511,7 @@ def _simulate(net, gray_levels, options, progress, failures=None):
             progress(name)
         return output
 
-    steps = plan(net)
-    x = None
-    index = 0
-    while index < len(steps):
-        name, kind, unit, role, stage = steps[index]
-        if unit < 0:
-            x = (
-                run(name, kind, stage, image, jnp.zeros_like(v))
-                if x is None
-                else run(name, kind, stage, x)
-            )
-            index += 1
-            continue
-        unit_steps = [s for s in steps if s[2] == unit]
-        if kind == "basic":
-            kept, branch = _split(x)
-            for name, kind, _, _, stage in unit_steps:
-                branch = run(name, kind, stage, branch)
-            x = _concat(kept, branch)
-        else:
-            left = x
-            for name, kind, _, _, stage in unit_steps[:2]:
-                left = run(name, kind, stage, left)
-            right = x
-            for name, kind, _, _, stage in unit_steps[2:]:
-                right = run(name, kind, stage, right)
-            x = _concat(left, right)
-        x = _shuffle(x)
-        index += len(unit_steps)
-    logits = x
+    logits = propagate(plan(net), image, run, _split, _concat, _shuffle)
     scale = 1.0 / net.volts_per_unit
     return records, Waveform(logits.ts, logits.values * scale, logits.slopes * scale)
 
