@@ -41,13 +41,7 @@ from memjax.circuits.waveform import Waveform, last_time_outside
 from memjax.devices import OpAmp
 from memjax.errors import MemjaxError
 from memjax.hardware.memristive import DYNAMIC_OPAMP_FIELDS, MemristiveShuffleNet
-from memjax.hardware.stages import (
-    NeuronStage,
-    channel_axes,
-    map_per_channel,
-    plan,
-    propagate,
-)
+from memjax.hardware.stages import NeuronStage, channel_axes, map_per_channel, plan, propagate
 
 KINDS = ("memristors", "resistors", "diodes", "opamps")
 
