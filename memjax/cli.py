@@ -34,6 +34,8 @@ def _reproduce(args) -> None:
         transient_images=args.transient_images,
         gbw_ghz=tuple(args.gbw),
         seed=args.seed,
+        rtol=args.rtol,
+        atol=args.atol,
     )
 
 
@@ -221,6 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(one transient each; none: no sweep)",
     )
     reproduce.add_argument("--seed", type=int, default=0)
+    reproduce.add_argument(
+        "--rtol",
+        type=float,
+        help="the transient's relative step tolerance; default 1e-3, 1e-5 with super diodes",
+    )
+    reproduce.add_argument(
+        "--atol",
+        type=float,
+        help="the transient's absolute step tolerance, V; default 1e-4, 1e-6 with super diodes",
+    )
     reproduce.add_argument(
         "--compile-cache",
         default="~/.cache/memjax/jax",

@@ -52,6 +52,8 @@ def reproduce(
     transient_images: int = 1,
     gbw_ghz: tuple[float, ...] = (0.5, 2.0),
     seed: int = 0,
+    rtol: float | None = None,
+    atol: float | None = None,
     say=print,
 ) -> dict:
     import jax
@@ -70,6 +72,9 @@ def reproduce(
     for name, count in (("dc-images", dc_images), ("transient-images", transient_images)):
         if count < 1:
             raise MemjaxError(f"reproduce: --{name} must be at least 1, got {count}")
+    for name, tolerance in (("rtol", rtol), ("atol", atol)):
+        if tolerance is not None and not tolerance > 0:
+            raise MemjaxError(f"reproduce: --{name} must be > 0, got {tolerance}")
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     model, _ = load_model(checkpoint)
@@ -119,11 +124,19 @@ def reproduce(
         say("no FER2013: the transient runs on uniform random images (stated in results.json)")
 
     net = convert(model, PRESETS[preset]())
-    options = TransientOptions()
+    given = {name: value for name, value in (("rtol", rtol), ("atol", atol)) if value is not None}
+    options = TransientOptions.for_hardware(net.hardware, **given)
     say(
         f"transient of the whole network on {transient_images} image(s), "
-        f"{options.t_end * 1e9:.0f} ns (first run compiles each distinct stage)"
+        f"{options.t_end * 1e9:.0f} ns, rtol {options.rtol:g}, atol {options.atol:g} V "
+        "(first run compiles each distinct stage)"
     )
+    results["transient_options"] = {
+        "t_end_s": options.t_end,
+        "rtol": options.rtol,
+        "atol_V": options.atol,
+        "knots": int(len(options.grid())),
+    }
     progress = _progress(say)
     records, logits = simulate(net, sample, options, progress)
     summary = summarise(net, records, logits, options, len(sample))

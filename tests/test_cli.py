@@ -108,3 +108,7 @@ def test_bad_input_gives_one_line_errors(tmp_path, fer2013_path):
         memjax("reproduce", "--dc-images", "0", "--out", str(tmp_path / "out")),
         "--dc-images must be at least 1, got 0",
     )
+    assert_one_line_error(
+        memjax("reproduce", "--rtol", "0", "--out", str(tmp_path / "out")),
+        "--rtol must be > 0, got 0.0",
+    )

@@ -241,3 +241,23 @@ def test_faster_opamps_compress_the_transient_in_time(shipped_model, fer2013):
 
     t_half = float(grid[-1]) / 2
     assert energy(fast_run, t_half) == pytest.approx(energy(slow_run, 2 * t_half) / 2, rel=1e-2)
+
+
+def test_super_diode_networks_get_tighter_step_tolerances():
+    """``TransientOptions.for_hardware``: the defaults for plain diodes (the paper preset's
+    tolerances are held to a shared tight solve above), rtol 1e-5 / atol 1e-6 where the ReLUs
+    or the max pool are super diodes (their trajectories at the defaults stray by ~3e-2 logit
+    units, README), and what the caller gives over both."""
+    from memjax.hardware.config import paper, paper_super_diodes
+    from memjax.hardware.transient import TransientOptions
+
+    def tolerances(options):
+        return options.rtol, options.atol, options.max_steps
+
+    defaults = TransientOptions()
+    assert tolerances(TransientOptions.for_hardware(paper())) == tolerances(defaults)
+    assert tolerances(TransientOptions.for_hardware(paper_super_diodes())) == (1e-5, 1e-6, 20000)
+    super_pool_only = paper().replace(max_pool="super")
+    assert TransientOptions.for_hardware(super_pool_only).rtol == 1e-5
+    given = TransientOptions.for_hardware(paper_super_diodes(), rtol=1e-4, t_end=1e-6)
+    assert (given.rtol, given.atol, given.t_end) == (1e-4, 1e-6, 1e-6)

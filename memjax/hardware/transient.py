@@ -40,6 +40,7 @@ from memjax import convolution as conv
 from memjax.circuits.waveform import Waveform, last_time_outside
 from memjax.devices import OpAmp
 from memjax.errors import MemjaxError
+from memjax.hardware.config import HardwareConfig
 from memjax.hardware.memristive import DYNAMIC_OPAMP_FIELDS, MemristiveShuffleNet
 from memjax.hardware.stages import NeuronStage, channel_axes, map_per_channel, plan, propagate
 
@@ -77,6 +78,13 @@ def default_solver() -> diffrax.AbstractSolver:
     return diffrax.Kvaerno3(root_finder=diffrax.with_stepsize_controller_tols(QuietChord)())
 
 
+SUPER_DIODE_OPTIONS = {"rtol": 1e-5, "atol": 1e-6, "max_steps": 20000}
+"""Step tolerances for networks with super diodes (``TransientOptions.for_hardware``): at the
+defaults their trajectories between the step and the steady state stray by several 1e-2 logit
+units (README, measured 2026-12-04 on an 8x8 crop); here within 8e-4 of a run at 1e-6 / 1e-7
+to 300 ns, with 160 steps per neuron on average (room for the busiest in max_steps)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TransientOptions:
     """How the whole-network transient is integrated.
@@ -89,6 +97,7 @@ class TransientOptions:
             amplify each step's error: at the defaults the logits of an 8x8 crop were
             3.5e-2 units from the steady state at 400 ns, where the converged trajectory is
             within 1.2e-3 (README, measured 2026-12-04); the end is reached either way.
+            :meth:`for_hardware` picks them for super-diode networks.
         epsilon: settling band, fraction of V_p (physics notes, section 5: 1 %).
         max_steps: solver steps per neuron at most.
         time_unit: the solver's time unit, s (ns keeps the steps O(1)).
@@ -126,6 +135,14 @@ class TransientOptions:
             raise MemjaxError("TransientOptions.growth must be > 1")
         if self.max_steps < 8 or self.chunk < 1:
             raise MemjaxError("TransientOptions.max_steps must be >= 8 and chunk >= 1")
+
+    @classmethod
+    def for_hardware(cls, hardware: HardwareConfig, **changes) -> TransientOptions:
+        """The defaults for a network of ``hardware``: :data:`SUPER_DIODE_OPTIONS` where
+        its ReLUs or max pool are super diodes (see ``rtol``), then ``changes``."""
+        if "super" in (hardware.relu, hardware.max_pool):
+            changes = {**SUPER_DIODE_OPTIONS, **changes}
+        return cls(**changes)
 
     def grid(self) -> np.ndarray:
         """The common time grid, in time units: 0, then geometrically growing intervals,
