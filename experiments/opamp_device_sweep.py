@@ -76,7 +76,7 @@ def main() -> None:
         used += "; random images instead"
     print(used)
     hardware = PRESETS[args.preset]()
-    options = TransientOptions()
+    options = TransientOptions.for_hardware(hardware)  # tighter steps with super diodes
     net = convert(model, hardware)
     gains = [g * 1e9 for g in args.gains]
     results: dict = {"preset": args.preset, "data": used, "images": args.images, "gbw": {}}
