@@ -29,12 +29,12 @@ budget of 50 forward passes.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from bench_network import best_rate  # noqa: E402  (same folder)
 
 from memjax import convolution as conv
 from memjax.cli import DEFAULT_CHECKPOINT
@@ -101,13 +101,7 @@ def _readouts(stage, x, states):
 
 
 def median_seconds(fn, repeats: int) -> float:
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return 1.0 / best_rate(fn, 1, repeats)
 
 
 def main() -> None:
@@ -124,13 +118,13 @@ def main() -> None:
     image = np.random.default_rng(0).integers(0, 256, (1, 48, 48), dtype=np.uint8)
     forward = median_seconds(lambda: predict(params, batch_stats, image), 3 * args.repeats)
     with jax.enable_x64(args.float64):
-        measure(args, model, forward)
+        measure(args, model, image, forward)
 
 
-def measure(args, model, forward: float) -> None:
-    """The circuit's pieces (float64 with ``--float64``; the forward pass stays float32)."""
+def measure(args, model, image, forward: float) -> None:
+    """The circuit's pieces on ``image`` (float64 with ``--float64``; the forward pass stays
+    float32)."""
     dtype = jnp.float64 if args.float64 else jnp.float32
-    image = np.random.default_rng(0).integers(0, 256, (1, 48, 48), dtype=np.uint8)
     net = convert(model, PRESETS[args.preset]())
     net = traced_opamps(float64(net) if args.float64 else net)
     # the samples: one image's input at slightly different levels (an input ramp)
