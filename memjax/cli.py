@@ -160,6 +160,7 @@ def _finetune(args) -> None:
         mode=args.mode,
         forward=args.forward,
         read_time=args.read_time * 1e-9,
+        select_every=args.select_every,
     )
     result = run_finetune(
         Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT,
@@ -173,6 +174,8 @@ def _finetune(args) -> None:
         resume=args.resume,
         progress=not args.no_progress,
         stop_after=args.stop_after,
+        select_split=args.select_split,
+        select_images=args.select_images,
     )
     if args.json:
         write_json_atomic(Path(args.json), result)
@@ -354,6 +357,22 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--checkpoint-every", type=int, default=25)
     finetune.add_argument(
         "--eval-images", type=int, default=512, help="PrivateTest sample (0: all 3,589)"
+    )
+    finetune.add_argument(
+        "--select-every",
+        type=int,
+        default=0,
+        help="evaluate the chip on --select-split every N steps and deploy the best step "
+        "(0: deploy the last step)",
+    )
+    finetune.add_argument(
+        "--select-split",
+        default="public_test",
+        choices=("train", "public_test"),
+        help="the split the deployed step is chosen on (never the reported one)",
+    )
+    finetune.add_argument(
+        "--select-images", type=int, default=0, help="images of --select-split (0: all)"
     )
     finetune.add_argument("--run-dir", default="runs/finetune", help="checkpoints and metrics")
     finetune.add_argument("--resume", action="store_true", help="continue the run in --run-dir")

@@ -48,6 +48,7 @@ from memjax.hardware.chip import (
 )
 from memjax.hardware.chip import fabricate as fabricate_chip
 from memjax.hardware.transient import TransientOptions, float64, read_logits
+from memjax.provenance import code_version, provenance
 from memjax.training.checkpoint import uncommitted, write_json_atomic
 
 
@@ -76,6 +77,11 @@ class FinetuneConfig:
             that time. Minutes per image on 2 CPU cores; meant for an accelerator).
         read_time: when the transient's logits are read after the input step, s (the paper
             reports 137 ns per inference; "transient" only).
+        select_every: steps between evaluations of the deployed chip on the selection split
+            (``run_finetune``'s ``select_split``, PublicTest by default); the run then deploys
+            the step that scored best there (the earliest of ties), not simply the last, so
+            that the step count is chosen without looking at the reported split. 0: no
+            selection, the last step is deployed.
     """
 
     steps: int = 100
@@ -87,6 +93,7 @@ class FinetuneConfig:
     mode: str = "chip"
     forward: str = "steady"
     read_time: float = 300e-9
+    select_every: int = 0
 
     def __post_init__(self):
         if self.mode not in ("chip", "noise"):
@@ -102,6 +109,8 @@ class FinetuneConfig:
                 raise MemjaxError(f"FinetuneConfig.{name} must be at least 1")
         if not self.learning_rate > 0:
             raise MemjaxError("FinetuneConfig.learning_rate must be positive")
+        if self.select_every < 0:
+            raise MemjaxError("FinetuneConfig.select_every must be 0 (no selection) or positive")
 
 
 def chip_logits(chip: Chip, normalised: list, images) -> jax.Array:
@@ -371,9 +380,17 @@ def finetune(
     progress: bool = True,
     stop_after: int | None = None,
     describe: dict | None = None,
+    select=None,
 ) -> dict:
     """Fine-tune ``chip`` (freshly fabricated; on ``resume`` only its design and variation are
-    used, everything else comes from the latest checkpoint). Returns the final state."""
+    used, everything else comes from the latest checkpoint). Returns the final state.
+
+    ``select``: with ``config.select_every``, a function of the state giving its selection
+    accuracy (the deployed chip on the selection split), called every ``select_every`` steps
+    and at the last; the best state is saved in ``run_dir/selected`` (:func:`load_selected`)
+    and every evaluation is logged in ``metrics.jsonl``."""
+    if config.select_every and select is None:
+        raise MemjaxError("FinetuneConfig.select_every needs a selection function")
     run_dir = Path(run_dir).absolute()
     optimizer = make_optimizer(config)
     state = initial_state(chip, optimizer, config.seed, config.mode)
@@ -397,11 +414,17 @@ def finetune(
         state = _from_saved(uncommitted(saved), chip.design, chip.variation)
         start = int(latest)
         _truncate_log(run_dir / "metrics.jsonl", start)
+        _record_code_version(run_dir, start)
     else:
         if manager.latest_step() is not None:
             raise MemjaxError(f"{run_dir} already holds a run: pass --resume to continue it")
         write_json_atomic(
-            run_dir / "run.json", {"finetune": dataclasses.asdict(config), **(describe or {})}
+            run_dir / "run.json",
+            {
+                "finetune": dataclasses.asdict(config),
+                **(describe or {}),
+                "code_versions": [{"from_step": 0, **code_version()}],
+            },
         )
     step_fn = _step_for(
         config.steps, config.learning_rate, config.mode, config.forward, config.read_time
@@ -409,6 +432,7 @@ def finetune(
     last = config.steps if stop_after is None else min(config.steps, start + stop_after)
     bar = tqdm(range(start + 1, last + 1), desc="fine-tuning", disable=not progress, unit="step")
     log = run_dir / "metrics.jsonl"
+    best = _selection_so_far(log, start) if config.select_every else None
     for step in bar:
         started = time.time()
         index = batch_order(config.seed, step, len(train_images), config.batch_size)
@@ -422,6 +446,11 @@ def finetune(
             "pulses_mean": float(metrics["pulses_mean"]),
             "seconds": round(time.time() - started, 3),
         }
+        if config.select_every and (step % config.select_every == 0 or step == config.steps):
+            record["selection_accuracy"] = float(select(state))
+            if best is None or record["selection_accuracy"] > best["selection_accuracy"]:
+                best = {"step": step, "selection_accuracy": record["selection_accuracy"]}
+                _save_selected(run_dir, step, state)
         bar.set_postfix(loss=f"{record['loss']:.3f}")
         with open(log, "a") as handle:
             handle.write(json.dumps(record) + "\n")
@@ -430,6 +459,58 @@ def finetune(
             manager.wait_until_finished()
     manager.close()
     return state
+
+
+def _record_code_version(run_dir: Path, step: int) -> None:
+    """Append the code version a resumed run continues with to ``run.json``, so that a run
+    spliced across commits says so."""
+    path = run_dir / "run.json"
+    if not path.exists():
+        return
+    described = json.loads(path.read_text())
+    versions = described.setdefault("code_versions", [])
+    now = code_version()
+    if not versions or {k: versions[-1].get(k) for k in now} != now:
+        versions.append({"from_step": step, **now})
+        write_json_atomic(path, described)
+
+
+def _save_selected(run_dir: Path, step: int, state: dict) -> None:
+    """The state of ``step``, the best on the selection split so far, replacing the last."""
+    manager = ocp.CheckpointManager(
+        run_dir / "selected", options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
+    )
+    manager.save(step, args=ocp.args.StandardSave(_saved_arrays(state)), force=True)
+    manager.wait_until_finished()
+    manager.close()
+
+
+def _selection_so_far(log: Path, start: int) -> dict | None:
+    """The best selection evaluation logged up to ``start`` (a resumed run), or None."""
+    best = None
+    if log.exists():
+        for line in log.read_text().splitlines():
+            record = json.loads(line) if line.strip() else {}
+            if record.get("step", start + 1) > start or "selection_accuracy" not in record:
+                continue
+            if best is None or record["selection_accuracy"] > best["selection_accuracy"]:
+                best = {"step": record["step"], "selection_accuracy": record["selection_accuracy"]}
+    return best
+
+
+def load_selected(run_dir: Path, chip: Chip) -> tuple[dict, int]:
+    """The state a selecting run deploys (the best on the selection split) and its step;
+    ``chip`` supplies the design and variation, as for a resumed run."""
+    manager = ocp.CheckpointManager(Path(run_dir).absolute() / "selected")
+    step = manager.latest_step()
+    if step is None:
+        raise MemjaxError(f"no selected state in {Path(run_dir) / 'selected'}")
+    optimizer = make_optimizer(FinetuneConfig())
+    template = initial_state(chip, optimizer, 0)
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _saved_arrays(template))
+    saved = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    manager.close()
+    return _from_saved(uncommitted(saved), chip.design, chip.variation), step
 
 
 def _truncate_log(path: Path, last_step: int) -> None:
@@ -454,25 +535,30 @@ def run_finetune(
     progress: bool = True,
     stop_after: int | None = None,
     say=print,
+    select_split: str = "public_test",
+    select_images: int = 0,
 ) -> dict:
     """What ``memjax finetune`` does: fabricate the chip of the model on the preset, measure
     its accuracy, fine-tune it on Training, measure again; returns the JSON result.
 
     Accuracies are on a fixed random sample of ``evaluate_images`` images of ``split``
-    (all of it when 0), the same for the software model and the chip before and after."""
+    (all of it when 0), the same for the software model and the chip before and after. With
+    ``config.select_every`` the chip is also evaluated on ``select_images`` of
+    ``select_split`` during the run, and the step that scored best there is the one deployed
+    and reported (``accuracy_after``; the last step's is ``accuracy_last``)."""
     from memjax.hardware.config import PRESETS
     from memjax.hardware.memristive import convert
     from memjax.training.checkpoint import load_model
 
     if preset not in PRESETS:
         raise MemjaxError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    for name, count in (("evaluate_images", evaluate_images), ("select_images", select_images)):
+        if count < 0:
+            raise MemjaxError(f"{name} must be 0 (the whole split) or positive, not {count}")
+    if config.select_every and select_split == split:
+        raise MemjaxError(f"the selection split must differ from the reported one ({split!r})")
     model, _ = load_model(checkpoint)
-    test = data.split(split)
-    if evaluate_images and evaluate_images < len(test):
-        chosen = np.sort(np.random.default_rng(0).choice(len(test), evaluate_images, False))
-        images, labels = test.images[chosen], test.labels[chosen]
-    else:
-        images, labels = test.images, test.labels
+    images, labels = _sample(data.split(split), evaluate_images)
     software = float(
         np.mean(
             np.concatenate(
@@ -487,9 +573,18 @@ def run_finetune(
     say(f"software model: {software:.4f} on {len(images)} {split} images")
     design = convert(model, PRESETS[preset]())
     say(f"fabricating and programming the chip (seed {chip_seed}) ...")
-    chip, programming = eqx.filter_jit(fabricate_chip)(design, variation, jax.random.key(chip_seed))
+    chip_key = jax.random.key(chip_seed)
+    chip, programming = eqx.filter_jit(fabricate_chip)(design, variation, chip_key)
     before = chip_accuracy(chip, images, labels)
     say(f"chip before fine-tuning: {before:.4f}")
+    select = None
+    if config.select_every:
+        chosen_images, chosen_labels = _sample(data.split(select_split), select_images)
+
+        def select(state):
+            deployed = deployed_chip(state, variation, chip_key, config.mode)
+            return chip_accuracy(deployed, chosen_images, chosen_labels)
+
     started = time.time()
     state = finetune(
         chip,
@@ -501,15 +596,38 @@ def run_finetune(
         progress=progress,
         stop_after=stop_after,
         describe={"checkpoint": str(checkpoint), "preset": preset, "chip_seed": chip_seed},
+        select=select,
     )
     seconds = time.time() - started
-    deployed = deployed_chip(state, variation, jax.random.key(chip_seed), config.mode)
-    after = chip_accuracy(deployed, images, labels)
-    say(f"chip after {int(state['step'])} steps: {after:.4f}")
+    last = chip_accuracy(deployed_chip(state, variation, chip_key, config.mode), images, labels)
+    say(f"chip after {int(state['step'])} steps: {last:.4f}")
+    selection = None
+    after = last
+    if config.select_every:
+        selected, step = load_selected(run_dir, chip)
+        after = chip_accuracy(
+            deployed_chip(selected, variation, chip_key, config.mode), images, labels
+        )
+        log = [
+            json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").open() if line.strip()
+        ]
+        selection = {
+            "split": select_split,
+            "images": len(chosen_images),
+            "every": config.select_every,
+            "step": step,
+            "accuracies": {
+                r["step"]: r["selection_accuracy"] for r in log if "selection_accuracy" in r
+            },
+        }
+        say(f"chip at step {step}, selected on {select_split}: {after:.4f}")
+    described = json.loads((Path(run_dir) / "run.json").read_text())
     return {
         "software_accuracy": software,
         "accuracy_before": before,
         "accuracy_after": after,
+        "accuracy_last": last,
+        "selection": selection,
         "variation": variation.variation,
         "stuck_at_rate": variation.stuck_on_rate + variation.stuck_off_rate,
         "stuck_on_rate": variation.stuck_on_rate,
@@ -519,12 +637,14 @@ def run_finetune(
         "opamp_offset_V": variation.opamp_offset,
         "opamp_gain_spread": variation.opamp_gain_spread,
         "levels": variation.levels,
+        "write_verify": variation.programming is not None,
         "steps": int(state["step"]),
         "mode": config.mode,
         "forward": config.forward,
         "read_time_s": config.read_time if config.forward == "transient" else None,
         "batch_size": config.batch_size,
         "learning_rate": config.learning_rate,
+        "seed": config.seed,
         "evaluated_on": {"split": split, "images": len(images)},
         "preset": preset,
         "checkpoint": str(checkpoint),
@@ -532,4 +652,14 @@ def run_finetune(
         "programming": {k: float(v) for k, v in programming.items()},
         "finetune_seconds": round(seconds, 1),
         "run_dir": str(Path(run_dir).absolute()),
+        "code_versions": described.get("code_versions"),
+        "provenance": provenance(),
     }
+
+
+def _sample(split, count: int):
+    """A fixed random sample of ``count`` images of ``split`` (all of it when 0)."""
+    if count and count < len(split):
+        chosen = np.sort(np.random.default_rng(0).choice(len(split), count, False))
+        return split.images[chosen], split.labels[chosen]
+    return split.images, split.labels
