@@ -13,7 +13,9 @@ V_b through G_b into the summing node, feedback G_f:
   reconstruction in the physics notes, section 2);
 - global average pooling: N equal inputs G_f / N (an MFC column with uniform weights).
 
-The summing node is algebraic unless ``node_capacitance`` > 0 makes it a state.
+The summing node is algebraic unless ``node_capacitance`` > 0 makes it a state. A chip's op-amp
+may have its own input offset and DC gain (``SummingAmplifier.opamp_errors``), taken by the
+vector field, the closed-form steady guess and :func:`summing_amplifier_dc` alike.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from jaxtyping import Array, Float
 
 from memjax.circuits.block import Block, Power
 from memjax.circuits.crossbar import output_stage_power
-from memjax.devices.opamp import OpAmp
+from memjax.devices.opamp import OpAmp, OpAmpErrors
 from memjax.devices.validation import (
     require,
     require_ideal_output,
@@ -46,6 +48,11 @@ class SummingAmplifier(Block):
         memristive: whether G_i, G_f and G_b are memristors (MBN, GAP on a crossbar) or fixed
             resistors; decides where their power is counted.
         node_capacitance: C of the summing node to ground, F (0: algebraic node).
+        opamp_errors: the op-amp as built on a chip, or None (as ``opamp``): arrays (..., 1),
+            the leading axes those of ``feedback_conductance`` (none for one amplifier, (K,)
+            for a layer of them); its input offset in V in series with v+, its own DC gain in
+            V/V. GBW, slew rate and rails stay ``opamp``'s
+            (:class:`~memjax.devices.opamp.OpAmpErrors`).
     """
 
     input_conductances: Float[Array, " n"]
@@ -55,6 +62,7 @@ class SummingAmplifier(Block):
     bias_voltage: float = 1.0
     memristive: bool = eqx.field(static=True, default=False)
     node_capacitance: float = 0.0
+    opamp_errors: OpAmpErrors | None = None
 
     def __check_init__(self):
         owner = "SummingAmplifier"
@@ -69,6 +77,18 @@ class SummingAmplifier(Block):
         require_positive(owner, "feedback_conductance", self.feedback_conductance)
         require_non_negative(owner, "bias_conductance", self.bias_conductance)
         require_non_negative(owner, "node_capacitance", self.node_capacitance)
+        if self.opamp_errors is not None and jnp.shape(self.opamp_errors.offset)[-1:] != (1,):
+            raise MemjaxError(
+                f"{owner}.opamp_errors: arrays (..., 1) expected (one op-amp), got "
+                f"{jnp.shape(self.opamp_errors.offset)}"
+            )
+
+    def _own_opamp(self):
+        """(offset, gain) of this amplifier's op-amp as built; (None, None) as designed."""
+        if self.opamp_errors is None:
+            return None, None
+        (offset,), (gain,) = self.opamp_errors.columns(1)
+        return offset, gain
 
     def _all(self, inputs):
         g = jnp.append(jnp.asarray(self.input_conductances), self.bias_conductance)
@@ -90,14 +110,16 @@ class SummingAmplifier(Block):
         """The exact steady state in closed form (:meth:`OpAmp.static_output`)."""
         g, v = self._all(inputs)
         total = jnp.sum(g) + self.feedback_conductance
-        y = self.opamp.static_output(-jnp.sum(g * v) / total, self.feedback_conductance / total)
+        y = self.opamp.static_output(
+            -jnp.sum(g * v) / total, self.feedback_conductance / total, *self._own_opamp()
+        )
         if not self.node_capacitance:
             return y[None]
         return jnp.stack([y, (jnp.sum(g * v) + self.feedback_conductance * y) / total])
 
     def vector_field(self, t, y, inputs, static=False):
         node = self._node(y, inputs)
-        rates = [self.opamp.output_rate(y[0], -node, static)]
+        rates = [self.opamp.output_rate(y[0], -node, static, *self._own_opamp())]
         if self.node_capacitance:
             g, v = self._all(inputs)
             current = jnp.sum(g * (v - node)) + self.feedback_conductance * (y[0] - node)
@@ -144,7 +166,10 @@ def summing_amplifier_dc(block: SummingAmplifier, weighted_sum, offset=None, ope
     ``sum_i G_i v_i``, elementwise (the conductances broadcast against ``weighted_sum``; the
     inputs along the last axis of ``input_conductances``): the static equations of
     :meth:`SummingAmplifier.vector_field` in closed form (:meth:`OpAmp.static_output`).
-    ``offset``, ``open_loop_gain``: each op-amp's own, for a chip (:class:`OpAmpErrors`)."""
+    ``offset``, ``open_loop_gain``: each op-amp's own, for a chip (:class:`OpAmpErrors`);
+    both None: the block's own (``block.opamp_errors``; None there too: the design's)."""
+    if offset is None and open_loop_gain is None:
+        offset, open_loop_gain = block._own_opamp()
     g = jnp.asarray(block.input_conductances)
     total = jnp.sum(g, -1) + block.bias_conductance + block.feedback_conductance
     drive = weighted_sum + block.bias_conductance * jnp.asarray(block.bias_voltage)

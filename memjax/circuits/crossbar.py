@@ -21,6 +21,10 @@ Bit lines are algebraic nodes (Kirchhoff's current law solved exactly) unless
 ``bitline_capacitance`` > 0 makes them states: C dV_n/dt = sum_i G_i (v_i - V_n) + G_f (y - V_n).
 The algebraic form keeps the closed loop non-stiff: its time constant is ~1 / (2 pi beta GBW)
 with beta = G_f / (G_f + sum G).
+
+A chip's op-amps differ from the design (``PairKernel.opamp_errors``: each op-amp's input offset
+and DC gain): the vector field, the closed-form steady guess and :func:`pair_kernel_dc` all
+take them, so the transient settles where the convolution-form steady state says.
 """
 
 from __future__ import annotations
@@ -57,9 +61,11 @@ def pair_kernel_dc(kernel: PairKernel, sum_a, sum_b, errors: OpAmpErrors | None 
     same static equations as :meth:`PairKernel.vector_field` with ``static=True`` (algebraic
     bit lines, no wire resistance), solved in closed form by :meth:`OpAmp.static_output`, so
     that a crossbar layer can be evaluated in convolution form. ``errors``: per kernel, the
-    offsets and gains of its three op-amps (line A, line B, difference stage: columns 0-2 of
-    arrays (K, >= 3)), or None for the design's op-amp.
+    offsets and gains of its three op-amps (line A, line B, difference stage: the first three
+    entries of the trailing axis, e.g. arrays (K, >= 3)), or None for the kernel's own
+    (``kernel.opamp_errors``; None there too: the design's op-amp).
     """
+    errors = _errors(kernel, errors)
     c, amp, g = kernel.conductances, kernel.opamp, kernel.difference_gain
     g_f = kernel.g_f
     total_a = jnp.sum(c.positive, -1) + g_f
@@ -71,19 +77,26 @@ def pair_kernel_dc(kernel: PairKernel, sum_a, sum_b, errors: OpAmpErrors | None 
     return amp.static_output((y_b - y_a) * (g / (1 + g)), 1.0 / (1 + g), offset[2], gain[2])
 
 
+def _errors(kernel: PairKernel, errors: OpAmpErrors | None) -> OpAmpErrors | None:
+    """The errors a closed form uses: those given, else the kernel's own."""
+    return kernel.opamp_errors if errors is None else errors
+
+
 def _columns(errors: OpAmpErrors | None):
+    """(offsets, gains) of the line A, line B and difference op-amps; None each without."""
     if errors is None:
         return (None,) * 3, (None,) * 3
-    return [errors.offset[:, i] for i in range(3)], [errors.open_loop_gain[:, i] for i in range(3)]
+    return errors.columns(3)
 
 
 def pair_kernel_line_gains(kernel: PairKernel, errors: OpAmpErrors | None = None):
     """(kappa_a, kappa_b), S^-1: a line amplifier inside its rails outputs
     -kappa * sum_i G_i v_i (bias row included) + its offset term (:func:`pair_kernel_line_offsets`).
     From :meth:`OpAmp.static_output` with v_diff = -sum / total - y g_f / total:
-    kappa = 1 / (g_f + total / A0), total = sum of the line's conductances + g_f."""
+    kappa = 1 / (g_f + total / A0), total = sum of the line's conductances + g_f. ``errors``
+    as for :func:`pair_kernel_dc`."""
     c, g_f = kernel.conductances, kernel.g_f
-    gain = _columns(errors)[1]
+    gain = _columns(_errors(kernel, errors))[1]
     gain_a = kernel.opamp.open_loop_gain if gain[0] is None else gain[0]
     gain_b = kernel.opamp.open_loop_gain if gain[1] is None else gain[1]
     total_a = jnp.sum(c.positive, -1) + g_f
@@ -93,14 +106,16 @@ def pair_kernel_line_gains(kernel: PairKernel, errors: OpAmpErrors | None = None
 
 def pair_kernel_line_offsets(kernel: PairKernel, errors: OpAmpErrors | None):
     """(o_a, o_b), V: what each line amplifier's input offset adds to its output inside the
-    rails, kappa * total * V_os (0 without errors)."""
+    rails, kappa * total * V_os (0 without errors). ``errors`` as for :func:`pair_kernel_dc`."""
+    errors = _errors(kernel, errors)
     if errors is None:
         return 0.0, 0.0
     c, g_f = kernel.conductances, kernel.g_f
     kappa_a, kappa_b = pair_kernel_line_gains(kernel, errors)
     total_a = jnp.sum(c.positive, -1) + g_f
     total_b = jnp.sum(c.negative, -1) + g_f
-    return kappa_a * total_a * errors.offset[:, 0], kappa_b * total_b * errors.offset[:, 1]
+    offset = _columns(errors)[0]
+    return kappa_a * total_a * offset[0], kappa_b * total_b * offset[1]
 
 
 def pair_kernel_dc_unsaturated(kernel: PairKernel, difference, errors: OpAmpErrors | None = None):
@@ -108,9 +123,9 @@ def pair_kernel_dc_unsaturated(kernel: PairKernel, difference, errors: OpAmpErro
     y_b - y_a = kappa_a sum_a - kappa_b sum_b + o_b - o_a (:func:`pair_kernel_line_gains`,
     :func:`pair_kernel_line_offsets`): one sum per neuron instead of two, so a layer takes one
     convolution with the kernel kappa_a G+ - kappa_b G-. Only the difference stage can then
-    reach its rails."""
+    reach its rails. ``errors`` as for :func:`pair_kernel_dc`."""
     g = kernel.difference_gain
-    offset, gain = _columns(errors)
+    offset, gain = _columns(_errors(kernel, errors))
     return kernel.opamp.static_output(difference * (g / (1 + g)), 1.0 / (1 + g), offset[2], gain[2])
 
 
@@ -176,6 +191,13 @@ class PairKernel(Block):
         wire_resistance: bit-line resistance between adjacent cells and from the last cell to
             the TIA, ohm (0: ideal wires). The cells then sit at different bit-line voltages
             (IR drop), found by a tridiagonal solve; the bias row is nearest the TIA.
+        opamp_errors: the three op-amps as built on a chip, or None (all three are
+            ``opamp``): arrays (..., 3), the trailing axis line A, line B, difference stage,
+            the leading axes those of the conductances (none for one kernel, (K,) for a
+            layer); offsets in V in series with each v+, own DC gains in V/V. GBW, slew rate
+            and rails stay ``opamp``'s (:class:`~memjax.devices.opamp.OpAmpErrors`). Used by
+            the vector field (dynamic and static), :meth:`steady_guess` and
+            :func:`pair_kernel_dc`, which therefore keep the same roots.
     """
 
     conductances: KernelConductances
@@ -184,11 +206,17 @@ class PairKernel(Block):
     difference_gain: float = 1.0
     bitline_capacitance: float = 0.0
     wire_resistance: float = 0.0
+    opamp_errors: OpAmpErrors | None = None
 
     def __check_init__(self):
         require_positive("PairKernel", "difference_resistance", self.difference_resistance)
         require_positive("PairKernel", "difference_gain", self.difference_gain)
         _check_bit_lines("PairKernel", self)
+        if self.opamp_errors is not None and jnp.shape(self.opamp_errors.offset)[-1:] != (3,):
+            raise MemjaxError(
+                "PairKernel.opamp_errors: arrays (..., 3) expected (line A, line B, "
+                f"difference op-amps), got {jnp.shape(self.opamp_errors.offset)}"
+            )
 
     @property
     def dynamic_nodes(self) -> bool:
@@ -210,11 +238,16 @@ class PairKernel(Block):
         if self.dynamic_nodes or self.wire_resistance:
             return self.initial_state()
         c, amp, g = self.conductances, self.opamp, self.difference_gain
+        offset, gain = _columns(self.opamp_errors)
         rows = self.rows(inputs)
         total_a, total_b = jnp.sum(c.positive) + self.g_f, jnp.sum(c.negative) + self.g_f
-        y_a = amp.static_output(-jnp.sum(c.positive * rows) / total_a, self.g_f / total_a)
-        y_b = amp.static_output(-jnp.sum(c.negative * rows) / total_b, self.g_f / total_b)
-        y_d = amp.static_output(g * (y_b - y_a) / (1 + g), 1.0 / (1 + g))
+        y_a = amp.static_output(
+            -jnp.sum(c.positive * rows) / total_a, self.g_f / total_a, offset[0], gain[0]
+        )
+        y_b = amp.static_output(
+            -jnp.sum(c.negative * rows) / total_b, self.g_f / total_b, offset[1], gain[1]
+        )
+        y_d = amp.static_output(g * (y_b - y_a) / (1 + g), 1.0 / (1 + g), offset[2], gain[2])
         return jnp.stack([y_a, y_b, y_d])
 
     def _nodes(self, y, rows):
@@ -253,11 +286,12 @@ class PairKernel(Block):
         rows = self.rows(inputs)
         _, node_a, _, node_b = self._nodes(y, rows)
         amp = self.opamp
+        offset, gain = _columns(self.opamp_errors)
         v_plus, v_minus = self._difference_inputs(y)
         rates = [
-            amp.output_rate(y[0], -node_a, static),
-            amp.output_rate(y[1], -node_b, static),
-            amp.output_rate(y[2], v_plus - v_minus, static),
+            amp.output_rate(y[0], -node_a, static, offset[0], gain[0]),
+            amp.output_rate(y[1], -node_b, static, offset[1], gain[1]),
+            amp.output_rate(y[2], v_plus - v_minus, static, offset[2], gain[2]),
         ]
         if self.dynamic_nodes:
             c = self.conductances

@@ -61,8 +61,19 @@ def _sources(inputs) -> list[str]:
     return [f"Vin{i} in{i} 0 DC {float(v):.12g}" for i, v in enumerate(np.asarray(inputs))]
 
 
+def _refuse_opamp_errors(owner: str, block) -> None:
+    """A chip's own op-amps (offsets, gains) are not written to netlists yet: refuse them
+    rather than export the design's op-amps in their place."""
+    if getattr(block, "opamp_errors", None) is not None:
+        raise MemjaxError(
+            f"{owner}.opamp_errors: a chip's own op-amp offsets and gains are not exported to "
+            "ngspice netlists; export the design (opamp_errors=None)"
+        )
+
+
 def _pair_kernel_body(block: PairKernel, rows_in: list[str], p: str = "") -> list[str]:
     """Elements of the (M+1)x2 kernel reading word lines ``rows_in``; output node {p}yo."""
+    _refuse_opamp_errors("PairKernel", block)
     c = block.conductances
     g_plus, g_minus = np.asarray(c.positive), np.asarray(c.negative)
     r_d, gain = block.difference_resistance, block.difference_gain
@@ -157,6 +168,7 @@ def column_kernel_netlist(block: ColumnKernel, inputs, t_end: float, t_step: flo
 
 def summing_amplifier_netlist(block, inputs, t_end: float, t_step: float) -> str:
     """A :class:`~memjax.circuits.amplifiers.SummingAmplifier` driven by a step of ``inputs``."""
+    _refuse_opamp_errors("SummingAmplifier", block)
     prefix = "Rp" if block.memristive else "Ri"
     g_in = np.atleast_1d(np.asarray(block.input_conductances))
     lines = ["* memjax SummingAmplifier", opamp_subcircuit(block.opamp)]

@@ -13,6 +13,13 @@ The state is the output voltage y itself. With v_d = v+ - v- the differential in
 
 At steady state y = A0 v_d inside the rails, else the rail: the ideal op-amp is the limit
 A0 -> infinity, GBW -> infinity.
+
+One op-amp of a chip may differ from the design (:class:`OpAmpErrors`): an input offset V_os
+in series with v+ (v_d becomes v_d + V_os) and its own DC gain A0'. The spread of A0 is taken
+as a spread of the DC gain at a held gain-bandwidth product: A0 = gm r_o varies through r_o
+while GBW = gm / (2 pi C_c) stays, so the dominant pole moves with A0 (tau_p' = A0' / (2 pi
+GBW)) and the linear rate is 2 pi GBW (v_d + V_os - y / A0'). The static residual and
+:meth:`OpAmp.static_output` then have the same roots, whatever the errors.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from memjax.devices.validation import (
     require_ordered,
     require_positive,
 )
+from memjax.errors import MemjaxError
 
 RAIL_PENALTY = 1e6
 """Slope (V/V) of the input-referred static residual beyond a rail (see
@@ -83,7 +91,7 @@ class OpAmp(eqx.Module):
         """tau_p = A0 / (2 pi GBW), s."""
         return self.open_loop_gain / (2 * math.pi * self.gain_bandwidth)
 
-    def output_rate(self, y, v_diff, static: bool = False):
+    def output_rate(self, y, v_diff, static: bool = False, offset=None, open_loop_gain=None):
         """dy/dt (V/s) of the output ``y`` for the differential input ``v_diff``.
 
         ``static=True`` gives the equilibrium residual instead, input-referred (V):
@@ -91,11 +99,26 @@ class OpAmp(eqx.Module):
         y = A0 v_diff inside the rails or y sits on a rail; the residual vanishes at the same
         points inside the rails, and within |v_diff| / 1e6 of the rail in saturation. Unlike
         the clipped form y = clip(A0 v_diff), it is monotone, so Newton's method cannot jump
-        between the rails of a high-gain loop."""
+        between the rails of a high-gain loop.
+
+        ``offset`` (V) and ``open_loop_gain`` (V/V), broadcast against ``y``: this op-amp's
+        own input offset voltage, in series with its non-inverting input (v_diff + offset),
+        and its own DC gain A0', for a chip whose op-amps differ (:class:`OpAmpErrors`);
+        None: no offset and this record's A0. The gain-bandwidth product stays this record's
+        (module docstring): the linear rate is 2 pi GBW (v_diff + offset - y / A0'), the
+        residual v_diff + offset - y / A0' - 1e6 * (beyond a rail), whose roots are those of
+        :meth:`static_output` with the same ``offset`` and ``open_loop_gain``."""
+        if offset is not None:
+            v_diff = v_diff + offset
         if static:
+            gain = self.open_loop_gain if open_loop_gain is None else open_loop_gain
             beyond = jax.nn.relu(y - self.rail_high) - jax.nn.relu(self.rail_low - y)
-            return v_diff - y / self.open_loop_gain - RAIL_PENALTY * beyond
-        linear = (self.open_loop_gain * v_diff - y) / self.pole_time_constant
+            return v_diff - y / gain - RAIL_PENALTY * beyond
+        if open_loop_gain is None:
+            linear = (self.open_loop_gain * v_diff - y) / self.pole_time_constant
+        else:  # the own pole A0' / (2 pi GBW): GBW held while A0 spreads
+            pole = open_loop_gain / (2 * math.pi * self.gain_bandwidth)
+            linear = (open_loop_gain * v_diff - y) / pole
         if isinstance(self.slew_rate, int | float) and math.isinf(self.slew_rate):
             rate = linear  # no slew limit (the ideal limit)
         else:
@@ -145,6 +168,12 @@ def _headroom(distance):
 class OpAmpErrors(eqx.Module):
     """How the op-amps of one chip differ from their design, one entry per op-amp.
 
+    The arrays have one entry per op-amp and equal shapes. The blocks that take them
+    (:class:`~memjax.circuits.PairKernel`, :class:`~memjax.circuits.amplifiers.
+    SummingAmplifier`) read their op-amps along the trailing axis; a chip's network keeps
+    them per stage (``CrossbarStage.opamp_errors``, (K, 4)). Only the DC behaviour differs:
+    GBW, slew rate and rails stay the design's (module docstring: the pole moves with A0).
+
     Attributes:
         offset: input offset voltage, V, in series with the non-inverting input. CMOS op-amps
             of minimum-size input pairs: sigma of a few mV (Pelgrom et al., IEEE JSSC 1989
@@ -154,3 +183,24 @@ class OpAmpErrors(eqx.Module):
 
     offset: jax.Array
     open_loop_gain: jax.Array
+
+    def __check_init__(self):
+        owner = "OpAmpErrors"
+        require(owner, "open_loop_gain", self.open_loop_gain, lambda a: a > 1, "gains > 1")
+        if jnp.shape(self.offset) != jnp.shape(self.open_loop_gain):
+            raise MemjaxError(
+                f"{owner}: offset {jnp.shape(self.offset)} and open_loop_gain "
+                f"{jnp.shape(self.open_loop_gain)} must have one entry per op-amp each"
+            )
+
+    def columns(self, count: int):
+        """(offsets, gains), each a tuple of the first ``count`` op-amps along the trailing
+        axis (V, V/V)."""
+        shape = jnp.shape(self.offset)
+        if not shape or shape[-1] < count:
+            raise MemjaxError(
+                f"OpAmpErrors: expected at least {count} op-amps on the trailing axis, got "
+                f"arrays of shape {shape}"
+            )
+        offsets = tuple(self.offset[..., i] for i in range(count))
+        return offsets, tuple(self.open_loop_gain[..., i] for i in range(count))

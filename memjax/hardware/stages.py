@@ -15,8 +15,15 @@ its MBN, its diode ReLU or clamp. Only two things are rewritten for a whole laye
 The largest memristor voltage likewise uses the extremes of the rows each kernel sees (its
 receptive field and the bias row) against its bit-line voltages.
 
-Per-channel parameters (conductances, MBN) are arrays with the channel on their first axis;
-every other parameter is a Python float shared by all neurons.
+Per-channel parameters (conductances, MBN, a chip's op-amp errors) are arrays with the channel
+on their first axis; every other parameter is a Python float shared by all neurons.
+
+A chip's op-amp errors (``CrossbarStage.opamp_errors``, ``MemristiveShuffleNet.
+average_pool_errors``) go onto the blocks whose op-amps they describe: the kernel's line and
+difference op-amps, the MBN's, the average pool's; each neuron's block then holds its own
+(channel's) offsets and gains, so the transient solves the equations of the steady state.
+The op-amps of super-diode ReLUs, clamps and the max pool keep the design's
+(``ChipVariation``).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from memjax.circuits.amplifiers import SummingAmplifier
 from memjax.circuits.block import Block
 from memjax.circuits.chain import ConstantInputs
 from memjax.circuits.diodes import DiodeReLU, _DiodeNode
+from memjax.devices.opamp import OpAmpErrors
 from memjax.hardware.memristive import CrossbarStage, MemristiveShuffleNet
 from memjax.hardware.transfer import TransferTable
 
@@ -191,7 +199,8 @@ class TabulatedReLU(_DiodeNode):
 
 
 def crossbar_stage(stage: CrossbarStage) -> NeuronStage:
-    """A crossbar layer's neuron: equivalent kernel, MBN, ReLU or clamp."""
+    """A crossbar layer's neuron: equivalent kernel, MBN, ReLU or clamp; a chip's op-amp
+    errors (columns 0-2 of ``stage.opamp_errors``) on the kernel, column 3 on the MBN."""
     c = stage.kernel.conductances
     s_a, s_b = jnp.sum(c.positive[:, :-1], -1), jnp.sum(c.negative[:, :-1], -1)
     zero = jnp.zeros_like(s_a)
@@ -201,12 +210,19 @@ def crossbar_stage(stage: CrossbarStage) -> NeuronStage:
         c.transimpedance,
         c.bias_voltage,
     )
-    blocks: list[Block] = [eqx.tree_at(lambda k: k.conductances, stage.kernel, equivalent)]
-    if stage.mbn is not None:
-        k = stage.mbn.input_conductances.shape[0]
-        v_b = stage.mbn.bias_voltage
+    kernel = eqx.tree_at(lambda k: k.conductances, stage.kernel, equivalent)
+    mbn = stage.mbn
+    errors = stage.opamp_errors
+    if errors is not None:  # (K, 4): per kernel, its three op-amps, then its MBN's
+        kernel = _with_errors(kernel, errors, slice(0, 3))
+        if mbn is not None:
+            mbn = _with_errors(mbn, errors, slice(3, 4))
+    blocks: list[Block] = [kernel]
+    if mbn is not None:
+        k = mbn.input_conductances.shape[0]
+        v_b = mbn.bias_voltage
         references = jnp.tile(jnp.array([v_b, -v_b]), (k, 1))
-        blocks.append(ConstantInputs(stage.mbn, references))
+        blocks.append(ConstantInputs(mbn, references))
     if stage.relu is not None:
         plain = not stage.relu.super_diode and not stage.relu.node_capacitance
         if plain and stage.transfer is not None:
@@ -218,20 +234,35 @@ def crossbar_stage(stage: CrossbarStage) -> NeuronStage:
     return NeuronStage(Chain(tuple(blocks)), stage, stage.kind, stage.stride, float(c.bias_voltage))
 
 
+def _with_errors(block, errors: OpAmpErrors, columns: slice):
+    """``block`` with its op-amps' errors: the ``columns`` of the stage's arrays."""
+    own = OpAmpErrors(errors.offset[:, columns], errors.open_loop_gain[:, columns])
+    return eqx.tree_at(lambda b: b.opamp_errors, block, own, is_leaf=lambda x: x is None)
+
+
 def max_pool_stage(net: MemristiveShuffleNet) -> NeuronStage:
     return NeuronStage(net.max_pool, None, "max_pool", 2)
 
 
 def average_pool_stage(net: MemristiveShuffleNet, channels: int) -> NeuronStage:
     """The global average pool as one input of conductance G_f (the sum of its count equal
-    inputs) at the mean voltage, per channel."""
+    inputs) at the mean voltage, per channel. Each channel's op-amp has a chip's errors
+    where the network has them (``net.average_pool_errors``, (C, 1), else the pool's own, as
+    the steady state reads them), broadcast so that every channel holds its own."""
     pool = net.average_pool
     g_f = pool.feedback_conductance
+    errors = net.average_pool_errors if net.average_pool_errors is not None else pool.opamp_errors
+    if errors is not None:
+        errors = OpAmpErrors(
+            jnp.broadcast_to(errors.offset, (channels, 1)),
+            jnp.broadcast_to(errors.open_loop_gain, (channels, 1)),
+        )
     equivalent = SummingAmplifier(
         jnp.full((channels, 1), g_f),
         jnp.full((channels,), g_f),
         pool.opamp,
         memristive=True,
+        opamp_errors=errors,
     )
     return NeuronStage(
         equivalent,
