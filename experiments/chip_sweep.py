@@ -38,9 +38,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from memjax.cli import DEFAULT_CHECKPOINT  # noqa: E402
-from memjax.hardware.chip import ChipVariation, fabricate  # noqa: E402
+from memjax.hardware.chip import ChipVariation, evaluation_key, fabricate  # noqa: E402
 from memjax.hardware.config import PRESETS  # noqa: E402
 from memjax.hardware.memristive import convert  # noqa: E402
+from memjax.provenance import code_version, provenance  # noqa: E402
 from memjax.reproduce import find_data  # noqa: E402
 from memjax.training.checkpoint import load_model, write_json_atomic  # noqa: E402
 from memjax.training.finetune import (  # noqa: E402
@@ -78,7 +79,7 @@ def trained_accuracy(chip, mode, data, images, labels, run_dir: Path, config, ch
     )
     deployed = deployed_chip(state, chip.variation, chip_key, mode)
     del state
-    return chip_accuracy(deployed, images, labels)
+    return chip_accuracy(deployed, images, labels, key=evaluation_key(chip_key))
 
 
 def plot(results: dict, path: Path) -> None:
@@ -150,6 +151,7 @@ def main() -> None:
     if results.get("settings", settings) != settings:
         raise SystemExit(f"{results_path} was made with other settings; choose another --out")
     results["settings"] = settings
+    results["provenance"] = provenance()
     if "software_accuracy" not in results:
         predictions = [
             np.asarray(model(images[i : i + 256])).argmax(-1) for i in range(0, len(images), 256)
@@ -176,12 +178,14 @@ def main() -> None:
             )
             chip, _ = fabricate_jit(design, variation, key)
             if mode == "without":
-                accuracy = chip_accuracy(chip, images, labels)
+                accuracy = chip_accuracy(chip, images, labels, key=evaluation_key(key))
             else:
                 run_dir = out / "runs" / name / mode
                 accuracy = trained_accuracy(chip, mode, data, images, labels, run_dir, config, key)
             point["accuracy"][mode] = accuracy
             point["seconds"][mode] = round(time.time() - started, 1)
+            # a sweep continued under another commit says so, point by point
+            point.setdefault("code_versions", {})[mode] = code_version()
             print(f"{name} {mode}: {accuracy:.4f} ({point['seconds'][mode]} s)", flush=True)
             write_json_atomic(results_path, results)
             plot(results, out / "chip_sweep.png")

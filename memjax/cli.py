@@ -176,6 +176,7 @@ def _finetune(args) -> None:
         stop_after=args.stop_after,
         select_split=args.select_split,
         select_images=args.select_images,
+        transient_images=args.transient_eval_images,
     )
     if args.json:
         write_json_atomic(Path(args.json), result)
@@ -348,7 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument(
         "--read-time", type=float, default=300.0, help="transient read-out time, ns"
     )
-    finetune.add_argument("--steps", type=int, default=100)
+    finetune.add_argument(
+        "--transient-eval-images",
+        type=int,
+        default=8,
+        help="with --forward transient: images (the first of the --eval-images sample) whose "
+        "logits at --read-time are scored before and after (minutes each on a CPU)",
+    )
+    finetune.add_argument(
+        "--steps", type=int, default=100, help="fine-tuning steps (0: evaluate the chip only)"
+    )
     finetune.add_argument("--batch-size", type=int, default=64)
     finetune.add_argument(
         "--lr", type=float, default=2e-4, help="Adam step, fraction of the conductance range"
@@ -402,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from memjax.provenance import record_command
+
+    record_command(sys.argv[1:] if argv is None else list(argv))
     try:
         args.run(args)
     except MemjaxError as error:

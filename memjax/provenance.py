@@ -31,10 +31,22 @@ def code_version() -> dict:
     return {"commit": commit, "dirty": dirty}
 
 
+_COMMAND: list[str] | None = None
+
+
+def record_command(argv: list[str]) -> None:
+    """Remember the command line of this process's ``memjax`` command (``memjax.cli.main``
+    may be called with its own arguments, which ``sys.argv`` does not hold)."""
+    global _COMMAND
+    _COMMAND = ["memjax", *argv]
+
+
 def provenance(argv: list[str] | None = None) -> dict:
     """The command line (``memjax ...`` or ``python script ...``), the code version and the
     UTC time, for a result's JSON."""
-    argv = list(sys.argv if argv is None else argv)
+    if argv is None:
+        argv = _COMMAND if _COMMAND is not None else sys.argv
+    argv = list(argv)
     program = Path(argv[0]).name if argv else "python"
     if program in ("memjax", "__main__.py"):
         command = ["memjax", *argv[1:]]

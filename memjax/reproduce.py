@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from memjax.errors import MemjaxError
+from memjax.provenance import provenance
 
 PAPER = {"latency_ns": 137.0, "max_neuron_power_W": 2.8e-6}
 """What Wang et al. (IEEE TCAD 2021) report for their design."""
@@ -81,7 +82,13 @@ def reproduce(
     data, used = find_data(data_path)
     say(f"model: {checkpoint}; preset: {preset}; {used}")
     rng = np.random.default_rng(seed)
-    results: dict = {"checkpoint": str(checkpoint), "preset": preset, "data": used}
+    results: dict = {
+        "checkpoint": str(checkpoint),
+        "preset": preset,
+        "data": used,
+        "seed": seed,
+        "provenance": provenance(),
+    }
 
     steady_logits = None  # the preset's compiled steady state, once compiled
     if data is not None:

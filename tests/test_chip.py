@@ -183,11 +183,45 @@ def test_read_noise_is_drawn_per_key():
     first = memristor_conductances(chip.network(jax.random.key(0)))
     again = memristor_conductances(chip.network(jax.random.key(0)))
     other = memristor_conductances(chip.network(jax.random.key(1)))
-    quiet = memristor_conductances(chip.network())
+    quiet = chip.conductances
     ratio = np.concatenate([np.ravel(a / q) for a, q in zip(first, quiet, strict=True)])
     assert np.std(ratio - 1) == pytest.approx(0.05, rel=0.03)
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert not np.array_equal(first[0], other[0])
+    with pytest.raises(MemjaxError, match="read_noise"):  # no noiseless inference
+        chip.network()
+
+
+def test_read_noise_is_drawn_per_inference():
+    """Every image is one inference with its own draw: the same image twice in a batch gives
+    two logits, each equal to the network of its own key (:func:`image_keys`) alone; an
+    image's draw does not depend on the batch it is in; the accuracy needs a key and is the
+    same for the same key. Without read noise the batch is one network, as before."""
+    from memjax.hardware.chip import image_keys, inference_logits
+    from memjax.training.finetune import chip_accuracy
+
+    design = convert(build_model(TINY), near_ideal())
+    chip, _ = fabricate(design, ChipVariation(read_noise=0.05, programming=None), jax.random.key(4))
+    image = np.random.default_rng(0).integers(0, 256, (1, 48, 48), np.uint8)
+    twice = np.concatenate([image, image, image[:, ::-1]])
+    key = jax.random.key(7)
+    logits = np.asarray(eqx.filter_jit(inference_logits)(chip, twice, key))
+    assert np.max(np.abs(logits[0] - logits[1])) > 1e-3  # two inferences, two draws
+    for i, k in enumerate(image_keys(key, 3)):
+        alone = np.asarray(chip.network(k).steady_logits(twice[i : i + 1]))[0]
+        np.testing.assert_allclose(logits[i], alone, rtol=1e-5, atol=1e-6)
+    padded = np.asarray(inference_logits(chip, np.concatenate([twice, twice]), key))
+    np.testing.assert_allclose(padded[:3], logits, rtol=1e-5, atol=1e-6)
+    labels = np.zeros(3, np.int64)
+    with pytest.raises(MemjaxError, match="read_noise"):
+        chip_accuracy(chip, twice, labels)
+    assert chip_accuracy(chip, twice, labels, key=key) == chip_accuracy(
+        chip, twice, labels, key=key
+    )
+    quiet, _ = fabricate(design, ChipVariation(programming=None), jax.random.key(4))
+    np.testing.assert_array_equal(
+        inference_logits(quiet, twice), quiet.network().steady_logits(twice)
+    )
 
 
 def test_fine_tuning_gradient_is_that_of_the_programming_model():

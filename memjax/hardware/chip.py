@@ -6,7 +6,8 @@ and what programming left in them (states, conductances). :func:`fabricate` draw
 programs it from the formed OFF state through the write-verify loop
 (:mod:`memjax.devices.programming`); :func:`reprogram` writes new targets starting from the
 states the devices are in, drawing programming error anew; :meth:`Chip.network` is the
-network the chip computes, with read noise drawn per call when given a key.
+network the chip computes at one inference, and :func:`inference_logits` runs a batch of
+images as one inference each (with read noise, each image its own draw).
 
 Every memristor is covered: both lines of every crossbar kernel (bias rows included) and the
 MBN's input, bias and feedback memristors.
@@ -25,6 +26,7 @@ from memjax.circuits.crossbar import wire_effective_conductances
 from memjax.devices.opamp import OpAmpErrors
 from memjax.devices.programming import WriteVerify, programming_device, write_verify
 from memjax.devices.validation import require, require_non_negative
+from memjax.errors import MemjaxError
 from memjax.hardware.memristive import MemristiveShuffleNet
 
 
@@ -47,9 +49,14 @@ class ChipVariation:
             (0: a continuum); 256 for the 8 bits of Ran et al., IEEE TNNLS 2022.
         programming: the write-verify loop, or None to write the targets exactly (then only
             variation and faults remain).
-        read_noise: relative standard deviation of every conductance at an inference, drawn
-            anew by every call of :meth:`Chip.network` with a key (shared by the images of
-            that call).
+        read_noise: relative standard deviation of every conductance during an inference:
+            each device reads as G (1 + read_noise n), n standard normal, drawn anew for every
+            inference (every image: :func:`inference_logits`), one value per device for the
+            whole inference (the output positions of a layer, which the transient computes at
+            once, share it), in steady state and transient alike. Per-read noise that differs
+            between the positions of one inference (aihwkit's and CrossSim's per-MVM draw) is
+            not modelled. Costs one normal draw per device per image (2.5 M for the 1.0x
+            network: ~55 ms per image on 2 CPU cores, measured 2026-12-05).
         switching_rate: |k| of the VTEAM programming device, 1/s
             (:func:`~memjax.devices.programming.programming_device`).
         wire_resistance: bit-line resistance between neighbouring cells of every crossbar
@@ -58,11 +65,15 @@ class ChipVariation:
             inputs have no long lines and keep ideal wires.
         opamp_offset: standard deviation of every op-amp's input offset voltage, V (0: none);
             a persistent per-op-amp draw, normal with zero mean. Covers the linear op-amps
-            that carry the signal at steady state: both line amplifiers and the difference
-            stage of every kernel, every MBN, the average pool. The op-amps inside super-diode
-            ReLUs, clamps and max pool (reconstruction options) keep the design's.
+            that carry the signal: both line amplifiers and the difference stage of every
+            kernel, every MBN, the average pool, in the steady state and in the whole-network
+            transient alike (``hardware.stages`` puts each on its neuron's blocks). The
+            op-amps inside super-diode ReLUs, clamps and max pool (reconstruction options)
+            keep the design's.
         opamp_gain_spread: sigma of a persistent lognormal factor exp(sigma n) on every such
-            op-amp's open-loop gain A0 (0.3 = 30 %).
+            op-amp's open-loop gain A0 (0.3 = 30 %), its gain-bandwidth product held
+            (:mod:`memjax.devices.opamp`). Neither error is exported to ngspice netlists
+            (refused there).
     """
 
     variation: float = 0.0
@@ -157,13 +168,20 @@ class Chip(eqx.Module):
     variation: ChipVariation = eqx.field(static=True)
 
     def network(self, key: Array | None = None) -> MemristiveShuffleNet:
-        """The network this chip computes; with ``key``, one draw of read noise."""
+        """The network this chip computes at one inference: with read noise, the draw of
+        ``key`` (required then: a chip with read noise has no noiseless inference)."""
         return self.computing(self.conductances, key)
 
     def computing(self, arrays: list[Array], key: Array | None = None) -> MemristiveShuffleNet:
-        """The network of this chip with its memristors at ``arrays`` (same order and shapes
-        as :attr:`conductances`): wires, op-amps and, with ``key``, read noise as the chip's."""
-        if key is not None and self.variation.read_noise > 0:
+        """The network of this chip at one inference with its memristors at ``arrays`` (same
+        order and shapes as :attr:`conductances`): wires, op-amps and read noise (drawn from
+        ``key``, required when ``variation.read_noise > 0``) as the chip's."""
+        if self.variation.read_noise > 0:
+            if key is None:
+                raise MemjaxError(
+                    "ChipVariation.read_noise > 0: every inference of the chip needs a PRNG key "
+                    "for its read noise (inference_logits, chip_accuracy(..., key=...))"
+                )
             keys = jax.random.split(key, len(arrays))
             arrays = [
                 g * (1.0 + self.variation.read_noise * jax.random.normal(k, g.shape, g.dtype))
@@ -175,6 +193,41 @@ class Chip(eqx.Module):
         if self.opamp_errors is not None:
             net = _with_opamp_errors(net, self.opamp_errors)
         return net
+
+
+def evaluation_key(chip_key: Array) -> Array:
+    """The read-noise key for evaluating the chip fabricated from ``chip_key``: every tool
+    that measures a chip's accuracy (``memjax finetune``, Monte Carlo) draws the same noise
+    for the same images in the same batches."""
+    return jax.random.fold_in(chip_key, 0xE7A1)
+
+
+def image_keys(key: Array, count: int) -> Array:
+    """One read-noise key per image of a batch: ``key`` folded with the image's index, so an
+    image's draw does not depend on the batch size (a padded batch draws the same)."""
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(count))
+
+
+def inference_logits(
+    chip: Chip, gray_levels: Array, key: Array | None = None, arrays: list[Array] | None = None
+) -> Array:
+    """Steady-state logits of ``chip`` for images (N, 48, 48), each image one inference; with
+    its memristors at ``arrays`` (default: its conductances; differentiable in them). With
+    read noise every image gets its own draw (:func:`image_keys`), and the images
+    run one after another (``lax.map``), each recomputed in the backward pass rather than
+    stored (a network's worth of noisy conductances per image)."""
+    arrays = chip.conductances if arrays is None else arrays
+    if not chip.variation.read_noise:
+        return chip.computing(arrays).steady_logits(gray_levels)
+    if key is None:
+        chip.computing(arrays)  # raises the read-noise error
+    keys = image_keys(key, gray_levels.shape[0])
+
+    def one(inference):
+        k, image = inference
+        return chip.computing(arrays, k).steady_logits(image[None])[0]
+
+    return jax.lax.map(jax.checkpoint(one), (keys, jnp.asarray(gray_levels)))
 
 
 def _with_opamp_errors(net: MemristiveShuffleNet, errors: list[OpAmpErrors]):

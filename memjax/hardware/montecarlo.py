@@ -16,7 +16,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from memjax.hardware.chip import ChipVariation, fabricate
+from memjax.hardware.chip import ChipVariation, evaluation_key, fabricate, inference_logits
 from memjax.hardware.memristive import MemristiveShuffleNet
 
 
@@ -34,7 +34,10 @@ def chip_accuracies(
 
     Returns ``accuracy`` (N,), ``programming_error_rms`` (N,: relative conductance error
     that programming and variation left) and ``devices`` (the mesh size). Images are
-    evaluated in batches of ``batch_size`` (a trailing partial batch is padded and masked).
+    evaluated in batches of ``batch_size`` (a trailing partial batch is padded and masked),
+    each image one inference: with read noise, its own draw from the chip's
+    :func:`~memjax.hardware.chip.evaluation_key` folded with the batch index, as
+    ``chip_accuracy(chip, images, labels, batch_size, key=evaluation_key(key))`` draws it.
     """
     mesh = mesh or jax.make_mesh((jax.device_count(),), ("chips",))
     count = keys.shape[0]
@@ -51,14 +54,15 @@ def chip_accuracies(
 
     def one_chip(key, arrays, x, y):
         chip, report = fabricate(eqx.combine(arrays, static), variation, key)
-        net = chip.network()
+        reads = evaluation_key(key)
 
         def evaluate(correct, batch):
-            images, labels = batch
-            predicted = jnp.argmax(net.steady_logits(images), -1)
-            return correct + jnp.sum(predicted == labels), None
+            index, images, labels = batch
+            logits = inference_logits(chip, images, jax.random.fold_in(reads, index))
+            return correct + jnp.sum(jnp.argmax(logits, -1) == labels), None
 
-        correct, _ = jax.lax.scan(evaluate, jnp.zeros((), jnp.int32), (x, y))
+        batch_indices = jnp.arange(batches)
+        correct, _ = jax.lax.scan(evaluate, jnp.zeros((), jnp.int32), (batch_indices, x, y))
         return correct / n, report["relative_error_rms"]
 
     chips = NamedSharding(mesh, P("chips"))

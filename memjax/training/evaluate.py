@@ -46,6 +46,9 @@ def evaluate_model(
         mirrored = np.ascontiguousarray(chosen.images[:, :, ::-1])
         logits = (logits + steps.predict_logits(predict, params, batch_stats, mirrored)) / 2
     predictions = logits.argmax(-1)
+    shifted = np.asarray(logits, np.float64) - np.max(logits, -1, keepdims=True)
+    log_p = shifted - np.log(np.sum(np.exp(shifted), -1, keepdims=True))
+    loss = float(-np.mean(log_p[np.arange(len(chosen)), chosen.labels]))
     matrix = confusion_matrix(chosen.labels, predictions)
     per_class = matrix.diagonal() / np.maximum(matrix.sum(axis=1), 1)
     return {
@@ -56,6 +59,7 @@ def evaluate_model(
         "n": len(chosen),
         "tta": tta,
         "accuracy": float(np.mean(predictions == chosen.labels)),
+        "loss": loss,  # mean cross-entropy of the (averaged) logits, nats
         "per_class_accuracy": {c: float(a) for c, a in zip(CLASS_NAMES, per_class)},
         "confusion_matrix": matrix.tolist(),
         "classes": list(CLASS_NAMES),

@@ -42,6 +42,9 @@ from memjax.errors import MemjaxError
 from memjax.hardware.chip import (
     Chip,
     ChipVariation,
+    evaluation_key,
+    image_keys,
+    inference_logits,
     memristor_conductances,
     reprogram,
     with_memristor_conductances,
@@ -57,7 +60,8 @@ class FinetuneConfig:
     """How to fine-tune.
 
     Attributes:
-        steps: optimizer steps (one batch and one re-programming each).
+        steps: optimizer steps (one batch and one re-programming each); 0: the chip is
+            only fabricated, programmed and evaluated.
         batch_size: Training images per step.
         learning_rate: Adam's step in units of the conductance range (constant after a
             linear warm-up over the first tenth of the steps).
@@ -104,42 +108,59 @@ class FinetuneConfig:
             )
         if not self.read_time > 0:
             raise MemjaxError("FinetuneConfig.read_time must be positive (s)")
-        for name in ("steps", "batch_size", "checkpoint_every", "keep"):
+        if self.steps < 0:
+            raise MemjaxError("FinetuneConfig.steps must be 0 (evaluate only) or positive")
+        for name in ("batch_size", "checkpoint_every", "keep"):
             if getattr(self, name) < 1:
                 raise MemjaxError(f"FinetuneConfig.{name} must be at least 1")
         if not self.learning_rate > 0:
             raise MemjaxError("FinetuneConfig.learning_rate must be positive")
         if self.select_every < 0:
             raise MemjaxError("FinetuneConfig.select_every must be 0 (no selection) or positive")
+        if self.select_every and not self.steps:
+            raise MemjaxError("FinetuneConfig.select_every needs steps to select among")
 
 
-def chip_logits(chip: Chip, normalised: list, images) -> jax.Array:
+def chip_logits(chip: Chip, normalised: list, images, key=None) -> jax.Array:
     """Steady-state logits of ``chip`` whose targets are ``normalised``, differentiable in
-    them through the model of programming (straight-through, stuck devices frozen)."""
-    return chip_network(chip, normalised).steady_logits(images)
+    them through the model of programming (straight-through, stuck devices frozen); each
+    image one inference (with read noise, its own draw from ``key``)."""
+    return inference_logits(chip, images, key, programmed_conductances(chip, normalised))
 
 
-def chip_transient_logits(chip: Chip, normalised: list, images, options: TransientOptions):
+def chip_transient_logits(
+    chip: Chip, normalised: list, images, options: TransientOptions, key=None
+):
     """The logits of ``chip`` at ``options.t_end`` after the input step (whole-network
     transient, float64), differentiable in ``normalised`` as :func:`chip_logits` is, and the
-    number of neurons whose solver failed. Call under ``jax.enable_x64(True)``."""
-    network = float64(chip_network(chip, normalised))
-    return read_logits(network, np.asarray(images, np.float64), options)
+    number of neurons whose solver failed; with read noise every image is its own inference
+    (its own draw from ``key``, as :func:`inference_logits` draws it). Call under
+    ``jax.enable_x64(True)``."""
+    actual = programmed_conductances(chip, normalised)
+    images = np.asarray(images, np.float64)
+    if not chip.variation.read_noise:
+        return read_logits(float64(chip.computing(actual)), images, options)
+    if key is None:
+        chip.computing(actual)  # raises the read-noise error
+    logits, failed = [], 0
+    for k, image in zip(image_keys(key, len(images)), images, strict=True):
+        one, fails = read_logits(float64(chip.computing(actual, k)), image[None], options)
+        logits.append(one)
+        failed = failed + fails
+    return jnp.concatenate(logits), failed
 
 
-def chip_network(chip: Chip, normalised: list):
-    """The network ``chip`` computes with, its conductances differentiable in the targets
-    ``normalised`` through the model of programming (straight-through, stuck devices
-    frozen)."""
+def programmed_conductances(chip: Chip, normalised: list) -> list:
+    """The conductances ``chip`` holds, differentiable in the targets ``normalised`` through
+    the model of programming (straight-through, stuck devices frozen)."""
     hw = chip.design.hardware
     span = float(hw.g_max - hw.g_min)
-    actual = [
+    return [
         _programmed(u, now, factor, stuck, span)
         for u, factor, stuck, now in zip(
             normalised, chip.factors, chip.stuck, chip.conductances, strict=True
         )
     ]
-    return chip.computing(actual)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
@@ -217,15 +238,15 @@ def make_step(optimizer, mode: str = "chip", transient: TransientOptions | None 
     if transient is not None:
         return _transient_step(update, transient)
 
-    def loss_fn(targets, chip, images, labels):
-        logits = chip_logits(chip, targets, images)
+    def loss_fn(targets, chip, images, labels, key):
+        logits = chip_logits(chip, targets, images, key)
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
         return loss, jnp.sum(jnp.argmax(logits, -1) == labels)
 
     @eqx.filter_jit
     def step(state, images, labels):
         (loss, correct), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state["targets"], state["chip"], images, labels
+            state["targets"], state["chip"], images, labels, read_noise_key(state)
         )
         new, report = update(state, grads)
         return new, {"loss": loss, "correct": correct, "pulses_mean": report["pulses_mean"]}
@@ -234,8 +255,8 @@ def make_step(optimizer, mode: str = "chip", transient: TransientOptions | None 
 
 
 def _transient_step(update, options: TransientOptions):
-    def loss_fn(targets, chip, images, labels):
-        logits, failed = chip_transient_logits(chip, targets, images, options)
+    def loss_fn(targets, chip, images, labels, key):
+        logits, failed = chip_transient_logits(chip, targets, images, options, key)
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
         return loss, (jnp.sum(jnp.argmax(logits, -1) == labels), failed)
 
@@ -244,7 +265,7 @@ def _transient_step(update, options: TransientOptions):
     def step(state, images, labels):
         with jax.enable_x64(True):
             (loss, (correct, failed)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                state["targets"], state["chip"], images, labels
+                state["targets"], state["chip"], images, labels, read_noise_key(state)
             )
         if int(failed):
             raise MemjaxError(
@@ -256,6 +277,16 @@ def _transient_step(update, options: TransientOptions):
         return new, {"loss": loss, "correct": correct, "pulses_mean": report["pulses_mean"]}
 
     return step
+
+
+READ_NOISE_STREAM = 0x5EAD
+"""Folded into a step's key for its read noise: the key's splits for programming noise (and
+so every run without read noise) stay as they were before read noise entered the steps."""
+
+
+def read_noise_key(state: dict):
+    """The read-noise key of the step that ``state`` is about to take."""
+    return jax.random.fold_in(state["key"], READ_NOISE_STREAM)
 
 
 def _update(optimizer, mode: str):
@@ -283,31 +314,86 @@ def _update(optimizer, mode: str):
 
 
 @functools.lru_cache(maxsize=4)
-def _step_for(steps: int, learning_rate: float, mode: str, forward: str, read_time: float):
-    """One compiled step per schedule and mode, shared by the runs of a process (a resumed
-    run, a sweep), instead of a compile per :func:`finetune` call."""
+def _step_for(steps: int, learning_rate: float, mode: str, transient: TransientOptions | None):
+    """One compiled step per schedule, mode and transient, shared by the runs of a process (a
+    resumed run, a sweep), instead of a compile per :func:`finetune` call."""
     config = FinetuneConfig(steps=steps, learning_rate=learning_rate, mode=mode)
-    transient = TransientOptions(t_end=read_time) if forward == "transient" else None
     return make_step(make_optimizer(config), mode, transient)
 
 
+def transient_options(config: FinetuneConfig, hardware) -> TransientOptions | None:
+    """How a ``forward == "transient"`` run integrates: read at ``config.read_time``, the
+    step tolerances of :meth:`TransientOptions.for_hardware` (tighter with super diodes,
+    whose intermediate times need them); None for a steady-state run."""
+    if config.forward != "transient":
+        return None
+    return TransientOptions.for_hardware(hardware, t_end=config.read_time)
+
+
 def chip_accuracy(chip: Chip, images, labels, batch_size: int = 256, key=None) -> float:
-    """Top-1 accuracy of the chip at steady state (one read-noise draw per batch if ``key``)."""
+    """Top-1 accuracy of the chip at steady state (:func:`chip_scores`)."""
+    return chip_scores(chip, images, labels, batch_size, key)["accuracy"]
+
+
+def chip_scores(chip: Chip, images, labels, batch_size: int = 256, key=None) -> dict:
+    """Top-1 ``accuracy`` and mean cross-entropy ``loss`` (nats) of the chip at steady state,
+    each image one inference: with read noise (which needs ``key``) each image its own draw,
+    from ``key`` folded with the batch index and then with the image's index, so the same
+    images and key give the same draws."""
     evaluate = _evaluate_batch()
-    correct = 0
+    batches = []
     for i, start in enumerate(range(0, len(images), batch_size)):
         read_key = None if key is None else jax.random.fold_in(key, i)
-        logits = evaluate(chip, images[start : start + batch_size], read_key)
-        correct += int(np.sum(np.asarray(logits).argmax(-1) == labels[start : start + batch_size]))
-    return correct / len(images)
+        batches.append(evaluate(chip, images[start : start + batch_size], read_key))
+    return _scores(batches, labels)
+
+
+def _scores(logits: list, labels) -> dict:
+    logits = np.concatenate([np.asarray(x, np.float64) for x in logits])
+    labels = np.asarray(labels)
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_p = shifted - np.log(np.sum(np.exp(shifted), -1, keepdims=True))
+    return {
+        "accuracy": float(np.mean(logits.argmax(-1) == labels)),
+        "loss": float(-np.mean(log_p[np.arange(len(labels)), labels])),
+    }
+
+
+def chip_transient_scores(
+    chip: Chip, images, labels, options: TransientOptions, batch_size: int = 256, key=None
+) -> dict:
+    """:func:`chip_scores` of the chip's logits read ``options.t_end`` after the input step
+    (the whole-network transient, float64): what ``forward == "transient"`` trains for. Read
+    noise is drawn as :func:`chip_scores` draws it, so an image sees the same draw in both."""
+    normalised = normalised_targets(chip)  # the forward pass is the chip's conductances
+    batches = []
+    with jax.enable_x64(True):
+        for i, start in enumerate(range(0, len(images), batch_size)):
+            read_key = None if key is None else jax.random.fold_in(key, i)
+            batch = images[start : start + batch_size]
+            logits, failed = chip_transient_logits(chip, normalised, batch, options, read_key)
+            if int(failed):
+                raise MemjaxError(
+                    f"the transient solver failed for {int(failed)} neurons within "
+                    f"{options.max_steps} steps each"
+                )
+            batches.append(logits)
+    return _scores(batches, labels)
 
 
 @functools.cache
 def _evaluate_batch():
-    # the network, not the chip, goes through jit: a chip's ChipVariation is static, so
-    # jitting on it would compile again for every variation of a sweep
+    # without read noise the network, not the chip, goes through jit: a chip's ChipVariation
+    # is static, so jitting on it would compile again for every variation of a sweep
     logits = eqx.filter_jit(lambda net, x: net.steady_logits(x))
-    return lambda chip, x, key: logits(chip.network(key), x)
+    noisy = eqx.filter_jit(inference_logits)
+
+    def evaluate(chip, x, key):
+        if chip.variation.read_noise:
+            return noisy(chip, x, key)
+        return logits(chip.network(), x)
+
+    return evaluate
 
 
 def batch_order(seed: int, step: int, size: int, batch: int) -> np.ndarray:
@@ -426,9 +512,8 @@ def finetune(
                 "code_versions": [{"from_step": 0, **code_version()}],
             },
         )
-    step_fn = _step_for(
-        config.steps, config.learning_rate, config.mode, config.forward, config.read_time
-    )
+    transient = transient_options(config, chip.design.hardware)
+    step_fn = _step_for(config.steps, config.learning_rate, config.mode, transient)
     last = config.steps if stop_after is None else min(config.steps, start + stop_after)
     bar = tqdm(range(start + 1, last + 1), desc="fine-tuning", disable=not progress, unit="step")
     log = run_dir / "metrics.jsonl"
@@ -537,6 +622,7 @@ def run_finetune(
     say=print,
     select_split: str = "public_test",
     select_images: int = 0,
+    transient_images: int = 8,
 ) -> dict:
     """What ``memjax finetune`` does: fabricate the chip of the model on the preset, measure
     its accuracy, fine-tune it on Training, measure again; returns the JSON result.
@@ -545,7 +631,11 @@ def run_finetune(
     (all of it when 0), the same for the software model and the chip before and after. With
     ``config.select_every`` the chip is also evaluated on ``select_images`` of
     ``select_split`` during the run, and the step that scored best there is the one deployed
-    and reported (``accuracy_after``; the last step's is ``accuracy_last``)."""
+    and reported (``accuracy_after``; the last step's is ``accuracy_last``). With
+    ``config.forward == "transient"`` the accuracy of the logits at ``config.read_time`` (what
+    the run trains for) is reported beside the steady state's, before and after, on the first
+    ``transient_images`` images of the sample (the transient takes minutes per image on a
+    CPU)."""
     from memjax.hardware.config import PRESETS
     from memjax.hardware.memristive import convert
     from memjax.training.checkpoint import load_model
@@ -555,6 +645,13 @@ def run_finetune(
     for name, count in (("evaluate_images", evaluate_images), ("select_images", select_images)):
         if count < 0:
             raise MemjaxError(f"{name} must be 0 (the whole split) or positive, not {count}")
+    if transient_images < 1:
+        raise MemjaxError(f"transient_images must be at least 1, not {transient_images}")
+    if config.select_every and config.forward == "transient":
+        raise MemjaxError(
+            "selecting the deployed step (--select-every) is by steady-state accuracy, not "
+            "by the transient's logits that --forward transient trains for; use one or the other"
+        )
     if config.select_every and select_split == split:
         raise MemjaxError(f"the selection split must differ from the reported one ({split!r})")
     model, _ = load_model(checkpoint)
@@ -575,15 +672,25 @@ def run_finetune(
     say(f"fabricating and programming the chip (seed {chip_seed}) ...")
     chip_key = jax.random.key(chip_seed)
     chip, programming = eqx.filter_jit(fabricate_chip)(design, variation, chip_key)
-    before = chip_accuracy(chip, images, labels)
-    say(f"chip before fine-tuning: {before:.4f}")
+    # read noise (if any): the same draws for the same images before and after
+    reads = evaluation_key(chip_key)
+    before = chip_scores(chip, images, labels, key=reads)
+    say(f"chip before fine-tuning: {before['accuracy']:.4f}")
+    transient = transient_options(config, design.hardware)
+    if transient is not None:  # what the run trains for, on a subset: minutes per image
+        subset = (images[:transient_images], labels[:transient_images])
+        transient_before = chip_transient_scores(chip, *subset, transient, key=reads)
+        say(
+            f"chip before fine-tuning, logits at {config.read_time * 1e9:g} ns: "
+            f"{transient_before['accuracy']:.4f} on the first {len(subset[0])} images"
+        )
     select = None
     if config.select_every:
         chosen_images, chosen_labels = _sample(data.split(select_split), select_images)
 
         def select(state):
             deployed = deployed_chip(state, variation, chip_key, config.mode)
-            return chip_accuracy(deployed, chosen_images, chosen_labels)
+            return chip_accuracy(deployed, chosen_images, chosen_labels, key=reads)
 
     started = time.time()
     state = finetune(
@@ -599,15 +706,33 @@ def run_finetune(
         select=select,
     )
     seconds = time.time() - started
-    last = chip_accuracy(deployed_chip(state, variation, chip_key, config.mode), images, labels)
-    say(f"chip after {int(state['step'])} steps: {last:.4f}")
+    deployed = deployed_chip(state, variation, chip_key, config.mode)
+    last = chip_scores(deployed, images, labels, key=reads)
+    say(f"chip after {int(state['step'])} steps: {last['accuracy']:.4f}")
+    transient_report = None
+    if transient is not None:
+        transient_after = chip_transient_scores(deployed, *subset, transient, key=reads)
+        say(
+            f"chip after, logits at {config.read_time * 1e9:g} ns: "
+            f"{transient_after['accuracy']:.4f}"
+        )
+        transient_report = {
+            "read_time_s": config.read_time,
+            "rtol": transient.rtol,
+            "atol_V": transient.atol,
+            "images": len(subset[0]),
+            "subset": f"the first {len(subset[0])} images of the evaluated sample",
+            "accuracy_before": transient_before["accuracy"],
+            "accuracy_after": transient_after["accuracy"],
+            "loss_before": transient_before["loss"],
+            "loss_after": transient_after["loss"],
+        }
     selection = None
     after = last
     if config.select_every:
         selected, step = load_selected(run_dir, chip)
-        after = chip_accuracy(
-            deployed_chip(selected, variation, chip_key, config.mode), images, labels
-        )
+        deployed = deployed_chip(selected, variation, chip_key, config.mode)
+        after = chip_scores(deployed, images, labels, key=reads)
         log = [
             json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").open() if line.strip()
         ]
@@ -620,14 +745,18 @@ def run_finetune(
                 r["step"]: r["selection_accuracy"] for r in log if "selection_accuracy" in r
             },
         }
-        say(f"chip at step {step}, selected on {select_split}: {after:.4f}")
+        say(f"chip at step {step}, selected on {select_split}: {after['accuracy']:.4f}")
     described = json.loads((Path(run_dir) / "run.json").read_text())
     return {
         "software_accuracy": software,
-        "accuracy_before": before,
-        "accuracy_after": after,
-        "accuracy_last": last,
+        "accuracy_before": before["accuracy"],
+        "accuracy_after": after["accuracy"],
+        "accuracy_last": last["accuracy"],
+        "loss_before": before["loss"],
+        "loss_after": after["loss"],
+        "loss_last": last["loss"],
         "selection": selection,
+        "transient": transient_report,
         "variation": variation.variation,
         "stuck_at_rate": variation.stuck_on_rate + variation.stuck_off_rate,
         "stuck_on_rate": variation.stuck_on_rate,
