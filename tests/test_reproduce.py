@@ -15,7 +15,8 @@ RESOURCE_FIELDS = ("memristors", "word_lines", "inverters", "op_amps")
 
 def test_reproduce_main_job(fer2013_path, tmp_path):
     """The main job on its defaults (paper preset, one whole PrivateTest image's transient,
-    300 ns), with the steady state on 16 images and no GBW sweep to keep it short. One test,
+    300 ns, the steady state of every preset on 384 images), without the GBW sweep to keep it
+    short. One test,
     not three sharing a fixture: under pytest-xdist the shared run was made twice (346 s
     each in CI).
 
@@ -24,12 +25,13 @@ def test_reproduce_main_job(fer2013_path, tmp_path):
     float64) ends at the logits of the closed-form steady state (float32) within the solver's
     atol (1e-4 V, i.e. 6e-4 network units at 1/6 V per unit), every layer settles before
     t_end, the argmax settles no later than the logits, the calculation periods end when the
-    last layer settles; the figures and the table against the paper."""
+    last layer settles; each preset's accuracy and agreement with the software model within
+    two images of the recorded counts (tests/data/preset_accuracy.json), so a regression in
+    conversion shows; the figures and the table against the paper."""
     said = []
-    results = reproduce(
-        tmp_path, SHIPPED, data_path=str(fer2013_path), dc_images=16, gbw_ghz=(), say=said.append
-    )
+    results = reproduce(tmp_path, SHIPPED, data_path=str(fer2013_path), gbw_ghz=(), say=said.append)
     _check_results_json(tmp_path, results)
+    _check_preset_accuracies(results)
     _check_transient_against_the_steady_state(results)
     _check_figures_and_table(tmp_path, "\n".join(said))
 
@@ -38,7 +40,8 @@ def _check_results_json(out, results):
     saved = json.loads((out / "results.json").read_text())
     assert saved["accuracy"]["software"] == pytest.approx(0.6436, abs=5e-4)  # shipped model
     assert 0.0 <= saved["accuracy"]["memristive_dc"] <= 1.0
-    assert saved["accuracy"]["images"] == 16
+    assert saved["accuracy"]["images"] == 384
+    assert saved["seed"] == 0 and saved["provenance"]["commit"]
     for key in (
         "argmax_settle_ns",
         "energy_per_inference_J",
@@ -61,6 +64,21 @@ def _check_results_json(out, results):
     expected = {"t_end_s": 3e-7, "rtol": 1e-3, "atol_V": 1e-4, "knots": 137}
     assert saved["transient_options"] == expected
     assert saved["accuracy"] == results["accuracy"]  # what the function returns, as saved
+
+
+def _check_preset_accuracies(results):
+    recorded = json.loads((Path(__file__).parent / "data" / "preset_accuracy.json").read_text())
+    assert results["accuracy"]["images"] == recorded["images"]
+    n, slack = recorded["images"], recorded["tolerance_images"]
+    measured = results["accuracy"]["presets"]
+    assert set(measured) == set(recorded["presets"])
+    for name, counts in recorded["presets"].items():
+        correct = round(measured[name]["accuracy"] * n)
+        agreement = round(measured[name]["agreement_with_software"] * n)
+        assert abs(correct - counts["correct"]) <= slack, (name, correct)
+        assert abs(agreement - counts["agreement"]) <= slack, (name, agreement)
+    software = round(results["accuracy"]["software_on_subset"] * n)
+    assert abs(software - recorded["software_correct"]) <= slack
 
 
 def _check_transient_against_the_steady_state(results):
