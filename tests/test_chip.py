@@ -179,7 +179,8 @@ def test_verify_that_sees_the_variation_corrects_it():
 
 def test_read_noise_is_drawn_per_key():
     design = convert(build_model(TINY), near_ideal())
-    chip, _ = fabricate(design, ChipVariation(read_noise=0.05, programming=None), jax.random.key(4))
+    variation = ChipVariation(read_noise=0.05, programming=None)
+    chip, _ = eqx.filter_jit(fabricate)(design, variation, jax.random.key(4))
     first = memristor_conductances(chip.network(jax.random.key(0)))
     again = memristor_conductances(chip.network(jax.random.key(0)))
     other = memristor_conductances(chip.network(jax.random.key(1)))
@@ -201,16 +202,19 @@ def test_read_noise_is_drawn_per_inference():
     from memjax.training.finetune import chip_accuracy
 
     design = convert(build_model(TINY), near_ideal())
-    chip, _ = fabricate(design, ChipVariation(read_noise=0.05, programming=None), jax.random.key(4))
+    variation = ChipVariation(read_noise=0.05, programming=None)
+    chip, _ = eqx.filter_jit(fabricate)(design, variation, jax.random.key(4))
     image = np.random.default_rng(0).integers(0, 256, (1, 48, 48), np.uint8)
     twice = np.concatenate([image, image, image[:, ::-1]])
     key = jax.random.key(7)
-    logits = np.asarray(eqx.filter_jit(inference_logits)(chip, twice, key))
+    batched = eqx.filter_jit(inference_logits)
+    logits = np.asarray(batched(chip, twice, key))
     assert np.max(np.abs(logits[0] - logits[1])) > 1e-3  # two inferences, two draws
+    one = eqx.filter_jit(lambda chip, k, x: chip.network(k).steady_logits(x))
     for i, k in enumerate(image_keys(key, 3)):
-        alone = np.asarray(chip.network(k).steady_logits(twice[i : i + 1]))[0]
+        alone = np.asarray(one(chip, k, twice[i : i + 1]))[0]
         np.testing.assert_allclose(logits[i], alone, rtol=1e-5, atol=1e-6)
-    padded = np.asarray(inference_logits(chip, np.concatenate([twice, twice]), key))
+    padded = np.asarray(batched(chip, np.concatenate([twice, twice]), key))
     np.testing.assert_allclose(padded[:3], logits, rtol=1e-5, atol=1e-6)
     labels = np.zeros(3, np.int64)
     with pytest.raises(MemjaxError, match="read_noise"):
@@ -218,9 +222,10 @@ def test_read_noise_is_drawn_per_inference():
     assert chip_accuracy(chip, twice, labels, key=key) == chip_accuracy(
         chip, twice, labels, key=key
     )
-    quiet, _ = fabricate(design, ChipVariation(programming=None), jax.random.key(4))
+    quiet, _ = eqx.filter_jit(fabricate)(design, ChipVariation(programming=None), jax.random.key(4))
     np.testing.assert_array_equal(
-        inference_logits(quiet, twice), quiet.network().steady_logits(twice)
+        batched(quiet, twice),
+        eqx.filter_jit(lambda n, x: n.steady_logits(x))(quiet.network(), twice),
     )
 
 

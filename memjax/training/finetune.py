@@ -707,11 +707,17 @@ def run_finetune(
     )
     seconds = time.time() - started
     deployed = deployed_chip(state, variation, chip_key, config.mode)
-    last = chip_scores(deployed, images, labels, key=reads)
+    # without a step the deployed chip is the one measured before (as programmed)
+    untouched = int(state["step"]) == 0 and config.mode == "chip"
+    last = before if untouched else chip_scores(deployed, images, labels, key=reads)
     say(f"chip after {int(state['step'])} steps: {last['accuracy']:.4f}")
     transient_report = None
     if transient is not None:
-        transient_after = chip_transient_scores(deployed, *subset, transient, key=reads)
+        transient_after = (
+            transient_before
+            if untouched
+            else chip_transient_scores(deployed, *subset, transient, key=reads)
+        )
         say(
             f"chip after, logits at {config.read_time * 1e9:g} ns: "
             f"{transient_after['accuracy']:.4f}"
