@@ -12,9 +12,10 @@ from memjax.cli import DEFAULT_CHECKPOINT
 SHIPPED_FLOOR = 0.62
 """A regression floor for the shipped model on PrivateTest, one inference per image (it
 measured 0.6436; the majority class alone gives 0.245)."""
-TARGET = 0.66
-"""Issue 2's target on PrivateTest, reached by the shipped model with flip test-time
-augmentation (measured 0.66035, 2,370 of 3,589: one image above it)."""
+TARGET_CORRECT = 2369
+"""Issue 2's target on PrivateTest, 66 % of 3,589 images (2,368.7), as the whole number of
+correct predictions that reaches it: met by the shipped model with flip test-time
+augmentation (measured 2,370 of 3,589, 66.035 %: one image above it)."""
 
 
 def memjax(*args, env=None):
@@ -64,16 +65,21 @@ def test_shipped_model_on_private_test(fer2013_path, tmp_path):
 
 def test_flip_averaging_reaches_the_target(fer2013):
     """The shipped model with the logits of each PrivateTest image and its mirror image
-    averaged: at least 0.66, up to the 2 predictions that float reassociation on another
-    machine may flip, reproducing the recorded accuracy to those 2; and it helps on
+    averaged: at least 2,369 of the 3,589 images right (66 %, counted, no slack: measured
+    2,370, so one prediction flipped by float reassociation on another machine still passes,
+    two do not), reproducing the recorded accuracy to 2 predictions; and it helps on
     PublicTest too (the split where such choices are made: 0.6453 -> 0.6492)."""
     from memjax.training.evaluate import evaluate_model
 
     recorded = json.loads((DEFAULT_CHECKPOINT / "config.json").read_text())["evaluation"]
     private = evaluate_model(DEFAULT_CHECKPOINT, fer2013, "private_test", tta="flip")
     assert private["tta"] == "flip" and private["n"] == 3589
+    matrix = private["confusion_matrix"]
+    assert sum(map(sum, matrix)) == 3589
+    correct = sum(matrix[i][i] for i in range(7))
+    assert correct / 3589 == pytest.approx(private["accuracy"])
     assert abs(private["accuracy"] - recorded["private_test_accuracy_tta_flip"]) <= 2 / 3589
-    assert private["accuracy"] >= TARGET - 2 / 3589
+    assert correct >= TARGET_CORRECT, f"{correct} of 3589 right, below 66 % ({TARGET_CORRECT})"
     public = evaluate_model(DEFAULT_CHECKPOINT, fer2013, "public_test", tta="flip")
     assert public["accuracy"] > recorded["public_test_accuracy"]
 
