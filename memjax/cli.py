@@ -36,6 +36,7 @@ def _reproduce(args) -> None:
         seed=args.seed,
         rtol=args.rtol,
         atol=args.atol,
+        transient_crop=args.transient_crop,
     )
 
 
@@ -225,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=[0.5, 2.0],
         help="op-amp GBW values (GHz) besides the preset's for the latency-power sweep "
         "(one transient each; none: no sweep)",
+    )
+    reproduce.add_argument(
+        "--transient-crop",
+        type=int,
+        default=48,
+        help="side (pixels) of the central square of each image the transient runs on; "
+        "48: the whole image; 8 leaves a 1x1 last map (minutes instead of hours with super "
+        "diodes)",
     )
     reproduce.add_argument("--seed", type=int, default=0)
     reproduce.add_argument(

@@ -56,12 +56,13 @@ def reproduce(
     rtol: float | None = None,
     atol: float | None = None,
     say=print,
+    transient_crop: int = 48,
 ) -> dict:
     import jax
 
     from memjax.hardware import CountingOptions, network_layers, network_resources
     from memjax.hardware.config import PRESETS
-    from memjax.hardware.memristive import compile_steady_logits, convert
+    from memjax.hardware.memristive import compile_steady_logits, convert, with_pool_inputs
     from memjax.hardware.report import summarise
     from memjax.hardware.sweep import gbw_sweep, sweep_row
     from memjax.hardware.transient import TransientOptions, simulate
@@ -73,6 +74,10 @@ def reproduce(
     for name, count in (("dc-images", dc_images), ("transient-images", transient_images)):
         if count < 1:
             raise MemjaxError(f"reproduce: --{name} must be at least 1, got {count}")
+    if not 1 <= transient_crop <= 48:
+        raise MemjaxError(
+            f"reproduce: --transient-crop must be 1 to 48 pixels, got {transient_crop}"
+        )
     for name, tolerance in (("rtol", rtol), ("atol", atol)):
         if tolerance is not None and not tolerance > 0:
             raise MemjaxError(f"reproduce: --{name} must be > 0, got {tolerance}")
@@ -131,10 +136,19 @@ def reproduce(
         say("no FER2013: the transient runs on uniform random images (stated in results.json)")
 
     net = convert(model, PRESETS[preset]())
+    if transient_crop < 48:
+        # the central window of each image: every crossbar is convolutional, the average
+        # pool is rebuilt for the smaller last map
+        low = (48 - transient_crop) // 2
+        sample = sample[:, low : low + transient_crop, low : low + transient_crop]
+        pooled = network_layers(model.config, transient_crop)[-2].inputs_per_kernel
+        net = with_pool_inputs(net, pooled)
+        steady_logits = None  # the preset's, compiled for 48x48
     given = {name: value for name, value in (("rtol", rtol), ("atol", atol)) if value is not None}
     options = TransientOptions.for_hardware(net.hardware, **given)
     say(
-        f"transient of the whole network on {transient_images} image(s), "
+        f"transient of the whole network on {transient_images} image(s) "
+        f"({transient_crop}x{transient_crop} pixels), "
         f"{options.t_end * 1e9:.0f} ns, rtol {options.rtol:g}, atol {options.atol:g} V "
         "(first run compiles each distinct stage)"
     )
@@ -162,6 +176,7 @@ def reproduce(
         f"{results['logits']['max_abs_difference']:.2e} units"
     )
     results["transient_images"] = int(len(sample))
+    results["transient_crop"] = transient_crop
     amp = net.hardware.opamp
     say(
         f"GBW sweep: the same transient with every op-amp's GBW at {list(gbw_ghz)} GHz "

@@ -118,3 +118,7 @@ def test_bad_input_gives_one_line_errors(tmp_path, fer2013_path):
         memjax("reproduce", "--rtol", "0", "--out", str(tmp_path / "out")),
         "--rtol must be > 0, got 0.0",
     )
+    assert_one_line_error(
+        memjax("reproduce", "--transient-crop", "49", "--out", str(tmp_path / "out")),
+        "--transient-crop must be 1 to 48 pixels, got 49",
+    )

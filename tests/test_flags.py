@@ -1,7 +1,5 @@
-"""Every flag of ``memjax finetune``, ``evaluate`` and ``train`` that claims a physical or
-numerical effect changes the outcome, and the command's JSON records it (``reproduce``: not
-yet, see issue 21's notes: each of its rows costs a compile of a whole-network transient,
-more than the CI budget holds today).
+"""Every flag of ``memjax finetune``, ``evaluate``, ``train`` and ``reproduce`` that claims a
+physical or numerical effect changes the outcome, and the command's JSON records it.
 
 Each row runs the command in this process (``memjax.cli.main``) on a small model and data set,
 with one flag changed from the command's baseline run, and asserts (a) that the JSON the command
@@ -294,3 +292,51 @@ def test_train_flags_take_effect(setup, monkeypatch):
         if row.flag == "--init-from":
             assert Path(result["train"]["init_from"]).name == "best"
         _check(row, baseline, result)
+
+
+# reproduce: the tiny model, 8 images for the steady states, one image's transient on its
+# central 8x8 pixels (a super-diode preset's transient of the whole 48x48 image of this model
+# ran past 15 min on 2 cores, measured 2026-12-05), no GBW sweep. The paper preset's plain
+# diodes stop this model's signal early (its logits at t_end are nearly its biases), so the
+# outcomes are the energy (which the image and the circuit set) and the layers' solver steps
+# (which the tolerances set). The rows that change only numbers (tolerances, seed, GBW, the
+# steady states' sample) reuse the baseline's compiled stage solvers; a preset, an image
+# count or a crop compiles its own (the super-diode preset row ~380 s of the ~900; near_ideal's
+# ideal op-amps behind super diodes left 10 neurons of this random model unconverged in 20,000
+# steps, so the row uses paper_super_diodes).
+REPRODUCE_BASE = ("--dc-images", "8", "--transient-crop", "8", "--gbw", "--compile-cache", "")
+REPRODUCE_ROWS = [
+    Row(("--rtol", "1e-4"), {"transient_options.rtol": 1e-4}, "layers"),
+    Row(("--atol", "1e-5"), {"transient_options.atol_V": 1e-5}, "layers"),
+    Row(("--seed", "1"), {"seed": 1}, "energy_per_inference_J"),
+    Row(("--dc-images", "12"), {"accuracy.images": 12}, "accuracy.images"),
+    Row(("--gbw", "2"), {"gbw_sweep.1.gain_bandwidth_Hz": 2e9}, "gbw_sweep"),
+    Row(("--transient-images", "2"), {"transient_images": 2}, "argmax_settle_ns_per_image"),
+    Row(("--transient-crop", "12"), {"transient_crop": 12}, "energy_per_inference_J"),
+    Row(
+        ("--preset", "paper_super_diodes"),
+        {"preset": "paper_super_diodes"},
+        "energy_per_inference_J",
+    ),
+]
+NO_EFFECT["reproduce"] = {"--help", "--out", "--checkpoint", "--data", "--compile-cache"}
+
+
+def test_every_reproduce_flag_is_in_a_table():
+    handled = {row.flag for row in REPRODUCE_ROWS}
+    assert _flags("reproduce") == handled | NO_EFFECT["reproduce"]
+
+
+def test_reproduce_flags_take_effect(setup):
+    root, data = setup
+
+    def run(name, args):
+        out = root / "reproduce" / name
+        common = ["reproduce", "--data", str(data), "--checkpoint", str(root / "model")]
+        assert main([*common, "--out", str(out), *REPRODUCE_BASE, *args]) == 0
+        return json.loads((out / "results.json").read_text())
+
+    baseline = run("baseline", [])
+    assert baseline["provenance"]["command"].startswith("memjax reproduce")
+    for index, row in enumerate(REPRODUCE_ROWS):
+        _check(row, baseline, run(str(index), row.args))

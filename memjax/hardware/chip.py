@@ -15,11 +15,10 @@ MBN's input, bias and feedback memristors.
 
 from __future__ import annotations
 
-import dataclasses
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array
 
 from memjax.circuits.crossbar import wire_effective_conductances
@@ -30,9 +29,50 @@ from memjax.errors import MemjaxError
 from memjax.hardware.memristive import MemristiveShuffleNet
 
 
-@dataclasses.dataclass(frozen=True)
-class ChipVariation:
+def _size(value):
+    """A non-ideality's size as :class:`ChipVariation` stores it: a number becomes a 0-d
+    float64 NumPy array (exact in the JSON records; JAX takes it as float32 unless x64 is
+    on), an array (a tracer inside jit) stays as it is."""
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return np.asarray(value, np.float64)
+    return value
+
+
+def _optional_size(value):
+    """As :func:`_size`, except that exactly 0 stays a Python 0.0: the non-ideality is
+    absent (no draw, ideal wires or op-amps), a different program."""
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    return _size(value)
+
+
+def _present(size) -> bool:
+    return not (isinstance(size, float) and size == 0.0)
+
+
+SIZES = (
+    "variation",
+    "stuck_on_rate",
+    "stuck_off_rate",
+    "read_noise",
+    "wire_resistance",
+    "opamp_offset",
+    "opamp_gain_spread",
+)
+
+
+class ChipVariation(eqx.Module):
     """The non-idealities of a chip. Defaults: an ideal chip programmed by write-verify.
+
+    The sizes of the non-idealities (variation, stuck rates, read noise, wire resistance,
+    op-amp offset and gain spread) are pytree leaves, 0-d float64 arrays traced under jit, so
+    chips that differ only in sizes (a sweep's points, the rows of a flag table) share every
+    compiled program: each distinct chip structure compiled fabrication for 13-19 s on the
+    0.5x test model (2 CPU cores, measured 2026-12-05), now once. A read noise, wire
+    resistance, op-amp offset or gain spread of exactly 0 stays a Python 0.0 and selects the
+    chip without it (no per-inference draw, ideal wires, the design's op-amps): another
+    program. ``levels``, ``programming``, ``variation_seen_by_verify`` and
+    ``switching_rate`` select the structure and are static.
 
     Attributes:
         variation: device-to-device conductance variation, the standard deviation sigma of a
@@ -76,30 +116,21 @@ class ChipVariation:
             (refused there).
     """
 
-    variation: float = 0.0
-    variation_seen_by_verify: bool = False
-    stuck_on_rate: float = 0.0
-    stuck_off_rate: float = 0.0
-    levels: int = 0
-    programming: WriteVerify | None = WriteVerify()
-    read_noise: float = 0.0
-    switching_rate: float = 1e8
-    wire_resistance: float = 0.0
-    opamp_offset: float = 0.0
-    opamp_gain_spread: float = 0.0
+    variation: float | Array = eqx.field(default=0.0, converter=_size)
+    variation_seen_by_verify: bool = eqx.field(default=False, static=True)
+    stuck_on_rate: float | Array = eqx.field(default=0.0, converter=_size)
+    stuck_off_rate: float | Array = eqx.field(default=0.0, converter=_size)
+    levels: int = eqx.field(default=0, static=True)
+    programming: WriteVerify | None = eqx.field(default=WriteVerify(), static=True)
+    read_noise: float | Array = eqx.field(default=0.0, converter=_optional_size)
+    switching_rate: float = eqx.field(default=1e8, static=True)
+    wire_resistance: float | Array = eqx.field(default=0.0, converter=_optional_size)
+    opamp_offset: float | Array = eqx.field(default=0.0, converter=_optional_size)
+    opamp_gain_spread: float | Array = eqx.field(default=0.0, converter=_optional_size)
 
-    def __post_init__(self):
+    def __check_init__(self):
         owner = "ChipVariation"
-        for name in (
-            "variation",
-            "stuck_on_rate",
-            "stuck_off_rate",
-            "levels",
-            "read_noise",
-            "wire_resistance",
-            "opamp_offset",
-            "opamp_gain_spread",
-        ):
+        for name in (*SIZES, "levels"):
             require_non_negative(owner, name, getattr(self, name))
         require(
             owner,
@@ -109,6 +140,15 @@ class ChipVariation:
             "at most 1",
         )
         require(owner, "levels", self.levels, lambda n: n != 1, "0 or at least 2")
+
+    def has(self, name: str) -> bool:
+        """Whether the chip has the non-ideality ``name`` (read_noise, wire_resistance,
+        opamp_offset or opamp_gain_spread) at all: a static fact, also under jit."""
+        return _present(getattr(self, name))
+
+    def sizes(self) -> dict:
+        """The sizes as Python floats (concrete variations only), for JSON records."""
+        return {name: float(getattr(self, name)) for name in SIZES}
 
 
 def memristor_conductances(net: MemristiveShuffleNet) -> list[Array]:
@@ -156,7 +196,7 @@ class Chip(eqx.Module):
         opamp_errors: per crossbar stage (in :func:`memristor_conductances`' stage order) the
             offsets and gains of its op-amps, arrays (K, 4), then the average pool's (C, 1);
             None when the chip's op-amps are as designed.
-        variation: the non-idealities it was drawn with.
+        variation: the non-idealities it was drawn with (their sizes traced under jit).
     """
 
     design: MemristiveShuffleNet
@@ -165,7 +205,7 @@ class Chip(eqx.Module):
     states: list[Array]
     conductances: list[Array]
     opamp_errors: list[OpAmpErrors] | None
-    variation: ChipVariation = eqx.field(static=True)
+    variation: ChipVariation
 
     def network(self, key: Array | None = None) -> MemristiveShuffleNet:
         """The network this chip computes at one inference: with read noise, the draw of
@@ -176,7 +216,7 @@ class Chip(eqx.Module):
         """The network of this chip at one inference with its memristors at ``arrays`` (same
         order and shapes as :attr:`conductances`): wires, op-amps and read noise (drawn from
         ``key``, required when ``variation.read_noise > 0``) as the chip's."""
-        if self.variation.read_noise > 0:
+        if self.variation.has("read_noise"):
             if key is None:
                 raise MemjaxError(
                     "ChipVariation.read_noise > 0: every inference of the chip needs a PRNG key "
@@ -188,7 +228,7 @@ class Chip(eqx.Module):
                 for g, k in zip(arrays, keys, strict=True)
             ]
         net = with_memristor_conductances(self.design, arrays)
-        if self.variation.wire_resistance:
+        if self.variation.has("wire_resistance"):
             net = _with_wires(net, self.variation.wire_resistance)
         if self.opamp_errors is not None:
             net = _with_opamp_errors(net, self.opamp_errors)
@@ -217,7 +257,7 @@ def inference_logits(
     run one after another (``lax.map``), each recomputed in the backward pass rather than
     stored (a network's worth of noisy conductances per image)."""
     arrays = chip.conductances if arrays is None else arrays
-    if not chip.variation.read_noise:
+    if not chip.variation.has("read_noise"):
         return chip.computing(arrays).steady_logits(gray_levels)
     if key is None:
         chip.computing(arrays)  # raises the read-noise error
@@ -240,7 +280,7 @@ def draw_opamp_errors(
     net: MemristiveShuffleNet, variation: ChipVariation, key: Array
 ) -> list[OpAmpErrors] | None:
     """One chip's op-amps: per crossbar stage (K, 4), then the average pool (C, 1)."""
-    if not (variation.opamp_offset or variation.opamp_gain_spread):
+    if not (variation.has("opamp_offset") or variation.has("opamp_gain_spread")):
         return None
     a0 = net.hardware.opamp.open_loop_gain
     shapes = [(s(net).kernel.conductances.positive.shape[0], 4) for s in _stage_getters(net)]

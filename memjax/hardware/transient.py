@@ -203,11 +203,35 @@ def traced_opamps(tree):
     return jax.tree.map(convert, tree, is_leaf=lambda x: isinstance(x, OpAmp))
 
 
-def _neuron_solver(crossbar: bool, grid, drive_ts, options: TransientOptions, readouts=True):
+@dataclasses.dataclass(frozen=True)
+class _Integrator:
+    """What a compiled chunk solver is specialised on: the solver, its step budget and time
+    unit. The step tolerances reach it as arrays (:func:`_tolerances`) and the read time as
+    the grid's values, so one compile serves every rtol and atol (``reproduce --rtol``, a
+    tolerance study); a static tolerance compiled every stage again (~20 s a stage size
+    on 2 CPU cores, measured 2026-12-05)."""
+
+    solver: diffrax.AbstractSolver
+    max_steps: int
+    time_unit: float
+
+
+def _integrator(options: TransientOptions) -> _Integrator:
+    return _Integrator(options.solver, options.max_steps, options.time_unit)
+
+
+def _tolerances(options: TransientOptions) -> jax.Array:
+    """(rtol, atol) as an array: traced by the chunk solvers."""
+    return jnp.asarray([options.rtol, options.atol])
+
+
+def _neuron_solver(
+    crossbar: bool, grid, drive_ts, integrator: _Integrator, tolerances, readouts=True
+):
     """``solve(block, drive values, drive slopes, drive before, extras)`` of one neuron:
     (output, its slope, power by kind, its slope, neuron power, memristor peak) on the grid,
     its steps and result; without ``readouts`` (output, its slope) only."""
-    unit = options.time_unit
+    unit = integrator.time_unit
 
     def solve(block, values, slopes, before, extras):
         drive = Waveform(drive_ts, values, slopes)
@@ -240,14 +264,14 @@ def _neuron_solver(crossbar: bool, grid, drive_ts, options: TransientOptions, re
         else:
             solution = diffrax.diffeqsolve(
                 diffrax.ODETerm(field),
-                options.solver,
+                integrator.solver,
                 grid[0],
                 grid[-1],
                 dt0=None,
                 y0=y0,
                 saveat=diffrax.SaveAt(ts=grid),
-                stepsize_controller=diffrax.PIDController(rtol=options.rtol, atol=options.atol),
-                max_steps=options.max_steps,
+                stepsize_controller=diffrax.PIDController(rtol=tolerances[0], atol=tolerances[1]),
+                max_steps=integrator.max_steps,
                 throw=False,
             )
             states, steps = solution.ys, solution.stats["num_steps"]
@@ -304,11 +328,13 @@ def _prepare(stage: NeuronStage, source: Waveform, before, grid, readouts: bool 
 
 
 @eqx.filter_jit
-def _solve_chunk(block, values, slopes, before, extras, mask, drive_ts, grid, crossbar, options):
+def _solve_chunk(
+    block, values, slopes, before, extras, mask, drive_ts, grid, crossbar, integrator, tolerances
+):
     """One chunk of neurons, each on its own adaptive steps (vectorised): outputs on the grid,
     the chunk's power totals, and its largest neuron power, memristor |V| and step count."""
     solve = eqx.filter_vmap(
-        _neuron_solver(crossbar, grid, drive_ts, options),
+        _neuron_solver(crossbar, grid, drive_ts, integrator, tolerances),
         in_axes=(channel_axes(block), 0, 0, 0, 0),
     )
     (out, dout, kinds, dkinds, neuron, peak), steps, ok = solve(
@@ -330,14 +356,14 @@ def _solve_chunk(block, values, slopes, before, extras, mask, drive_ts, grid, cr
 
 @eqx.filter_jit
 @eqx.filter_checkpoint
-def _chunk_outputs(block, values, slopes, before, mask, drive_ts, grid, options):
+def _chunk_outputs(block, values, slopes, before, mask, drive_ts, grid, integrator, tolerances):
     """One chunk's outputs and their slopes on the grid, and its failed neurons: the
     differentiable path. Checkpointed (rematerialised): reverse mode keeps only the chunk's
     inputs and integrates it again on the way back. Stored instead, the linearisation of
     one neuron's solve and read-outs at every knot is ~0.3 MB (measured: ~200 MB per stage
     of 512 neurons, so a whole network's gradient outgrew 12 GB on 8x8 inputs)."""
     solve = eqx.filter_vmap(
-        _neuron_solver(False, grid, drive_ts, options, readouts=False),
+        _neuron_solver(False, grid, drive_ts, integrator, tolerances, readouts=False),
         in_axes=(channel_axes(block), 0, 0, 0, 0),
     )
     unused = jnp.zeros((mask.shape[0], grid.shape[0], 3), grid.dtype)  # read-outs' extras
@@ -353,7 +379,9 @@ def _stage_outputs(stage: NeuronStage, source: Waveform, before, grid, options):
     count = int(np.prod(shape))
     outs, douts, failed = [], [], jnp.asarray(0)
     for chunk, mask, kept in _chunks(per_neuron, count, _chunk_size(count, options.chunk)):
-        out, dout, bad = _chunk_outputs(*chunk, mask, source.ts, grid, options)
+        out, dout, bad = _chunk_outputs(
+            *chunk, mask, source.ts, grid, _integrator(options), _tolerances(options)
+        )
         outs.append(out[:kept])
         douts.append(dout[:kept])
         failed = failed + bad
@@ -398,7 +426,15 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
     power_max = peak_max = 0.0
     steps_max = steps_sum = failed = 0
     for chunk, mask, kept in _chunks(per_neuron, count, size):
-        result = _solve_chunk(*chunk, mask, source.ts, grid, stage.is_crossbar, options)
+        result = _solve_chunk(
+            *chunk,
+            mask,
+            source.ts,
+            grid,
+            stage.is_crossbar,
+            _integrator(options),
+            _tolerances(options),
+        )
         out, dout, kinds, dkinds, neuron, peak, most, total, bad = result
         outs.append(out[:kept])
         douts.append(dout[:kept])

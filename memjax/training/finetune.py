@@ -138,7 +138,7 @@ def chip_transient_logits(
     ``jax.enable_x64(True)``."""
     actual = programmed_conductances(chip, normalised)
     images = np.asarray(images, np.float64)
-    if not chip.variation.read_noise:
+    if not chip.variation.has("read_noise"):
         return read_logits(float64(chip.computing(actual)), images, options)
     if key is None:
         chip.computing(actual)  # raises the read-noise error
@@ -383,13 +383,13 @@ def chip_transient_scores(
 
 @functools.cache
 def _evaluate_batch():
-    # without read noise the network, not the chip, goes through jit: a chip's ChipVariation
-    # is static, so jitting on it would compile again for every variation of a sweep
+    # without read noise the network, not the chip, goes through jit: the chip's states,
+    # factors and fault maps are not needed to compute it
     logits = eqx.filter_jit(lambda net, x: net.steady_logits(x))
     noisy = eqx.filter_jit(inference_logits)
 
     def evaluate(chip, x, key):
-        if chip.variation.read_noise:
+        if chip.variation.has("read_noise"):
             return noisy(chip, x, key)
         return logits(chip.network(), x)
 
@@ -753,6 +753,7 @@ def run_finetune(
         }
         say(f"chip at step {step}, selected on {select_split}: {after['accuracy']:.4f}")
     described = json.loads((Path(run_dir) / "run.json").read_text())
+    sizes = variation.sizes()
     return {
         "software_accuracy": software,
         "accuracy_before": before["accuracy"],
@@ -763,14 +764,14 @@ def run_finetune(
         "loss_last": last["loss"],
         "selection": selection,
         "transient": transient_report,
-        "variation": variation.variation,
-        "stuck_at_rate": variation.stuck_on_rate + variation.stuck_off_rate,
-        "stuck_on_rate": variation.stuck_on_rate,
-        "stuck_off_rate": variation.stuck_off_rate,
-        "read_noise": variation.read_noise,
-        "wire_resistance_ohm": variation.wire_resistance,
-        "opamp_offset_V": variation.opamp_offset,
-        "opamp_gain_spread": variation.opamp_gain_spread,
+        "variation": sizes["variation"],
+        "stuck_at_rate": sizes["stuck_on_rate"] + sizes["stuck_off_rate"],
+        "stuck_on_rate": sizes["stuck_on_rate"],
+        "stuck_off_rate": sizes["stuck_off_rate"],
+        "read_noise": sizes["read_noise"],
+        "wire_resistance_ohm": sizes["wire_resistance"],
+        "opamp_offset_V": sizes["opamp_offset"],
+        "opamp_gain_spread": sizes["opamp_gain_spread"],
         "levels": variation.levels,
         "write_verify": variation.programming is not None,
         "steps": int(state["step"]),
