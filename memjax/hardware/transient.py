@@ -378,10 +378,9 @@ def _stage_outputs(stage: NeuronStage, source: Waveform, before, grid, options):
     shape = jax.eval_shape(stage.drive, before).shape[:-1]
     count = int(np.prod(shape))
     outs, douts, failed = [], [], jnp.asarray(0)
+    integrator, tolerances = _integrator(options), _tolerances(options)
     for chunk, mask, kept in _chunks(per_neuron, count, _chunk_size(count, options.chunk)):
-        out, dout, bad = _chunk_outputs(
-            *chunk, mask, source.ts, grid, _integrator(options), _tolerances(options)
-        )
+        out, dout, bad = _chunk_outputs(*chunk, mask, source.ts, grid, integrator, tolerances)
         outs.append(out[:kept])
         douts.append(dout[:kept])
         failed = failed + bad
@@ -425,6 +424,7 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
     dtotals = jnp.zeros_like(totals)
     power_max = peak_max = 0.0
     steps_max = steps_sum = failed = 0
+    integrator, tolerances = _integrator(options), _tolerances(options)
     for chunk, mask, kept in _chunks(per_neuron, count, size):
         result = _solve_chunk(
             *chunk,
@@ -432,8 +432,8 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
             source.ts,
             grid,
             stage.is_crossbar,
-            _integrator(options),
-            _tolerances(options),
+            integrator,
+            tolerances,
         )
         out, dout, kinds, dkinds, neuron, peak, most, total, bad = result
         outs.append(out[:kept])
