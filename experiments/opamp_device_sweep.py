@@ -13,8 +13,9 @@ PrivateTest image(s) (random images without FER2013, stated in the JSON):
 - device range sweep: (g_min, g_max) in S, the model converted again for each (the mapping's
   transimpedance follows, so the weights stay the same), GBW at the preset's.
 
-Writes results.json and opamp_device_sweep.png (latency against mean power, one point per
-GBW; latency and energy against device range). The op-amps' quiescent power is the
+Writes results.json (with the command and the commit, ``provenance``) and
+opamp_device_sweep.png (latency against mean power, one point per GBW; latency and energy
+against device range). The op-amps' quiescent power is the
 preset's (0 W in ``paper``: the paper's 2.8 uW per neuron leaves no room for 1 GHz op-amps'
 bias, see the README), so "power" here is the dissipation of the signal path.
 """
@@ -37,6 +38,7 @@ from memjax.hardware.config import PRESETS  # noqa: E402
 from memjax.hardware.memristive import convert  # noqa: E402
 from memjax.hardware.sweep import gbw_sweep  # noqa: E402
 from memjax.hardware.transient import TransientOptions  # noqa: E402
+from memjax.provenance import provenance  # noqa: E402
 from memjax.reproduce import find_data  # noqa: E402
 from memjax.training.checkpoint import load_model  # noqa: E402
 
@@ -80,6 +82,7 @@ def main() -> None:
     net = convert(model, hardware)
     gains = [g * 1e9 for g in args.gains]
     results: dict = {"preset": args.preset, "data": used, "images": args.images, "gbw": {}}
+    results["provenance"] = provenance()  # the command line and the commit it ran
     base = hardware.opamp.gain_bandwidth
     print("GBW sweep, slew rate fixed")
     results["gbw"]["fixed"] = gbw_sweep(net, images, gains, options, "fixed", say=print)
