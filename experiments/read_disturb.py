@@ -20,9 +20,9 @@ alone, capped at the op-amp rail that drives them. Inferences run in ``--segment
 segments, each starting from rest with the drifted states (a pause between segments), so
 drift is recorded against the inference count.
 
-Writes results.json (per case: the largest |V| any memristor saw, the fraction of rows above
-V_p, state drift and the kernels' steady-output error after every segment) and
-read_disturb.png.
+Writes results.json (the command and the commit, ``provenance``; per case: the largest |V|
+any memristor saw, the fraction of rows above V_p, state drift and the kernels' steady-output
+error after every segment) and read_disturb.png.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from memjax.cli import DEFAULT_CHECKPOINT  # noqa: E402
 from memjax.devices import VTEAM  # noqa: E402
 from memjax.hardware.config import PRESETS  # noqa: E402
 from memjax.hardware.memristive import convert  # noqa: E402
+from memjax.provenance import provenance  # noqa: E402
 from memjax.reproduce import find_data  # noqa: E402
 from memjax.training.checkpoint import load_model  # noqa: E402
 
@@ -232,6 +233,7 @@ def main() -> None:
         "period_s": args.period,
         "rise_s": args.rise,
         "cases": {},
+        "provenance": provenance(),  # the command line and the commit it ran
     }
     for name, voltages in (("with_limiter", limited), ("without_limiter", unlimited)):
         above = float(np.mean(voltages > hardware.v_p))
