@@ -288,8 +288,10 @@ def test_train_flags_take_effect(setup, monkeypatch):
 # diodes stop this model's signal early (its logits at t_end are nearly its biases), so the
 # outcomes are the energy (which the image and the circuit set) and the layers' solver steps
 # (which the tolerances set). The rows that change only numbers (tolerances, seed, GBW, the
-# steady states' sample) reuse the baseline's compiled stage solvers; a preset, an image
-# count or a crop compiles its own (the super-diode preset row ~380 s of the ~900; near_ideal's
+# steady states' sample) reuse the baseline's compiled stage solvers, and so, since every
+# chunk of neurons has one size, do most stages of an image count and a crop (their drives
+# compile again, and a crop's average pool); a preset compiles its own (this test: 1,202 s in the suite before, 575 s
+# alone on one core after, measured 2026-12-05; near_ideal's
 # ideal op-amps behind super diodes left 10 neurons of this random model unconverged in 20,000
 # steps, so the row uses paper_super_diodes).
 REPRODUCE_BASE = ("--dc-images", "8", "--transient-crop", "8", "--gbw", "--compile-cache", "")
