@@ -290,10 +290,10 @@ def test_train_flags_take_effect(setup, monkeypatch):
 # (which the tolerances set). The rows that change only numbers (tolerances, seed, GBW, the
 # steady states' sample) reuse the baseline's compiled stage solvers, and so, since every
 # chunk of neurons has one size, do most stages of an image count and a crop (their drives
-# compile again, and a crop's average pool); a preset compiles its own (this test: 1,202 s in the suite before, 575 s
-# alone on one core after, measured 2026-12-05; near_ideal's
-# ideal op-amps behind super diodes left 10 neurons of this random model unconverged in 20,000
-# steps, so the row uses paper_super_diodes).
+# compile again, and a crop's average pool); a preset compiles its own (this test: 1,202 s
+# in the suite before, 575 s alone on one core after, measured 2026-12-05). near_ideal's
+# ideal op-amps behind super diodes left 10 neurons of this random model unconverged in
+# 20,000 steps, so the row uses paper_super_diodes.
 REPRODUCE_BASE = ("--dc-images", "8", "--transient-crop", "8", "--gbw", "--compile-cache", "")
 REPRODUCE_ROWS = [
     Row(("--rtol", "1e-4"), {"transient_options.rtol": 1e-4}, "layers"),
