@@ -31,7 +31,7 @@ from memjax.training.checkpoint import load_model
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper_plain_diode_relu")
     parser.add_argument("--width", type=float, help="a random-init model of this width")
     parser.add_argument("--batches", type=int, nargs="+", default=[1])
     args = parser.parse_args()

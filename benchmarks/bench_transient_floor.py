@@ -107,7 +107,7 @@ def median_seconds(fn, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper_plain_diode_relu")
     parser.add_argument("--samples", type=int, default=16, help="time points per call")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--float64", action="store_true", help="as the transient integrates")

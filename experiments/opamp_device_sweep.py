@@ -1,6 +1,6 @@
 """Latency and power of the whole memristive network against op-amp GBW and device range.
 
-    python experiments/opamp_device_sweep.py [--preset paper] [--gains 0.25 0.5 1 2 4]
+    python experiments/opamp_device_sweep.py [--preset paper_plain_diode_relu] [--gains 0.5 1 2]
         [--ranges 1e-7:1e-5 1e-6:1e-4 1e-5:1e-3] [--images 1] [--data PATH]
         [--out results/opamp_device_sweep]
 
@@ -54,7 +54,7 @@ def device_range(text: str) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper_plain_diode_relu")
     parser.add_argument("--gains", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0, 4.0])
     parser.add_argument(
         "--ranges", type=device_range, nargs="+", default=[(1e-7, 1e-5), (1e-6, 1e-4), (1e-5, 1e-3)]

@@ -5,7 +5,8 @@
 
 The paper's claim (physics notes, section 3): the ReLU's limiter at the memristor threshold
 V_p keeps every crossbar voltage below threshold, so reading never moves a weight. This script
-tests it on the shipped model converted with the ``paper`` preset. The crossbars under test are
+tests it on the shipped model converted with the ``paper_plain_diode_relu`` preset (named
+``paper`` until 2026-12-05: docs/results/read_disturb says "paper"). The crossbars under test are
 ``--kernels`` kernels of unit 0's right_expand layer (1x1, the input unit's 24 max-pooled ReLU
 outputs as rows) at the centre output position of the fully parallel mapping; their memristors
 follow a VTEAM threshold device (thresholds +-V_p, R_on/R_off the preset's conductance range,
@@ -50,6 +51,9 @@ from memjax.devices import VTEAM  # noqa: E402
 from memjax.hardware.config import PRESETS  # noqa: E402
 from memjax.hardware.memristive import convert  # noqa: E402
 from memjax.provenance import provenance  # noqa: E402
+
+PRESET = "paper_plain_diode_relu"
+"""The conversion whose crossbars are tested (the row voltages are the software model's)."""
 from memjax.reproduce import find_data  # noqa: E402
 from memjax.training.checkpoint import load_model  # noqa: E402
 
@@ -201,7 +205,7 @@ def main() -> None:
     started = time.time()
 
     model, _ = load_model(Path(args.checkpoint))
-    hardware = PRESETS["paper"]()
+    hardware = PRESETS[PRESET]()
     net = convert(model, hardware)
     data, used = find_data(args.data)
     if data is None:
@@ -225,7 +229,7 @@ def main() -> None:
     probe = jnp.asarray(limited[: min(64, len(limited))])
     results = {
         "data": used,
-        "preset": "paper",
+        "preset": PRESET,
         "layer": "unit0.right_expand",
         "position": [12, 12],
         "v_p": hardware.v_p,

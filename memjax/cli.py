@@ -99,6 +99,8 @@ def _train(args) -> None:
         ),
         augment=AugmentConfig(erase_probability=args.erase_probability),
         init_from=str(Path(args.init_from).absolute()) if args.init_from else None,
+        circuit=args.circuit,
+        circuit_phase_epochs=args.circuit_phase_epochs,
     )
     result = train(
         data,
@@ -112,7 +114,14 @@ def _train(args) -> None:
     best = result["best"]
     print(f"best PublicTest accuracy {best['public_test_accuracy']:.4f} at epoch {best['epoch']}")
     best_dir = Path(args.run_dir) / "best"
-    report = evaluate_model(best_dir, data, "private_test")
+    activations = None
+    if train_config.circuit is not None:
+        from memjax.hardware.config import PRESETS
+        from memjax.hardware.twin import circuit_activations
+
+        activations = circuit_activations(PRESETS[train_config.circuit](), model_config)
+        print(f"through the {train_config.circuit} circuit's steady-state nonlinearities:")
+    report = evaluate_model(best_dir, data, "private_test", activations=activations)
     print_report(report)
     if args.export:
         export_model(best_dir, Path(args.export), data)
@@ -209,7 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument("--out", default="results", help="folder for results.json and figures")
     reproduce.add_argument("--checkpoint", help="model checkpoint; default: the shipped one")
-    reproduce.add_argument("--preset", default="paper", help="hardware preset (paper, ...)")
+    reproduce.add_argument(
+        "--preset",
+        default="paper_plain_diode_relu",
+        help="hardware preset of the transient (paper, paper_plain_diode_relu, "
+        "paper_super_diodes, near_ideal); every preset's steady state is reported",
+    )
     reproduce.add_argument(
         "--data", help=data_help + ", else ../shared/data/fer2013/fer2013.npz if present"
     )
@@ -264,6 +278,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--init-from",
         help="start from this model checkpoint's weights (fine-tuning; its configuration wins)",
+    )
+    train.add_argument(
+        "--circuit",
+        help="circuit-aware training: the nonlinearities are this hardware preset's (e.g. "
+        "paper_plain_diode_relu) "
+        "steady-state ReLU, clamp and max-pool curves (memjax.hardware.twin)",
+    )
+    train.add_argument(
+        "--circuit-phase-epochs",
+        type=int,
+        default=0,
+        help="with --circuit: epoch e of the first N has e/(N+1) of the diodes' forward drop",
     )
     train.add_argument(
         "--warmup-epochs", type=float, default=1.0, help="linear warm-up before the cosine decay"

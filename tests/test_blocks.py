@@ -158,6 +158,20 @@ def _random_blocks(rng):
             diode_relu_netlist,
             "v(o)",
         ),
+        # the paper preset's reading: an active ReLU, the limiter a diode to V_p - V_D
+        # (memjax.hardware.memristive.limiter_reference: 0.425 V for these parts)
+        "relu_super_diode_limiter": (
+            DiodeReLU(DIODE, load, 0.425, AMP_RO, True, diode_limiter=True),
+            [rng.uniform(0.1, 0.9)],
+            diode_relu_netlist,
+            "v(o)",
+        ),
+        "relu_super_diode_limiter_limited": (
+            DiodeReLU(DIODE, load, 0.425, AMP_RO, True, diode_limiter=True),
+            [rng.uniform(1.1, 2.0)],
+            diode_relu_netlist,
+            "v(o)",
+        ),
         "maxpool_super_output_resistance": (
             DiodeMaxPool(DIODE, 4, load, opamp=AMP_RO, super_diode=True),
             list(rng.uniform(0, 1, 4)),
@@ -410,6 +424,10 @@ def test_elementwise_steady_outputs_match_the_newton_steady_state(amp):
         relu = DiodeReLU(DIODE, 10e3, V_P if super_diode else 0.45, amp, super_diode)
         newton = jax.vmap(lambda v, relu=relu: steady_outputs(relu, v[None])[0])(drives)
         np.testing.assert_allclose(relu.steady_output(drives), newton, atol=1e-7)
+    diode_limited = DiodeReLU(DIODE, 10e3, 0.425, amp, True, diode_limiter=True)
+    newton = jax.vmap(lambda v: steady_outputs(diode_limited, v[None])[0])(drives)
+    np.testing.assert_allclose(diode_limited.steady_output(drives), newton, atol=1e-7)
+    for super_diode in (False, True):
         pool = DiodeMaxPool(DIODE, 9, 10e3, amp, super_diode)
         newton = jax.vmap(lambda w, pool=pool: steady_outputs(pool, w)[0])(windows)
         np.testing.assert_allclose(pool.steady_output(windows), newton, atol=1e-7)

@@ -502,12 +502,12 @@ def test_fine_tuning_through_the_settled_transient_takes_the_steady_step():
     second step takes 8 s."""
     import optax
 
-    from memjax.hardware.config import paper
+    from memjax.hardware.config import paper_plain_diode_relu
     from memjax.hardware.memristive import with_pool_inputs
     from memjax.hardware.transient import TransientOptions
     from memjax.training.finetune import FinetuneConfig, initial_state, make_step
 
-    design = with_pool_inputs(convert(build_model(TINY), paper()), 1)
+    design = with_pool_inputs(convert(build_model(TINY), paper_plain_diode_relu()), 1)
     variation = ChipVariation(variation=0.1, programming=None)
     chip, _ = eqx.filter_jit(fabricate)(design, variation, jax.random.key(3))
     images = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2, 8, 8)), jnp.uint8)

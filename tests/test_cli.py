@@ -122,3 +122,16 @@ def test_bad_input_gives_one_line_errors(tmp_path, fer2013_path):
         memjax("reproduce", "--transient-crop", "49", "--out", str(tmp_path / "out")),
         "--transient-crop must be 1 to 48 pixels, got 49",
     )
+    # a preset that does not exist, named with the ones that do, in every command taking one
+    assert_one_line_error(
+        memjax("reproduce", "--preset", "papr", "--out", str(tmp_path / "out")),
+        "unknown preset 'papr'",
+        "paper_plain_diode_relu",
+    )
+    assert_one_line_error(
+        memjax("finetune", "--preset", "papr", "--data", str(fer2013_path)),
+        "unknown preset 'papr'",
+    )
+    assert_one_line_error(
+        memjax("train", "--circuit", "papr", "--data", str(fer2013_path)), "circuit 'papr'"
+    )

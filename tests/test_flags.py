@@ -100,7 +100,7 @@ SELECTION_ROWS = [
 TRANSIENT_BASE = (
     *CHIP_BASE,
     "--preset",
-    "paper",
+    "paper_plain_diode_relu",
     "--forward",
     "transient",
     "--read-time",
@@ -243,6 +243,7 @@ def test_finetune_refuses_what_it_cannot_honour(setup, capsys):
 # theirs: with one unit per stage --zero-init-branch has no branch to zero and changed
 # nothing, measured 2026-12-05).
 # Outcome: the epoch's training loss; records: run.json.
+CIRCUIT = "paper_plain_diode_relu"
 TRAIN_ROWS = [
     Row(("--width", "0.5"), {"model.width": 0.5}, "train_loss"),
     Row(("--epochs", "2"), {"train.epochs": 2}, "train_loss"),
@@ -255,6 +256,13 @@ TRAIN_ROWS = [
     Row(("--weight-decay", "0.5"), {"train.optimizer.weight_decay": 0.5}, "train_loss"),
     Row(("--seed", "3"), {"train.seed": 3}, "train_loss"),
     Row(("--init-from", "BASELINE"), {}, "train_loss"),
+    Row(("--circuit", CIRCUIT), {"train.circuit": CIRCUIT}, "train_loss"),
+    # against the same two epochs on the circuit alone (the row's own baseline, below)
+    Row(
+        ("--epochs", "2", "--circuit", CIRCUIT, "--circuit-phase-epochs", "1"),
+        {"train.circuit_phase_epochs": 1, "train.circuit": CIRCUIT, "circuit_share": 0.5},
+        "train_loss",
+    ),
 ]
 
 
@@ -271,7 +279,7 @@ def test_train_flags_take_effect(setup, monkeypatch):
         assert main([*common, "--epochs", "1", "--batch-size", "32", *args]) == 0
         described = json.loads((out / "run.json").read_text())
         first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
-        return {**described, "train_loss": first["train_loss"]}
+        return {**described, **{k: first.get(k) for k in ("train_loss", "circuit_share")}}
 
     baseline = run("baseline", [])
     for index, row in enumerate(TRAIN_ROWS):
@@ -279,6 +287,10 @@ def test_train_flags_take_effect(setup, monkeypatch):
         result = run(str(index), args)
         if row.flag == "--init-from":
             assert Path(result["train"]["init_from"]).name == "best"
+        if row.flag == "--circuit-phase-epochs":  # its first epoch half software, half circuit
+            alone = run("circuit-alone", ["--epochs", "2", "--circuit", CIRCUIT])
+            _check(row, alone, result)
+            continue
         _check(row, baseline, result)
 
 

@@ -53,6 +53,29 @@ def test_conversion_refuses_what_it_cannot_map():
         HardwareConfig(v_p=3.0)
     with pytest.raises(MemjaxError, match="g_min"):
         HardwareConfig(g_min=1e-3, g_max=1e-4)
+    with pytest.raises(MemjaxError, match="HardwareConfig.limiter"):
+        HardwareConfig(relu="plain", limiter="active")
+    with pytest.raises(MemjaxError, match="limiter"):
+        HardwareConfig(limiter="zener")
+
+
+def test_paper_preset_is_the_consistent_reading():
+    """``paper()``: an active ReLU, a diode limiter, super-diode max pooling (the abstract and
+    the sibling Blaze paper read together, physics notes section 1); the literal plain-diode
+    ReLU is the ablation, otherwise the same; PAPER_ASSUMPTIONS says something of every
+    physical field (dc_transfer is a numerical choice of the simulator, not of the chip)."""
+    import dataclasses
+
+    from memjax.hardware.config import PAPER_ASSUMPTIONS, PRESETS, paper_plain_diode_relu
+
+    faithful, literal = paper(), paper_plain_diode_relu()
+    assert (faithful.relu, faithful.limiter, faithful.max_pool) == ("super", "diode", "super")
+    assert (literal.relu, literal.limiter, literal.max_pool) == ("plain", "diode", "plain")
+    assert literal == faithful.replace(relu="plain", max_pool="plain")
+    assert PRESETS["paper"] is paper
+    covered = {name for key in PAPER_ASSUMPTIONS for name in key.split(", ")}
+    fields = {f.name for f in dataclasses.fields(HardwareConfig)} - {"dc_transfer"}
+    assert covered == fields
 
 
 def test_transfer_tables_match_the_exact_node_solve():
@@ -66,9 +89,10 @@ def test_transfer_tables_match_the_exact_node_solve():
 
     hw = paper()
     relu = DiodeReLU(hw.diode, 10e3, hw.v_p, hw.opamp, True)
+    diode_limited = DiodeReLU(hw.diode, 10e3, 0.425, hw.opamp, True, diode_limiter=True)
     clamp = DiodeClamp(hw.diode, 10e3, hw.v_p, hw.opamp)
     v = jnp.asarray(np.random.default_rng(3).uniform(-3.0, 3.0, 4000), jnp.float32)
-    for block in (relu, clamp):
+    for block in (relu, diode_limited, clamp):
         table = TransferTable.build(block.steady_output, -2.5, 2.5)
         assert table.max_error < 1e-4
         error = np.max(np.abs(np.asarray(table(v)) - np.asarray(block.steady_output(v))))

@@ -133,8 +133,8 @@ def test_activations_stay_within_the_limiter():
             original = type(node).__call__
             break
 
-    def spy(self, x):
-        y = original(self, x)
+    def spy(self, x, activations=None):
+        y = original(self, x, activations)
         seen.append((self.activation, float(jnp.min(y)), float(jnp.max(y))))
         return y
 
@@ -181,3 +181,25 @@ def test_zero_init_branch_starts_basic_units_at_their_identity_half():
     kept = x[..., :48]
     np.testing.assert_array_equal(out[..., 0::2], kept)
     np.testing.assert_array_equal(out[..., 1::2], 0.0)
+
+
+def test_activations_seam_replaces_the_nonlinearities():
+    """Passing the config's own software activations changes nothing, bit for bit; others
+    act in every ReLU stage, linear stage and the max pool."""
+    from memjax.network.shufflenet import Activations, software_activations
+
+    model = build_model(ShuffleNetConfig(width=0.5, **TINY))
+    images = np.random.default_rng(2).integers(0, 256, (2, 48, 48)).astype(np.uint8)
+    plain = model(images)
+    np.testing.assert_array_equal(model(images, None, software_activations(model.config)), plain)
+    calls = []
+
+    def counted(name, fn):
+        return lambda x: (calls.append(name), fn(x))[1]
+
+    own = software_activations(model.config)
+    spied = Activations(
+        counted("relu", own.relu), counted("linear", own.linear), counted("pool", own.max_pool)
+    )
+    np.testing.assert_array_equal(model(images, None, spied), plain)
+    assert calls.count("pool") == 1 and calls.count("linear") >= 3 and calls.count("relu") >= 5

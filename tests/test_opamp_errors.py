@@ -242,12 +242,12 @@ def test_chip_transient_settles_on_its_steady_logits_with_its_op_amps():
     (6 wall on 2 shared cores), nearly all of it compiling the six stage solvers; as small
     as the whole-network tests get (tests/test_chip.py's fine-tuning step: ~4 min)."""
     from memjax.hardware.chip import ChipVariation, _with_opamp_errors, draw_opamp_errors
-    from memjax.hardware.config import paper
+    from memjax.hardware.config import paper_plain_diode_relu
     from memjax.hardware.memristive import convert, with_pool_inputs
     from memjax.hardware.transient import TransientOptions, float64, read_logits
     from memjax.network import ShuffleNetConfig, build_model
 
-    hardware = paper()
+    hardware = paper_plain_diode_relu()
     hardware = hardware.replace(opamp=dataclasses.replace(hardware.opamp, open_loop_gain=100.0))
     design = float64(
         with_pool_inputs(

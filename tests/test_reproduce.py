@@ -68,6 +68,9 @@ def _check_results_json(out, results):
     expected = {"t_end_s": 3e-7, "rtol": 1e-3, "atol_V": 1e-4, "knots": 137}
     assert saved["transient_options"] == expected
     assert saved["accuracy"] == results["accuracy"]  # what the function returns, as saved
+    # the paper-style count beside the simulated settling (issue 22, item 5)
+    assert saved["paper_style_periods"]["latency_ns"] == 137.0
+    assert saved["preset"] == "paper_plain_diode_relu"
 
 
 def _check_preset_accuracies(results):
@@ -105,3 +108,4 @@ def _check_figures_and_table(out, said):
         assert figure.stat().st_size > 10_000, name  # a drawn figure, not an empty canvas
     assert "137 ns" in said and "2.8 uW" in said  # the paper's column of the table
     assert "word lines (2M+1)x1 / (M+1)x2" in said
+    assert "137 layers x 1 ns = 137 ns (a count, not simulated)" in said

@@ -113,3 +113,31 @@ def test_network_totals_and_options():
     )
     with pytest.raises(MemjaxError, match="CountingOptions.topology"):
         CountingOptions(topology="diagonal")
+    # the ReLU's op-amps: none (plain diode), U1 (super rectifier, diode limiter: the paper
+    # preset), U1 and U2 (active limiter), one of each per ReLU neuron
+    relu_neurons = sum(layer.out_channels for layer in LAYERS if layer.activation == "relu")
+    op_amps = {
+        (relu, limiter): network_resources(
+            LAYERS, CountingOptions(schedule="reuse", relu=relu, limiter=limiter)
+        )["total"]["op_amps"]
+        for relu, limiter in (("plain", "diode"), ("super", "diode"), ("super", "active"))
+    }
+    assert op_amps["super", "diode"] - op_amps["plain", "diode"] == relu_neurons
+    assert op_amps["super", "active"] - op_amps["super", "diode"] == relu_neurons
+    with pytest.raises(MemjaxError, match="CountingOptions.limiter"):
+        CountingOptions(relu="plain", limiter="active")
+
+
+def test_the_papers_137_ns_is_the_critical_path_layer_count():
+    """Stem 4 + 16 units x 8 + output 5 layers (conv, BN, ReLU, pooling and FC one each, the
+    right branch of the down-sampling units) = 137 for the 1.0x network; folded BN drops the
+    50 BN layers; the count follows the configuration."""
+    from memjax.hardware.layers import critical_path_layers
+
+    layers = critical_path_layers(ShuffleNetConfig())
+    assert len(layers) == 137
+    assert layers[:4] == ["input.conv", "input.conv.bn", "input.conv.relu", "input.max_pool"]
+    assert layers[-2:] == ["output.average_pool", "output.fully_connected"]
+    assert not any(".left_" in name for name in layers)
+    assert len(critical_path_layers(ShuffleNetConfig(bn_mode="folded"))) == 137 - 50
+    assert len(critical_path_layers(ShuffleNetConfig(stage_repeats=(1, 1, 1)))) == 4 + 3 * 8 + 5

@@ -96,12 +96,12 @@ def test_tabulated_relu_reads_out_as_the_solved_node():
     within the table's measured interpolation error (plus float32 rounding of the table,
     1e-6 V), and the power and input current (exact functions of that node) within 1e-4
     relative of those of the solved node, over the rails."""
-    from memjax.hardware.config import paper
+    from memjax.hardware.config import paper_plain_diode_relu
     from memjax.hardware.memristive import convert
     from memjax.hardware.stages import TabulatedReLU
     from memjax.network import ShuffleNetConfig, build_model
 
-    stage = convert(build_model(ShuffleNetConfig(width=0.5)), paper()).input_stage
+    stage = convert(build_model(ShuffleNetConfig(width=0.5)), paper_plain_diode_relu()).input_stage
     relu = stage.relu
     assert not relu.super_diode and stage.transfer is not None
     tabulated = TabulatedReLU(relu, stage.transfer)
@@ -117,7 +117,9 @@ def test_tabulated_relu_reads_out_as_the_solved_node():
         TabulatedReLU(DiodeReLU(Diode.d1n4148(), 10e3, 1.0, OpAmp(), True), stage.transfer)
 
 
-@pytest.mark.parametrize("preset, pixels", [("paper", 2), ("paper_super_diodes", 1)])
+@pytest.mark.parametrize(
+    "preset, pixels", [("paper_plain_diode_relu", 2), ("paper_super_diodes", 1)]
+)
 def test_per_neuron_steps_match_one_shared_tight_solve(shipped_model, fer2013, preset, pixels):
     """Each neuron on its own adaptive steps (the transient's default, rtol 1e-3, atol 1e-4)
     gives, on the common grid, the outputs of one tight solve of all neurons together
@@ -209,7 +211,7 @@ def test_faster_opamps_compress_the_transient_in_time(shipped_model, fer2013):
 
     options = TransientOptions(t_end=40e-9)
     grid = jnp.asarray(options.grid())
-    base = convert(shipped_model, PRESETS["paper"]())
+    base = convert(shipped_model, PRESETS["paper_plain_diode_relu"]())
     amp = base.hardware.opamp
     fast = with_opamp_dynamics(
         base, gain_bandwidth=2 * amp.gain_bandwidth, slew_rate=2 * amp.slew_rate
@@ -296,20 +298,22 @@ def test_super_diode_network_transient_ends_at_its_steady_state(shipped_model, f
 
 
 def test_super_diode_networks_get_tighter_step_tolerances():
-    """``TransientOptions.for_hardware``: the defaults for plain diodes (the paper preset's
+    """``TransientOptions.for_hardware``: the defaults for plain diodes (the plain preset's
     tolerances are held to a shared tight solve above), rtol 1e-5 / atol 1e-6 where the ReLUs
     or the max pool are super diodes (their trajectories at the defaults stray by ~3e-2 logit
     units, README), and what the caller gives over both."""
-    from memjax.hardware.config import paper, paper_super_diodes
+    from memjax.hardware.config import paper, paper_plain_diode_relu, paper_super_diodes
     from memjax.hardware.transient import TransientOptions
 
     def tolerances(options):
         return options.rtol, options.atol, options.max_steps
 
     defaults = TransientOptions()
-    assert tolerances(TransientOptions.for_hardware(paper())) == tolerances(defaults)
+    plain = paper_plain_diode_relu()
+    assert tolerances(TransientOptions.for_hardware(plain)) == tolerances(defaults)
     assert tolerances(TransientOptions.for_hardware(paper_super_diodes())) == (1e-5, 1e-6, 20000)
-    super_pool_only = paper().replace(max_pool="super")
+    assert tolerances(TransientOptions.for_hardware(paper())) == (1e-5, 1e-6, 20000)
+    super_pool_only = plain.replace(max_pool="super")
     assert TransientOptions.for_hardware(super_pool_only).rtol == 1e-5
     given = TransientOptions.for_hardware(paper_super_diodes(), rtol=1e-4, t_end=1e-6)
     assert (given.rtol, given.atol, given.t_end) == (1e-4, 1e-6, 1e-6)

@@ -11,7 +11,9 @@ implicit differentiation) unless ``node_capacitance`` > 0 makes it a state.
 - :class:`DiodeReLU`, super-diode variant (``super_diode=True``): op-amp U1 (v+ = v, v- = o)
   drives o through D1 and a series resistance, giving o = max(v, 0) without the forward drop; the
   active limiter U2 (v+ = clamp_reference, v- = o) sinks current through D2 when o exceeds it,
-  so o <= clamp_reference = V_p.
+  so o <= clamp_reference = V_p. With ``diode_limiter=True`` the limiter is D2 alone, from o
+  to the reference V_p - V_D, as in the plain variant: the paper's "output limiter implemented
+  by diode" behind an active ReLU (physics notes, section 1).
 - :class:`DiodeMaxPool`: diode-OR of the inputs (o ~ max v_i - V_D), or one super diode per
   input (o = max v_i).
 
@@ -216,13 +218,15 @@ class DiodeReLU(_DiodeNode):
     Attributes:
         diode: D1 and D2.
         load_resistance: R_L from the output to ground, ohm (the next stage's input).
-        clamp_reference: reference of the limiter, V: V_p for the super-diode variant,
-            V_p - V_D for the plain one (its diode adds V_D).
+        clamp_reference: reference of the limiter, V: V_p for the active limiter (U2),
+            V_p - V_D for a diode limiter (its diode adds V_D).
         opamp: the op-amp of U1 and U2 (super-diode variant only).
         super_diode: False for the plain diode, True for the op-amp precision rectifier.
         series_resistance: resistance in series with D1, ohm: it limits the current when the
             limiter holds the output, so that the limiter diode, not D1, sets the level.
         node_capacitance: C of the output node to ground, F (0: algebraic node).
+        diode_limiter: with ``super_diode``, the limiter is the diode D2 alone (no U2); the
+            plain variant's limiter is always a diode.
     """
 
     diode: Diode
@@ -232,9 +236,15 @@ class DiodeReLU(_DiodeNode):
     super_diode: bool = eqx.field(static=True, default=False)
     series_resistance: float = 1e3
     node_capacitance: float = 0.0
+    diode_limiter: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
         _check_diode_block("DiodeReLU", self)
+
+    @property
+    def active_limiter(self) -> bool:
+        """Whether U2 drives the limiter diode (else D2 goes to the fixed reference)."""
+        return self.super_diode and not self.diode_limiter
 
     @property
     def _d1(self):
@@ -242,13 +252,14 @@ class DiodeReLU(_DiodeNode):
 
     @property
     def _d2(self):
-        return _in_series(self.diode, self._r_out) if self._r_out else self.diode
+        return _in_series(self.diode, self._r_out) if self.active_limiter else self.diode
 
     def _drivers(self, y, inputs):
         """(anode of D1, cathode of D2) for the state y."""
-        if self.super_diode:
-            return y[0], y[1]
-        return inputs[0], jnp.asarray(self.clamp_reference, inputs.dtype)
+        anode = y[0] if self.super_diode else inputs[0]
+        if self.active_limiter:
+            return anode, y[1]
+        return anode, jnp.asarray(self.clamp_reference, inputs.dtype)
 
     def _net_current(self, o, y, inputs):
         anode, cathode = self._drivers(y, inputs)
@@ -263,7 +274,8 @@ class DiodeReLU(_DiodeNode):
         return solve_limited_node(self._d1, self._d2, self.load_resistance, anode, cathode)
 
     def initial_state(self):
-        return jnp.zeros((2 if self.super_diode else 0) + (1 if self.node_capacitance else 0))
+        count = int(self.super_diode) + int(self.active_limiter) + int(bool(self.node_capacitance))
+        return jnp.zeros(count)
 
     def steady_output(self, v):
         """The output at steady state for the input ``v`` (V), elementwise over any shape.
@@ -284,7 +296,10 @@ class DiodeReLU(_DiodeNode):
         def node(v):
             def net(o):
                 u = amp.static_output(v - o, 0.0)
-                w = amp.static_output(self.clamp_reference - o, 0.0)
+                if self.active_limiter:
+                    w = amp.static_output(self.clamp_reference - o, 0.0)
+                else:
+                    w = self.clamp_reference
                 return self._d1.current(u - o) - o / self.load_resistance - self._d2.current(o - w)
 
             guess = jnp.clip(v, 0.0, self.clamp_reference)
@@ -298,9 +313,9 @@ class DiodeReLU(_DiodeNode):
         o = self.steady_output(inputs[0])
         state = []
         if self.super_diode:
-            amp = self.opamp
-            state += [amp.static_output(inputs[0] - o, 0.0)]
-            state += [amp.static_output(self.clamp_reference - o, 0.0)]
+            state += [self.opamp.static_output(inputs[0] - o, 0.0)]
+        if self.active_limiter:
+            state += [self.opamp.static_output(self.clamp_reference - o, 0.0)]
         if self.node_capacitance:
             state.append(o)
         return jnp.stack(state) if state else jnp.zeros(0, jnp.result_type(inputs))
@@ -309,11 +324,9 @@ class DiodeReLU(_DiodeNode):
         o = self._node(y, inputs)
         rates = []
         if self.super_diode:
-            amp = self.opamp
-            rates += [
-                amp.output_rate(y[0], inputs[0] - o, static),
-                amp.output_rate(y[1], self.clamp_reference - o, static),
-            ]
+            rates.append(self.opamp.output_rate(y[0], inputs[0] - o, static))
+        if self.active_limiter:
+            rates.append(self.opamp.output_rate(y[1], self.clamp_reference - o, static))
         if self.node_capacitance:
             current = self._net_current(o, y, inputs)
             scale = 1.0 / self.load_resistance if static else self.node_capacitance
@@ -327,16 +340,17 @@ class DiodeReLU(_DiodeNode):
         anode, cathode = self._drivers(y, inputs)
         i1, i2 = self._d1.current(anode - o), self._d2.current(o - cathode)
         # The op-amps' terminals: their output resistance (inside the D models) is theirs.
-        anode, cathode = anode - self._r_out * i1, cathode + self._r_out * i2
+        anode = anode - self._r_out * i1
+        if self.active_limiter:
+            cathode = cathode + self._r_out * i2
         diodes = i1 * (anode - o) + i2 * (o - cathode)
         zero = jnp.zeros(())
+        opamps = zero
+        # D1's series resistor is inside the D1 model: its power is counted with the diode.
         if self.super_diode:
-            # D1's series resistor is inside the D1 model: its power is counted with the diode.
-            opamps = output_stage_power(self.opamp, anode, i1) + output_stage_power(
-                self.opamp, cathode, -i2
-            )
-        else:
-            opamps = zero
+            opamps = opamps + output_stage_power(self.opamp, anode, i1)
+        if self.active_limiter:
+            opamps = opamps + output_stage_power(self.opamp, cathode, -i2)
         return Power(zero, o**2 / self.load_resistance, diodes, opamps)
 
     @property

@@ -202,9 +202,11 @@ def _diode_relu_body(block: DiodeReLU, input_node: str, p: str = "") -> list[str
             f"X{p}U1 {input_node} {p}o {p}y1 opamp",
             f"D{p}1 {p}y1 {p}a dmod",
             f"R{p}s {p}a {p}o {block.series_resistance:.12g}",
-            f"X{p}U2 {p}ref {p}o {p}y2 opamp",
-            f"D{p}2 {p}o {p}y2 dmod",
         ]
+        if block.active_limiter:
+            lines += [f"X{p}U2 {p}ref {p}o {p}y2 opamp", f"D{p}2 {p}o {p}y2 dmod"]
+        else:
+            lines.append(f"D{p}2 {p}o {p}ref dmod")
     else:
         lines += [
             f"D{p}1 {input_node} {p}a dmod",

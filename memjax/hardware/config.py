@@ -31,8 +31,12 @@ class HardwareConfig:
         opamp: the op-amp of every stage.
         difference_gain: gain g of each kernel's difference stage (R_f = k / g).
         diode: the diodes of the ReLU, limiter and max pool.
-        relu: "plain" diodes (the paper's diode ReLU) or "super" diodes (op-amp precision
-            rectifier and active limiter, no forward drop).
+        relu: "plain" diode rectifier (the literal "ReLU by diode") or "super" diode (op-amp
+            precision rectifier, no forward drop).
+        limiter: the output limiter at V_p behind the ReLU: "diode" (a diode from the output to
+            the reference V_p - V_D: the paper's "output limiter ... implemented by diode") or
+            "active" (an op-amp drives that diode to hold the output at V_p exactly; super
+            ReLU only).
         max_pool: "plain" diode-OR or "super" diodes.
         relu_load_resistance: R_L of each ReLU and max-pool output node, ohm: the input of the
             stage it drives.
@@ -56,6 +60,7 @@ class HardwareConfig:
     difference_gain: float = 4.0
     diode: Diode = Diode.d1n4148()
     relu: Literal["plain", "super"] = "super"
+    limiter: Literal["active", "diode"] = "active"
     max_pool: Literal["plain", "super"] = "super"
     relu_load_resistance: float = 10e3
     relu_series_resistance: float = 1e3
@@ -73,6 +78,7 @@ class HardwareConfig:
         require_ordered(owner, "g_min", self.g_min, "g_max", self.g_max)
         choices = {
             "relu": ("plain", "super"),
+            "limiter": ("active", "diode"),
             "max_pool": ("plain", "super"),
             "batch_norm": ("separate", "folded"),
             "topology": ("proposed", "original"),
@@ -80,6 +86,11 @@ class HardwareConfig:
         }
         for name, allowed in choices.items():
             require_choice(owner, name, getattr(self, name), allowed)
+        if self.relu == "plain" and self.limiter == "active":
+            raise MemjaxError(
+                f"{owner}.limiter: an active limiter behind a plain diode ReLU is not built; "
+                "use limiter='diode' (or relu='super')"
+            )
         if self.bitline_capacitance < 0 or self.wire_resistance < 0:
             raise MemjaxError(f"{owner}: bitline_capacitance and wire_resistance must be >= 0")
         if self.v_p > min(self.opamp.rail_high, -self.opamp.rail_low):
@@ -97,28 +108,63 @@ class HardwareConfig:
 
 
 PAPER_ASSUMPTIONS = {
-    "v_p": "1.0 V: not published; the order of common bipolar oxide thresholds",
-    "g_min, g_max": "1 uS .. 100 uS (R_off 1 Mohm, R_on 10 kohm): not published",
-    "levels": "256 (8 bits): the sibling paper's best trade-off (Ran et al., TNNLS 2022)",
-    "opamp": "A0 1e5, GBW 1 GHz, slew 1 V/ns, rails +-2.5 V, no quiescent power: 137 ns for "
-    "the whole network needs GBW of the order of 1 GHz (physics notes, section 4)",
-    "diode": "1N4148-like Shockley diode (I_s 2.52 nA, n 1.752, R_s 0.568 ohm)",
-    "relu, max_pool": "plain diodes, as the paper's 'ReLU by diode' reads",
-    "batch_norm": "separate MBN stages, as the paper's four unit kinds",
-    "parasitics": "none",
+    "v_p": "1.0 V. Paper: names V_p as the memristor threshold the limiter clamps to, no value. "
+    "Guess: the order of common bipolar oxide thresholds. Physics notes section 4: 137 ns and "
+    "2.8 uW fit together only at V_p ~ 0.1-0.2 V, so this is not the paper's operating point",
+    "g_min, g_max": "1 uS .. 100 uS (R_off 1 Mohm, R_on 10 kohm). Paper: not published. Guess",
+    "levels": "256 (8 bits). Sibling paper (Ran et al., TNNLS 2022): 2^8 states with 8-bit data "
+    "was their best power/accuracy trade-off",
+    "opamp": "A0 1e5, GBW 1 GHz, slew 1 V/ns, rails +-2.5 V, no quiescent power. Paper: not "
+    "published; the group simulated in Simulink (their FCN and CKFO papers), whose stock op-amp "
+    "is ideal. Guess: 137 ns over ~50 stages needs GBW of the order of 1 GHz (physics notes, "
+    "section 4)",
+    "diode": "1N4148-like Shockley diode (I_s 2.52 nA, n 1.752, R_s 0.568 ohm). Paper: 'diode', "
+    "no model. Guess: the common SPICE small-signal diode",
+    "relu": "super: an op-amp precision rectifier. Paper: 'an output limiter circuit is added "
+    "behind the ReLU layer implemented by diode'; sibling paper: 'a diode is added after the ReLU "
+    "layer to limit the output below the threshold voltage'. Read together: the limiter is the "
+    "diode, the ReLU an active circuit; which active circuit is a guess (physics notes, "
+    "section 1). The literal plain-diode ReLU is the ablation paper_plain_diode_relu",
+    "limiter": "diode: one diode from the ReLU output to the reference V_p - V_D (the V_D of the "
+    "largest current it must take: the output never exceeds V_p). Paper and sibling paper: a "
+    "diode limiter at the threshold; the reference's circuit is a guess",
+    "max_pool": "super diodes, a stand-in. The group's memristive FCN built max pooling from "
+    "'voltage selectors' (schematic not known); a super-diode max computes max v_i exactly as "
+    "an ideal selector does",
+    "batch_norm": "separate MBN stages (op-amp + memristors), as the paper's unit kinds name",
+    "bitline_capacitance, wire_resistance": "none (0). Paper: not published",
+    "bias_voltage": "1.0 V, the reference of the bias rows and the MBN bias. Not published. Guess",
+    "difference_gain": "4 (R_f = k / g). Not published. Guess",
+    "topology": "proposed (M+1)x2 kernels with the inverter behind the crossbar: the paper's "
+    "contribution, stated in its abstract",
+    "relu_load_resistance, relu_series_resistance": "10 kohm, 1 kohm. Not published. Guess",
 }
-"""What the paper does not publish and the "paper" preset assumes."""
+"""For each field of the "paper" preset: what the paper, its sibling papers and the physics
+notes support, and what is a guess."""
 
 
 def paper() -> HardwareConfig:
-    """The paper's design (Wang et al., IEEE TCAD 2021) with :data:`PAPER_ASSUMPTIONS`."""
-    return HardwareConfig(levels=256, relu="plain", max_pool="plain", batch_norm="separate")
+    """The paper's design (Wang et al., IEEE TCAD 2021) in its consistent reading: an active
+    ReLU (op-amp precision rectifier) followed by a diode output limiter at V_p, super-diode
+    max pooling, separate MBN stages; the rest as :data:`PAPER_ASSUMPTIONS` lists."""
+    return HardwareConfig(
+        levels=256, relu="super", limiter="diode", max_pool="super", batch_norm="separate"
+    )
+
+
+def paper_plain_diode_relu() -> HardwareConfig:
+    """The literal reading of "ReLU by diode", an ablation: a plain diode as the ReLU (with the
+    diode limiter behind it) and a diode-OR max pool, else as :func:`paper`. The diodes'
+    forward drop removes every activation below ~0.4 V, so a model trained for a clamped ReLU
+    does not classify through it (physics notes, section 1); circuit-aware training
+    (``memjax train --circuit paper_plain_diode_relu``) trains one that does."""
+    return paper().replace(relu="plain", max_pool="plain")
 
 
 def paper_super_diodes() -> HardwareConfig:
-    """The paper preset with op-amp super diodes in the ReLU/limiter and the max pool, which
-    remove the plain diodes' forward drop (a reconstruction option, physics notes section 2)."""
-    return paper().replace(relu="super", max_pool="super")
+    """The paper preset with an active limiter (an op-amp drives the limiter diode, holding
+    the output at V_p exactly, no soft knee): every nonlinear stage an op-amp super diode."""
+    return paper().replace(limiter="active")
 
 
 def near_ideal() -> HardwareConfig:
@@ -129,4 +175,9 @@ def near_ideal() -> HardwareConfig:
     )
 
 
-PRESETS = {"paper": paper, "paper_super_diodes": paper_super_diodes, "near_ideal": near_ideal}
+PRESETS = {
+    "paper": paper,
+    "paper_plain_diode_relu": paper_plain_diode_relu,
+    "paper_super_diodes": paper_super_diodes,
+    "near_ideal": near_ideal,
+}

@@ -170,5 +170,26 @@ def network_layers(config: ShuffleNetConfig, image_size: int = 48) -> list[Layer
     return layers
 
 
+def critical_path_layers(config: ShuffleNetConfig) -> list[str]:
+    """The layers on the network's critical path counted one by one as the paper's calculation
+    periods appear to be (physics notes, section 1): every convolution, batch norm, ReLU,
+    pooling and the fully connected layer is one layer, down the longer (right) branch of each
+    down-sampling unit. For the 1.0x network: stem 4 (conv, BN, ReLU, max pool) + 16 units x 8
+    (1x1, BN, ReLU, depthwise 3x3, BN, 1x1, BN, ReLU) + output 5 (1x1, BN, ReLU, global pool,
+    FC) = 137, the paper's 137 ns at 1 ns each. A hypothesis that the count fits exactly;
+    with folded batch norm the BN layers are not there."""
+    separate = config.bn_mode == "separate"
+    on_path = []
+    for layer in network_layers(config):
+        if layer.unit == "downsampling" and ".left_" in layer.name:
+            continue  # the shorter branch runs beside the right one
+        on_path.append(layer.name)
+        if layer.batch_norm and separate:
+            on_path.append(f"{layer.name}.bn")
+        if layer.activation == "relu":
+            on_path.append(f"{layer.name}.relu")
+    return on_path
+
+
 def _conv(name, unit, kind, in_channels, out_channels, inputs, size, activation) -> Layer:
     return Layer(name, unit, kind, in_channels, out_channels, inputs, size, size, activation, True)

@@ -326,14 +326,7 @@ def convert(model: ShuffleNetV2, hardware: HardwareConfig) -> MemristiveShuffleN
     fully_connected = builder.stage(
         weights, np.asarray(output.fc.bias[...]) * scale, None, None, None, "fully_connected", (), 1
     )
-    max_pool = DiodeMaxPool(
-        hardware.diode,
-        9,
-        hardware.relu_load_resistance,
-        hardware.opamp if hardware.max_pool == "super" else None,
-        hardware.max_pool == "super",
-        hardware.relu_series_resistance,
-    )
+    max_pool = builder.max_pool
     return MemristiveShuffleNet(
         input_stage=input_stage,
         max_pool=max_pool,
@@ -378,29 +371,11 @@ class _Builder:
     def __init__(self, hardware: HardwareConfig, scale: float, folded: bool, clamp_linear: bool):
         self.hardware, self.scale, self.folded = hardware, scale, folded
         self.clamp_linear = clamp_linear
-        self.clamp = DiodeClamp(
-            hardware.diode,
-            hardware.relu_load_resistance,
-            hardware.v_p,
-            hardware.opamp,
-            hardware.relu_series_resistance,
-        )
-        super_diode = hardware.relu == "super"
-        # the plain limiter's diode adds its own forward drop to the reference
-        reference = hardware.v_p if super_diode else hardware.v_p - _forward_drop(hardware)
-        self.relu = DiodeReLU(
-            hardware.diode,
-            hardware.relu_load_resistance,
-            reference,
-            hardware.opamp if super_diode else None,
-            super_diode,
-            hardware.relu_series_resistance,
-        )
+        self.relu, self.clamp, self.max_pool = nonlinear_blocks(hardware)
         if hardware.dc_transfer == "table":  # built once, shared by every stage
-            rails = hardware.opamp.rail_low, hardware.opamp.rail_high
             self.tables = {
-                True: TransferTable.build(self.relu.steady_output, *rails),
-                False: TransferTable.build(self.clamp.steady_output, *rails),
+                True: transfer_table(self.relu, hardware),
+                False: transfer_table(self.clamp, hardware),
             }
 
     def conv(self, layer: ConvBN, kind: str, input_gain: float = 1.0) -> CrossbarStage:
@@ -448,6 +423,46 @@ class _Builder:
         return SummingAmplifier(inputs, g_f, hw.opamp, memristive=True)
 
 
+def nonlinear_blocks(hardware: HardwareConfig) -> tuple[DiodeReLU, DiodeClamp, DiodeMaxPool]:
+    """The ReLU with its limiter, the linear stages' symmetric clamp and the input unit's
+    max pool that ``hardware`` describes: every stage of a converted network uses these."""
+    clamp = DiodeClamp(
+        hardware.diode,
+        hardware.relu_load_resistance,
+        hardware.v_p,
+        hardware.opamp,
+        hardware.relu_series_resistance,
+    )
+    super_diode = hardware.relu == "super"
+    active = hardware.limiter == "active"
+    reference = hardware.v_p if active else limiter_reference(hardware)
+    relu = DiodeReLU(
+        hardware.diode,
+        hardware.relu_load_resistance,
+        reference,
+        hardware.opamp if super_diode else None,
+        super_diode,
+        hardware.relu_series_resistance,
+        diode_limiter=not active,
+    )
+    max_pool = DiodeMaxPool(
+        hardware.diode,
+        9,
+        hardware.relu_load_resistance,
+        hardware.opamp if hardware.max_pool == "super" else None,
+        hardware.max_pool == "super",
+        hardware.relu_series_resistance,
+    )
+    return relu, clamp, max_pool
+
+
+def transfer_table(block: DiodeReLU | DiodeClamp, hardware: HardwareConfig) -> TransferTable:
+    """The steady-state curve of a ReLU or clamp over the op-amp rails, tabulated."""
+    return TransferTable.build(
+        block.steady_output, hardware.opamp.rail_low, hardware.opamp.rail_high
+    )
+
+
 def _max_pool_table(pool: DiodeMaxPool, hardware: HardwareConfig) -> TransferTable | None:
     """The super-diode pool against its largest input, the others far below (a diode-OR
     depends on every input within a few n V_T of the largest: no table)."""
@@ -462,6 +477,21 @@ def _max_pool_table(pool: DiodeMaxPool, hardware: HardwareConfig) -> TransferTab
     return TransferTable.build(largest_alone, low, high)
 
 
-def _forward_drop(hardware: HardwareConfig) -> float:
-    """The limiter diode's forward voltage at the current V_p drives into R_L, V."""
-    return float(hardware.diode.voltage_at(hardware.v_p / hardware.relu_load_resistance))
+def limiter_reference(hardware: HardwareConfig) -> float:
+    """The reference of a diode limiter, V: V_p less the diode's forward voltage at the
+    largest current the limiter must take, so that the ReLU's output never exceeds V_p.
+
+    That current: the ReLU's driver (the stage's op-amp for a plain ReLU, U1 for a super
+    diode) at its positive rail, pushing through D1 and the series resistance into the node
+    held at V_p, less the load's V_p / R_L. (Until 2026-12-05 the reference used the load's
+    current alone, 100 uA at 1 V and 10 kohm; the rail drives ~0.8 mA, so outputs reached
+    V_p + n V_T ln 8 ~ 1.09 V.) The driver's output resistance is left out (its series
+    resistance of ~1 kohm dominates).
+    """
+    diode = hardware.diode
+    series = hardware.relu_series_resistance
+    if hardware.relu == "super":
+        series = series + hardware.opamp.output_resistance
+    drive = float(diode.current_through(hardware.opamp.rail_high - hardware.v_p, series))
+    current = max(drive - hardware.v_p / hardware.relu_load_resistance, 0.0)
+    return hardware.v_p - float(diode.voltage_at(current))

@@ -32,6 +32,7 @@ from collections import defaultdict
 from typing import Literal
 
 from memjax.devices.validation import require_choice
+from memjax.errors import MemjaxError
 from memjax.hardware.layers import Layer
 
 Topology = Literal["proposed", "original"]
@@ -47,7 +48,9 @@ class CountingOptions:
         topology: "proposed" (M+1)x2 or "original" (2M+1)x1 crossbar kernels.
         schedule: "parallel" (circuits per output position) or "reuse" (one set per layer).
         batch_norm: "separate" (MBN stages) or "folded" into the kernels.
-        relu: "plain" diodes or "super" diodes (op-amp precision rectifier + active limiter).
+        relu: "plain" diodes or "super" diodes (op-amp precision rectifier).
+        limiter: "active" (an op-amp drives the limiter diode) or "diode" (the diode alone;
+            always so behind a plain ReLU).
         max_pool: "plain" diode-OR or "super" diodes.
         clamp_linear: whether linear stages carry a symmetric +-V_p limiter.
         share_input_inverters: original topology: one inverter per word line of a crossbar
@@ -58,6 +61,7 @@ class CountingOptions:
     schedule: Schedule = "parallel"
     batch_norm: Literal["separate", "folded"] = "separate"
     relu: Literal["plain", "super"] = "plain"
+    limiter: Literal["active", "diode"] = "diode"
     max_pool: Literal["plain", "super"] = "plain"
     clamp_linear: bool = True
     share_input_inverters: bool = False
@@ -68,10 +72,16 @@ class CountingOptions:
             "schedule": ("parallel", "reuse"),
             "batch_norm": ("separate", "folded"),
             "relu": ("plain", "super"),
+            "limiter": ("active", "diode"),
             "max_pool": ("plain", "super"),
         }
         for name, allowed in choices.items():
             require_choice("CountingOptions", name, getattr(self, name), allowed)
+        if self.relu == "plain" and self.limiter == "active":
+            raise MemjaxError(
+                "CountingOptions.limiter: an active limiter behind a plain diode ReLU is not "
+                "built; use 'diode'"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,9 +122,8 @@ def layer_resources(layer: Layer, options: CountingOptions) -> Resources:
     if layer.batch_norm and options.batch_norm == "separate":
         extra += Resources(memristors=4 * neurons, op_amps=neurons)
     if layer.activation == "relu":
-        extra += Resources(
-            diodes=2 * neurons, op_amps=2 * neurons if options.relu == "super" else 0
-        )
+        amplifiers = int(options.relu == "super") + int(options.limiter == "active")
+        extra += Resources(diodes=2 * neurons, op_amps=amplifiers * neurons)
     elif layer.activation == "linear" and options.clamp_linear:
         extra += Resources(diodes=2 * neurons, op_amps=3 * neurons)
     return (crossbar.scaled(layer.crossbars_per_position) + extra).scaled(copies)

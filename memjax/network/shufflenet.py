@@ -7,6 +7,8 @@ N. Ma et al., ECCV 2018, and S. Wang et al., IEEE TCAD 2021 (the memristive vers
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Literal
 
 import jax
@@ -18,6 +20,32 @@ from memjax.network.config import ShuffleNetConfig
 
 Activation = Literal["relu", "linear"]
 _he_normal = nnx.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Activations:
+    """The nonlinear operations of the network: the seam through which a circuit's transfer
+    curves replace the software ones (circuit-aware training, ``memjax.hardware.twin``).
+
+    Attributes:
+        relu: (pre-activation) -> output of every ReLU stage, network units.
+        linear: the same for the stages without ReLU (the depthwise convolutions).
+        max_pool: the input unit's 3x3 / stride-2 max pool, (N, H, W, C) -> (N, H/2, W/2, C).
+    """
+
+    relu: Callable[[jax.Array], jax.Array]
+    linear: Callable[[jax.Array], jax.Array]
+    max_pool: Callable[[jax.Array], jax.Array]
+
+
+def software_activations(config: ShuffleNetConfig) -> Activations:
+    """The clamped ReLU, the optional symmetric clamp and the 3x3 max pool of ``config``."""
+    limit, clamp_linear = config.activation_limit, config.clamp_linear
+    return Activations(
+        relu=lambda y: activate(y, "relu", limit, clamp_linear),
+        linear=lambda y: activate(y, "linear", limit, clamp_linear),
+        max_pool=lambda x: conv.max_pool3x3(x, stride=2),
+    )
 
 
 class ConvBN(nnx.Module):
@@ -66,10 +94,12 @@ class ConvBN(nnx.Module):
             return conv.conv3x3(x, kernel, self.stride)
         return conv.pointwise_conv(x, kernel)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, activations: Activations | None = None) -> jax.Array:
         y = self.linear(x)
         y = y + self.bias[...] if self.folded else self.bn(y)
-        return activate(y, self.activation, self.limit, self.clamp_linear)
+        if activations is None:
+            return activate(y, self.activation, self.limit, self.clamp_linear)
+        return (activations.relu if self.activation == "relu" else activations.linear)(y)
 
 
 def activate(y: jax.Array, activation: Activation, limit: float | None, clamp_linear: bool):
@@ -89,8 +119,11 @@ class InputUnit(nnx.Module):
             1, config.stem_channels, "stem", config.stem_stride, "relu", config, rngs=rngs
         )
 
-    def __call__(self, x):
-        return conv.max_pool3x3(self.conv(x), stride=2)
+    def __call__(self, x, activations: Activations | None = None):
+        y = self.conv(x, activations)
+        if activations is None:
+            return conv.max_pool3x3(y, stride=2)
+        return activations.max_pool(y)
 
 
 class BasicUnit(nnx.Module):
@@ -104,9 +137,10 @@ class BasicUnit(nnx.Module):
         if config.zero_init_branch and config.bn_mode == "separate":
             self.project.bn.scale[...] = jnp.zeros((half,))
 
-    def __call__(self, x):
+    def __call__(self, x, activations: Activations | None = None):
         kept, branch = jnp.split(x, 2, axis=-1)
-        branch = self.project(self.depthwise(self.expand(branch)))
+        for layer in (self.expand, self.depthwise, self.project):
+            branch = layer(branch, activations)
         return conv.channel_shuffle(jnp.concatenate([kept, branch], axis=-1))
 
 
@@ -123,9 +157,11 @@ class DownsamplingUnit(nnx.Module):
         self.right_depthwise = ConvBN(half, half, "depthwise", 2, "linear", config, rngs=rngs)
         self.right_project = ConvBN(half, half, "pointwise", 1, "relu", config, rngs=rngs)
 
-    def __call__(self, x):
-        left = self.left_project(self.left_depthwise(x))
-        right = self.right_project(self.right_depthwise(self.right_expand(x)))
+    def __call__(self, x, activations: Activations | None = None):
+        left = self.left_project(self.left_depthwise(x, activations), activations)
+        right = x
+        for layer in (self.right_expand, self.right_depthwise, self.right_project):
+            right = layer(right, activations)
         return conv.channel_shuffle(jnp.concatenate([left, right], axis=-1))
 
 
@@ -138,8 +174,10 @@ class OutputUnit(nnx.Module):
         self.dropout = nnx.Dropout(config.dropout)
         self.fc = nnx.Linear(features, config.num_classes, rngs=rngs)
 
-    def __call__(self, x, dropout_key: jax.Array | None = None):
-        pooled = jnp.mean(self.conv(x), axis=(1, 2))
+    def __call__(
+        self, x, dropout_key: jax.Array | None = None, activations: Activations | None = None
+    ):
+        pooled = jnp.mean(self.conv(x, activations), axis=(1, 2))
         return self.fc(self.dropout(pooled, rngs=dropout_key))
 
 
@@ -166,12 +204,18 @@ class ShuffleNetV2(nnx.Module):
         low, high = self.config.input_range
         return low + (high - low) * (x / 255.0)
 
-    def __call__(self, gray_levels: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
-        """Logits; ``dropout_key`` is needed in training mode only (``model.train()``)."""
-        x = self.input_unit(self.scale_input(gray_levels))
+    def __call__(
+        self,
+        gray_levels: jax.Array,
+        dropout_key: jax.Array | None = None,
+        activations: Activations | None = None,
+    ) -> jax.Array:
+        """Logits; ``dropout_key`` is needed in training mode only (``model.train()``);
+        ``activations`` replaces the software nonlinearities (None: those of the config)."""
+        x = self.input_unit(self.scale_input(gray_levels), activations)
         for unit in self.units:
-            x = unit(x)
-        return self.output_unit(x, dropout_key)
+            x = unit(x, activations)
+        return self.output_unit(x, dropout_key, activations)
 
 
 def build_model(config: ShuffleNetConfig, seed: int = 0) -> ShuffleNetV2:

@@ -30,9 +30,11 @@ def evaluate_model(
     split: str,
     expected_width: float | None = None,
     tta: str = "none",
+    activations=None,
 ) -> dict:
     """The report written by ``memjax evaluate --json``; ``tta``: one of
-    :data:`TEST_TIME_AUGMENTATIONS`."""
+    :data:`TEST_TIME_AUGMENTATIONS`; ``activations``: nonlinearities that replace the model's
+    (e.g. a circuit's, :func:`memjax.hardware.twin.circuit_activations`)."""
     if tta not in TEST_TIME_AUGMENTATIONS:
         raise MemjaxError(
             f"test-time augmentation {tta!r}: expected one of {TEST_TIME_AUGMENTATIONS}"
@@ -40,7 +42,7 @@ def evaluate_model(
     model, payload = load_model(Path(checkpoint), expected_width)
     _, eval_graph, params, batch_stats = steps.split_model(model)
     chosen = data.split(split)
-    predict = steps.make_predict(eval_graph)
+    predict = steps.make_predict(eval_graph, activations)
     logits = steps.predict_logits(predict, params, batch_stats, chosen.images)
     if tta == "flip":
         mirrored = np.ascontiguousarray(chosen.images[:, :, ::-1])

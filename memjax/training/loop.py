@@ -49,6 +49,15 @@ class TrainConfig:
             of a fresh initialisation (fine-tuning: a second, shorter schedule from a trained
             model); the run's model configuration must be the checkpoint's. The optimizer
             state starts fresh.
+        circuit: circuit-aware training: the name of a hardware preset
+            (``memjax.hardware.config.PRESETS``) whose steady-state ReLU, clamp and max-pool
+            curves replace the software nonlinearities (``memjax.hardware.twin``), so that the
+            weights suit that circuit; None: the software model.
+        circuit_phase_epochs: with ``circuit``, the first epochs phase the circuit's forward
+            drops in (``memjax.hardware.twin.circuit_activations``' blend), epoch e at
+            e / (circuit_phase_epochs + 1) of them, from the next on the circuit as it is.
+            Only epochs on the circuit as it is compete for the best checkpoint (selected on
+            PublicTest, as always).
     """
 
     epochs: int = 30
@@ -58,11 +67,35 @@ class TrainConfig:
     optimizer: steps.OptimizerConfig = steps.OptimizerConfig()
     augment: AugmentConfig = AugmentConfig()
     init_from: str | None = None
+    circuit: str | None = None
+    circuit_phase_epochs: int = 0
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "keep"):
             if getattr(self, name) < 1:
                 raise MemjaxError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.circuit_phase_epochs < 0:
+            raise MemjaxError(f"circuit_phase_epochs must be >= 0, got {self.circuit_phase_epochs}")
+        if self.circuit_phase_epochs and self.circuit is None:
+            raise MemjaxError("circuit_phase_epochs needs a circuit to phase into")
+        if self.circuit is not None and self.circuit_phase_epochs >= self.epochs:
+            raise MemjaxError(
+                f"circuit_phase_epochs {self.circuit_phase_epochs} leaves no epoch of the "
+                f"{self.epochs} on the circuit alone"
+            )
+        if self.circuit is not None:
+            from memjax.hardware.config import PRESETS
+
+            if self.circuit not in PRESETS:
+                raise MemjaxError(
+                    f"circuit {self.circuit!r}: expected one of {', '.join(sorted(PRESETS))}"
+                )
+
+    def circuit_share(self, epoch: int) -> float:
+        """The share of the circuit's forward drops phased in at ``epoch`` (1-based)."""
+        if self.circuit is None:
+            return 0.0
+        return min(1.0, epoch / (self.circuit_phase_epochs + 1))
 
     @classmethod
     def from_dict(cls, fields: dict) -> TrainConfig:
@@ -119,16 +152,31 @@ def train(
         state, best = _restore(manager, start_epoch, state, run_dir)
         _truncate_metrics(run_dir / "metrics.jsonl", start_epoch)
 
-    train_step = steps.make_train_step(
-        train_graph, optimizer, train_config.augment, train_config.optimizer.label_smoothing
-    )
-    predict = steps.make_predict(eval_graph)
+    compiled = {}  # circuit share -> (train step, predict): one compile per share
+
+    def programs(share):
+        if share not in compiled:
+            activations = _activations(train_config, model_config, share)
+            compiled[share] = (
+                steps.make_train_step(
+                    train_graph,
+                    optimizer,
+                    train_config.augment,
+                    train_config.optimizer.label_smoothing,
+                    activations,
+                ),
+                steps.make_predict(eval_graph, activations),
+            )
+        return compiled[share]
+
     batch = train_config.batch_size
     last_epoch = train_config.epochs
     if stop_after is not None:
         last_epoch = min(last_epoch, start_epoch + stop_after)
     for epoch in range(start_epoch + 1, last_epoch + 1):
         started = time.time()
+        share = train_config.circuit_share(epoch)
+        train_step, predict = programs(share)
         order = np.asarray(state.pop("next_order"))
         loss_sum, correct = 0.0, 0
         bar = tqdm(
@@ -160,7 +208,10 @@ def train(
             "public_test_accuracy": public_accuracy,
             "seconds": round(time.time() - started, 2),
         }
-        if public_accuracy > best["public_test_accuracy"]:
+        if train_config.circuit is not None:
+            record["circuit_share"] = share
+        competes = train_config.circuit is None or share == 1.0
+        if competes and public_accuracy > best["public_test_accuracy"]:
             best = {"epoch": epoch, "public_test_accuracy": public_accuracy}
             save_model(
                 run_dir / "best",
@@ -193,6 +244,16 @@ def train(
         )
     manager.close()
     return {"run_dir": str(run_dir), "epochs_done": last_epoch, "best": best, "state": state}
+
+
+def _activations(train_config: TrainConfig, model_config: ShuffleNetConfig, share: float):
+    """The nonlinearities of the twin at this circuit share (None: the software ones)."""
+    if train_config.circuit is None:
+        return None
+    from memjax.hardware.config import PRESETS
+    from memjax.hardware.twin import circuit_activations
+
+    return circuit_activations(PRESETS[train_config.circuit](), model_config, share)
 
 
 def _prepare_run(run_dir: Path, model_config, train_config, resume: bool):

@@ -17,6 +17,7 @@ from flax import nnx
 
 from memjax.errors import MemjaxError
 from memjax.network import ShuffleNetV2
+from memjax.network.shufflenet import Activations
 from memjax.training.augment import AugmentConfig, augment_batch
 
 
@@ -87,8 +88,15 @@ def init_state(params, batch_stats, optimizer, seed: int) -> dict:
     }
 
 
-def make_train_step(train_graph, optimizer, augment: AugmentConfig, label_smoothing: float):
-    """A jitted ``(state, images uint8 (B,48,48), labels (B,)) -> (state, metrics)``."""
+def make_train_step(
+    train_graph,
+    optimizer,
+    augment: AugmentConfig,
+    label_smoothing: float,
+    activations: Activations | None = None,
+):
+    """A jitted ``(state, images uint8 (B,48,48), labels (B,)) -> (state, metrics)``;
+    ``activations`` replaces the model's nonlinearities (circuit-aware training)."""
 
     def train_step(state, images, labels):
         key = jax.random.fold_in(jax.random.wrap_key_data(state["key"]), state["step"])
@@ -98,7 +106,7 @@ def make_train_step(train_graph, optimizer, augment: AugmentConfig, label_smooth
 
         def loss_fn(params, batch_stats):
             model = nnx.merge(train_graph, params, batch_stats)
-            logits = model(inputs, dropout_key)
+            logits = model(inputs, dropout_key, activations)
             loss = optax.softmax_cross_entropy(logits, targets).mean()
             return loss, (logits, nnx.to_pure_dict(nnx.state(model, nnx.BatchStat)))
 
@@ -119,12 +127,12 @@ def make_train_step(train_graph, optimizer, augment: AugmentConfig, label_smooth
     return jax.jit(train_step, donate_argnums=0)
 
 
-def make_predict(eval_graph):
+def make_predict(eval_graph, activations: Activations | None = None):
     """A jitted ``(params, batch_stats, images) -> logits`` in evaluation mode."""
 
     @jax.jit
     def predict(params, batch_stats, images):
-        return nnx.merge(eval_graph, params, batch_stats)(images)
+        return nnx.merge(eval_graph, params, batch_stats)(images, None, activations)
 
     return predict
 

@@ -1,0 +1,135 @@
+"""The software twin of a converted network: the Flax model with the circuit's nonlinearities.
+
+A converted network computes the software model's linear algebra (crossbars, MBN, average
+pool: linear up to the op-amps' finite gain and the conductance levels) but its own
+nonlinear stages: the ReLU with its limiter, the linear stages' clamp and the input unit's
+max pool, each at its steady state. :func:`circuit_activations` gives those stages' steady-state
+curves in network units as :class:`~memjax.network.shufflenet.Activations`, so that the Flax
+model can be trained through them (circuit-aware training, ``memjax train --circuit``): the
+weights it learns then suit the circuit they will be converted onto, e.g. the plain-diode ReLU
+whose forward drop removes every activation below ~0.4 V.
+
+How exact the twin is:
+- ReLU and clamp: the blocks' exact steady-state solutions (``steady_output``, the same
+  equations as their vector fields) sampled on :data:`~memjax.hardware.transfer.TABLE_POINTS`
+  points, as :func:`~memjax.hardware.memristive.convert` tabulates them for the steady state.
+- Super-diode max pool: its tabulated curve against the largest input, as the converted
+  network's steady state with ``dc_transfer="table"``.
+- Plain diode-OR max pool: :func:`diode_or_output`, the node's KCL solved in closed form with the
+  diodes' series resistance left out (measured against the exact node solve in
+  tests/test_twin.py).
+- Everything linear is the software model's: the op-amps' finite gain, the conductance levels
+  and the MBN's quantised bias pairs are not in the twin. Fine-tuning the converted chip's
+  conductances (``memjax finetune``) trains through all of them afterwards.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from memjax import convolution as conv
+from memjax.circuits.diodes import DiodeMaxPool
+from memjax.devices.diode import wright_omega
+from memjax.errors import MemjaxError
+from memjax.hardware.config import HardwareConfig
+from memjax.hardware.memristive import _max_pool_table, nonlinear_blocks, transfer_table
+from memjax.network.config import ShuffleNetConfig
+from memjax.network.shufflenet import Activations
+
+
+def diode_or_output(pool: DiodeMaxPool, windows: jax.Array) -> jax.Array:
+    """Steady-state output (V) of the plain diode-OR max pool for inputs ``windows`` (V) of
+    shape (..., N), in closed form, the diodes' series resistance taken as zero.
+
+    KCL at the node o with load R_L: I_s sum_i (exp((v_i - o) / a) - 1) = o / R_L, a = n V_T.
+    With q = o / R_L + N I_s and S = sum_i exp(v_i / a) this is q exp(q R_L / a) =
+    I_s S exp(N I_s R_L / a), so q R_L / a = W(z), z = (R_L I_s / a) S exp(N I_s R_L / a): the
+    Lambert function, evaluated as the Wright omega of ln z (a log-sum-exp of the inputs), which
+    neither overflows nor loses the small inputs. The series resistance (0.568 ohm for the
+    1N4148) would add its drop, under 0.1 mV at the 100 uA a 10 kohm load draws at 1 V.
+    """
+    diode = pool.diode
+    a, i_s, r_l = diode.n_vt, diode.saturation_current, pool.load_resistance
+    count = windows.shape[-1]
+    log_z = (
+        jnp.log(r_l * i_s / a)
+        + jax.scipy.special.logsumexp(windows / a, axis=-1)
+        + count * i_s * r_l / a
+    )
+    return a * wright_omega(log_z) - count * i_s * r_l
+
+
+def circuit_activations(
+    hardware: HardwareConfig, model: ShuffleNetConfig, blend: float = 1.0
+) -> Activations:
+    """The steady-state nonlinearities of a network converted under ``hardware``, in the network
+    units of ``model`` (V_p / activation_limit volts per unit), as the Flax model's activations.
+
+    ``blend`` in [0, 1] phases them in: each curve reads its input shifted up by
+    (1 - blend) times its offset (:func:`curve_offsets`), so at 0 every diode's knee sits at
+    0 V, where the software ReLU's is, and at 1 the curves are the circuit's. The diodes'
+    shape (soft knee, gain, limiter) is there at every blend; what phases in is their forward
+    drop, which the weights and biases learn to follow. (Blending the outputs instead,
+    (1 - b) software + b circuit, was tried on 2026-12-05 for the plain-diode preset: PublicTest
+    62.4 / 61.1 / 54.9 % at b = 1/4, 1/2, 3/4, then 24.9 % at b = 1: the software share carried
+    the signal past the dead zone, so nothing had learned to live without it.)
+    """
+    if model.activation_limit is None:
+        raise MemjaxError(
+            "circuit_activations: the model has no activation_limit, so network units have no "
+            "voltage (the limiter at V_p needs a clamped ReLU)"
+        )
+    if not 0.0 <= blend <= 1.0:
+        raise MemjaxError(f"circuit_activations: blend {blend} must lie in [0, 1]")
+    scale = hardware.v_p / model.activation_limit
+    curves = _curves(hardware, model)
+    offsets = curve_offsets(hardware, model) if blend < 1.0 else {"relu": 0.0, "max_pool": 0.0}
+    relu_shift = (1.0 - blend) * offsets["relu"]
+    pool_shift = (1.0 - blend) * offsets["max_pool"]
+    relu_curve, clamp_curve, pool_curve = curves
+    return Activations(
+        relu=lambda y: relu_curve(y * scale + relu_shift) / scale,
+        linear=(lambda y: clamp_curve(y * scale) / scale)
+        if clamp_curve is not None
+        else (lambda y: y),
+        max_pool=lambda x: pool_curve(x * scale + pool_shift) / scale,
+    )
+
+
+def curve_offsets(hardware: HardwareConfig, model: ShuffleNetConfig) -> dict[str, float]:
+    """The forward drop of the ReLU and of the max pool, V: input minus output where the
+    output is V_p / 2 (for the max pool, one input alone, the others at 0 V). About 0.5 V for
+    plain diodes and the diode-OR, ~0 for super diodes."""
+    relu_curve, _, pool_curve = _curves(hardware, model)
+    v = jnp.linspace(0.0, hardware.opamp.rail_high, 20_001)
+    half = 0.5 * hardware.v_p
+    relu_out = relu_curve(v)
+    alone = jnp.zeros((1, 3, 3, v.shape[0])).at[0, 1, 1, :].set(v)  # one window per channel
+    pool_out = pool_curve(alone)[0, 0, 0]
+
+    def offset(out):
+        index = int(jnp.argmax(out >= half))
+        return float(v[index] - out[index])
+
+    return {"relu": offset(relu_out), "max_pool": offset(pool_out)}
+
+
+def _curves(hardware: HardwareConfig, model: ShuffleNetConfig):
+    """(ReLU curve, clamp curve or None, max pool) in volts."""
+    relu, clamp, pool = nonlinear_blocks(hardware)
+    relu_curve = transfer_table(relu, hardware)
+    clamp_curve = transfer_table(clamp, hardware) if model.clamp_linear else None
+    tabled = hardware.replace(dc_transfer="table")
+    largest_curve = _max_pool_table(pool, tabled) if pool.super_diode else None
+
+    def pooled(volts):
+        if largest_curve is not None:  # the largest of each window, 0 V padding, as convert
+            largest = functools.reduce(jnp.maximum, (w for _, _, w in conv._taps(volts, 2, 0.0)))
+            return largest_curve(largest)
+        windows = jnp.stack([w for _, _, w in conv._taps(volts, 2, 0.0)], axis=-1)
+        return diode_or_output(pool, windows)
+
+    return relu_curve, clamp_curve, pooled
