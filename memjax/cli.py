@@ -112,15 +112,20 @@ def _train(args) -> None:
         stop_after=args.stop_after,
     )
     best = result["best"]
+    if best["epoch"] == 0:  # only epochs on the circuit as it is compete
+        print(f"no best model yet (epochs done: {result['epochs_done']}): continue with --resume")
+        return
     print(f"best PublicTest accuracy {best['public_test_accuracy']:.4f} at epoch {best['epoch']}")
     best_dir = Path(args.run_dir) / "best"
     activations = None
-    if train_config.circuit is not None:
+    # the run's own configuration (a resumed run's is in its run.json, not in the arguments)
+    ran = result["train_config"]
+    if ran.circuit is not None:
         from memjax.hardware.config import PRESETS
         from memjax.hardware.twin import circuit_activations
 
-        activations = circuit_activations(PRESETS[train_config.circuit](), model_config)
-        print(f"through the {train_config.circuit} circuit's steady-state nonlinearities:")
+        activations = circuit_activations(PRESETS[ran.circuit](), result["model_config"])
+        print(f"through the {ran.circuit} circuit's steady-state nonlinearities:")
     report = evaluate_model(best_dir, data, "private_test", activations=activations)
     print_report(report)
     if args.export:

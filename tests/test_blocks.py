@@ -159,7 +159,7 @@ def _random_blocks(rng):
             "v(o)",
         ),
         # the paper preset's reading: an active ReLU, the limiter a diode to V_p - V_D
-        # (memjax.hardware.memristive.limiter_reference: 0.425 V for these parts)
+        # (HardwareConfig.limiter_reference: 0.425 V for these parts)
         "relu_super_diode_limiter": (
             DiodeReLU(DIODE, load, 0.425, AMP_RO, True, diode_limiter=True),
             [rng.uniform(0.1, 0.9)],

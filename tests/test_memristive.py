@@ -57,6 +57,9 @@ def test_conversion_refuses_what_it_cannot_map():
         HardwareConfig(relu="plain", limiter="active")
     with pytest.raises(MemjaxError, match="limiter"):
         HardwareConfig(limiter="zener")
+    # a diode limiter cannot hold 0.2 V: its reference would sit at -0.41 V
+    with pytest.raises(MemjaxError, match="HardwareConfig.limiter: a diode limiter at v_p = 0.2"):
+        paper().replace(v_p=0.2)
 
 
 def test_paper_preset_is_the_consistent_reading():

@@ -108,8 +108,9 @@ class ChipVariation(eqx.Module):
             that carry the signal: both line amplifiers and the difference stage of every
             kernel, every MBN, the average pool, in the steady state and in the whole-network
             transient alike (``hardware.stages`` puts each on its neuron's blocks). The
-            op-amps inside super-diode ReLUs, clamps and max pool (reconstruction options)
-            keep the design's.
+            op-amps inside super-diode ReLUs, clamps and max pool keep the design's: not
+            modelled, although in the ``paper`` preset U1's offset would shift the ReLU's
+            knee.
         opamp_gain_spread: sigma of a persistent lognormal factor exp(sigma n) on every such
             op-amp's open-loop gain A0 (0.3 = 30 %), its gain-bandwidth product held
             (:mod:`memjax.devices.opamp`). Neither error is exported to ngspice netlists

@@ -91,6 +91,12 @@ class HardwareConfig:
                 f"{owner}.limiter: an active limiter behind a plain diode ReLU is not built; "
                 "use limiter='diode' (or relu='super')"
             )
+        if self.limiter == "diode" and self.limiter_reference <= 0.0:
+            raise MemjaxError(
+                f"{owner}.limiter: a diode limiter at v_p = {self.v_p} V needs its reference at "
+                f"V_p - V_D = {self.limiter_reference:.3f} V, below 0 V, where it would conduct "
+                "at a 0 V output; use limiter='active' (or a larger v_p)"
+            )
         if self.bitline_capacitance < 0 or self.wire_resistance < 0:
             raise MemjaxError(f"{owner}: bitline_capacitance and wire_resistance must be >= 0")
         if self.v_p > min(self.opamp.rail_high, -self.opamp.rail_low):
@@ -98,6 +104,26 @@ class HardwareConfig:
                 f"{owner}.v_p = {self.v_p} V lies beyond the op-amp rails "
                 f"({self.opamp.rail_low}, {self.opamp.rail_high}) V"
             )
+
+    @property
+    def limiter_reference(self) -> float:
+        """The reference of a diode limiter, V: V_p less the diode's forward voltage at the
+        largest current the limiter must take, so that the ReLU's output never exceeds V_p.
+
+        That current: the ReLU's driver (the stage's op-amp for a plain ReLU, U1 for a super
+        diode) at its positive rail, pushing through D1 and the series resistance into the
+        node held at V_p, less the load's V_p / R_L. (Until 2026-12-05 the reference used the
+        load's current alone, 100 uA at 1 V and 10 kohm: 0.520 V against 0.425 V now; the
+        rail drives ~0.8 mA, so outputs could reach V_p + n V_T ln 8 ~ 1.09 V.) The driver's
+        output resistance is left out (the series resistance of ~1 kohm dominates).
+        """
+        diode = self.diode
+        series = self.relu_series_resistance
+        if self.relu == "super":
+            series = series + self.opamp.output_resistance
+        drive = float(diode.current_through(self.opamp.rail_high - self.v_p, series))
+        current = max(drive - self.v_p / self.relu_load_resistance, 0.0)
+        return self.v_p - float(diode.voltage_at(current))
 
     @property
     def mapping(self) -> ConductanceMapping:

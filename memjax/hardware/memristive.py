@@ -435,7 +435,7 @@ def nonlinear_blocks(hardware: HardwareConfig) -> tuple[DiodeReLU, DiodeClamp, D
     )
     super_diode = hardware.relu == "super"
     active = hardware.limiter == "active"
-    reference = hardware.v_p if active else limiter_reference(hardware)
+    reference = hardware.v_p if active else hardware.limiter_reference
     relu = DiodeReLU(
         hardware.diode,
         hardware.relu_load_resistance,
@@ -475,23 +475,3 @@ def _max_pool_table(pool: DiodeMaxPool, hardware: HardwareConfig) -> TransferTab
         return pool.steady_output(jnp.concatenate([v[:, None], others], axis=1))
 
     return TransferTable.build(largest_alone, low, high)
-
-
-def limiter_reference(hardware: HardwareConfig) -> float:
-    """The reference of a diode limiter, V: V_p less the diode's forward voltage at the
-    largest current the limiter must take, so that the ReLU's output never exceeds V_p.
-
-    That current: the ReLU's driver (the stage's op-amp for a plain ReLU, U1 for a super
-    diode) at its positive rail, pushing through D1 and the series resistance into the node
-    held at V_p, less the load's V_p / R_L. (Until 2026-12-05 the reference used the load's
-    current alone, 100 uA at 1 V and 10 kohm; the rail drives ~0.8 mA, so outputs reached
-    V_p + n V_T ln 8 ~ 1.09 V.) The driver's output resistance is left out (its series
-    resistance of ~1 kohm dominates).
-    """
-    diode = hardware.diode
-    series = hardware.relu_series_resistance
-    if hardware.relu == "super":
-        series = series + hardware.opamp.output_resistance
-    drive = float(diode.current_through(hardware.opamp.rail_high - hardware.v_p, series))
-    current = max(drive - hardware.v_p / hardware.relu_load_resistance, 0.0)
-    return hardware.v_p - float(diode.voltage_at(current))

@@ -15,9 +15,10 @@ The counting rules (physics notes, section 2; the first two are the paper's):
 - MBN (``bn_mode="separate"``): per output neuron one op-amp with an input, a feedback and
   two bias memristors (a differential pair on +-V_b, as ``memjax.hardware.memristive`` builds
   it). Folded into the kernel: nothing.
-- ReLU + limiter: per output neuron two diodes (rectifier and limiter), plus two op-amps in
-  the super-diode variant. A linear stage clamped to +-V_p (``clamp_linear``) has the precision
-  symmetric limiter (``DiodeClamp``): two diodes and three op-amps.
+- ReLU + limiter: per output neuron two diodes (rectifier and limiter), plus one op-amp for a
+  super-diode rectifier and one for an active limiter. A linear stage clamped to +-V_p
+  (``clamp_linear``) has the precision symmetric limiter (``DiodeClamp``): two diodes and
+  three op-amps.
 - Max pooling over a 3x3 window: nine diodes per output (diode-OR), plus nine op-amps with
   super diodes. Global average pooling: per channel a summing amplifier on an N x 1 memristor
   column with a memristor feedback (N + 1 memristors, 1 op-amp).

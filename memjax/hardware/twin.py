@@ -95,7 +95,7 @@ def circuit_activations(
         linear=(lambda y: clamp_curve(y * scale) / scale)
         if clamp_curve is not None
         else (lambda y: y),
-        max_pool=lambda x: pool_curve(x * scale + pool_shift) / scale,
+        max_pool=lambda x: pool_curve(x * scale + pool_shift, pool_shift) / scale,
     )
 
 
@@ -108,9 +108,13 @@ def curve_offsets(hardware: HardwareConfig, model: ShuffleNetConfig) -> dict[str
     half = 0.5 * hardware.v_p
     relu_out = relu_curve(v)
     alone = jnp.zeros((1, 3, 3, v.shape[0])).at[0, 1, 1, :].set(v)  # one window per channel
-    pool_out = pool_curve(alone)[0, 0, 0]
+    pool_out = pool_curve(alone, 0.0)[0, 0, 0]
 
     def offset(out):
+        if not bool(jnp.any(out >= half)):
+            raise MemjaxError(
+                f"curve_offsets: an output never reaches V_p / 2 = {half} V below the rail"
+            )
         index = int(jnp.argmax(out >= half))
         return float(v[index] - out[index])
 
@@ -118,18 +122,19 @@ def curve_offsets(hardware: HardwareConfig, model: ShuffleNetConfig) -> dict[str
 
 
 def _curves(hardware: HardwareConfig, model: ShuffleNetConfig):
-    """(ReLU curve, clamp curve or None, max pool) in volts."""
+    """(ReLU curve, clamp curve or None, max pool (volts, padding)) in volts."""
     relu, clamp, pool = nonlinear_blocks(hardware)
     relu_curve = transfer_table(relu, hardware)
     clamp_curve = transfer_table(clamp, hardware) if model.clamp_linear else None
     tabled = hardware.replace(dc_transfer="table")
     largest_curve = _max_pool_table(pool, tabled) if pool.super_diode else None
 
-    def pooled(volts):
-        if largest_curve is not None:  # the largest of each window, 0 V padding, as convert
-            largest = functools.reduce(jnp.maximum, (w for _, _, w in conv._taps(volts, 2, 0.0)))
-            return largest_curve(largest)
-        windows = jnp.stack([w for _, _, w in conv._taps(volts, 2, 0.0)], axis=-1)
-        return diode_or_output(pool, windows)
+    def pooled(volts, floor):
+        """Pooled windows, the border padded at ``floor`` (0 V, the ReLU's floor, as convert
+        pads; the shifted floor while a drop phases in)."""
+        taps = [w for _, _, w in conv._taps(volts, 2, floor)]
+        if largest_curve is not None:  # the largest of each window
+            return largest_curve(functools.reduce(jnp.maximum, taps))
+        return diode_or_output(pool, jnp.stack(taps, axis=-1))
 
     return relu_curve, clamp_curve, pooled

@@ -156,6 +156,7 @@ def train(
 
     def programs(share):
         if share not in compiled:
+            compiled.clear()  # shares only grow: the earlier programs are done with
             activations = _activations(train_config, model_config, share)
             compiled[share] = (
                 steps.make_train_step(
@@ -243,7 +244,14 @@ def train(
             f"@ {best['epoch']})  {record['seconds']:.0f}s"
         )
     manager.close()
-    return {"run_dir": str(run_dir), "epochs_done": last_epoch, "best": best, "state": state}
+    return {
+        "run_dir": str(run_dir),
+        "epochs_done": last_epoch,
+        "best": best,
+        "state": state,
+        "model_config": model_config,
+        "train_config": train_config,
+    }
 
 
 def _activations(train_config: TrainConfig, model_config: ShuffleNetConfig, share: float):
