@@ -71,7 +71,7 @@ def _train(args) -> None:
     from memjax.training.augment import AugmentConfig
     from memjax.training.checkpoint import read_model_config
     from memjax.training.evaluate import evaluate_model, export_model, print_report
-    from memjax.training.loop import TrainConfig, train
+    from memjax.training.loop import TrainConfig, train, twin_activations
     from memjax.training.steps import OptimizerConfig
 
     data = load_fer2013(args.data)
@@ -117,14 +117,10 @@ def _train(args) -> None:
         return
     print(f"best PublicTest accuracy {best['public_test_accuracy']:.4f} at epoch {best['epoch']}")
     best_dir = Path(args.run_dir) / "best"
-    activations = None
     # the run's own configuration (a resumed run's is in its run.json, not in the arguments)
     ran = result["train_config"]
-    if ran.circuit is not None:
-        from memjax.hardware.config import PRESETS
-        from memjax.hardware.twin import circuit_activations
-
-        activations = circuit_activations(PRESETS[ran.circuit](), result["model_config"])
+    activations = twin_activations(ran, result["model_config"])
+    if activations is not None:
         print(f"through the {ran.circuit} circuit's steady-state nonlinearities:")
     report = evaluate_model(best_dir, data, "private_test", activations=activations)
     print_report(report)

@@ -91,10 +91,11 @@ class HardwareConfig:
                 f"{owner}.limiter: an active limiter behind a plain diode ReLU is not built; "
                 "use limiter='diode' (or relu='super')"
             )
-        if self.limiter == "diode" and self.limiter_reference <= 0.0:
+        reference = self.limiter_reference if self.limiter == "diode" else None
+        if reference is not None and reference <= 0.0:
             raise MemjaxError(
                 f"{owner}.limiter: a diode limiter at v_p = {self.v_p} V needs its reference at "
-                f"V_p - V_D = {self.limiter_reference:.3f} V, below 0 V, where it would conduct "
+                f"V_p - V_D = {reference:.3f} V, below 0 V, where it would conduct "
                 "at a 0 V output; use limiter='active' (or a larger v_p)"
             )
         if self.bitline_capacitance < 0 or self.wire_resistance < 0:
@@ -183,7 +184,8 @@ def paper_plain_diode_relu() -> HardwareConfig:
     diode limiter behind it) and a diode-OR max pool, else as :func:`paper`. The diodes'
     forward drop removes every activation below ~0.4 V, so a model trained for a clamped ReLU
     does not classify through it (physics notes, section 1); circuit-aware training
-    (``memjax train --circuit paper_plain_diode_relu``) trains one that does."""
+    (``memjax train --circuit paper_plain_diode_relu``) trains through it, so far without a
+    recipe that converges (README)."""
     return paper().replace(relu="plain", max_pool="plain")
 
 

@@ -87,8 +87,8 @@ def circuit_activations(
     if not 0.0 <= blend <= 1.0:
         raise MemjaxError(f"circuit_activations: blend {blend} must lie in [0, 1]")
     scale = hardware.v_p / model.activation_limit
-    curves = _curves(hardware, model)
-    offsets = curve_offsets(hardware, model) if blend < 1.0 else {"relu": 0.0, "max_pool": 0.0}
+    curves = _curves(hardware, model)  # the tables, built once
+    offsets = _offsets(curves, hardware) if blend < 1.0 else {"relu": 0.0, "max_pool": 0.0}
     relu_shift = (1.0 - blend) * offsets["relu"]
     pool_shift = (1.0 - blend) * offsets["max_pool"]
     relu_curve, clamp_curve, pool_curve = curves
@@ -105,7 +105,11 @@ def curve_offsets(hardware: HardwareConfig, model: ShuffleNetConfig) -> dict[str
     """The forward drop of the ReLU and of the max pool, V: input minus output where the
     output is V_p / 2 (for the max pool, one input alone, the others at 0 V). About 0.5 V for
     plain diodes and the diode-OR, ~0 for super diodes."""
-    relu_curve, _, pool_curve = _curves(hardware, model)
+    return _offsets(_curves(hardware, model), hardware)
+
+
+def _offsets(curves, hardware: HardwareConfig) -> dict[str, float]:
+    relu_curve, _, pool_curve = curves
     v = jnp.linspace(0.0, hardware.opamp.rail_high, 20_001)
     half = 0.5 * hardware.v_p
     relu_out = relu_curve(v)

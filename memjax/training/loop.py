@@ -157,7 +157,7 @@ def train(
     def programs(share):
         if share not in compiled:
             compiled.clear()  # shares only grow: the earlier programs are done with
-            activations = _activations(train_config, model_config, share)
+            activations = twin_activations(train_config, model_config, share)
             compiled[share] = (
                 steps.make_train_step(
                     train_graph,
@@ -254,7 +254,7 @@ def train(
     }
 
 
-def _activations(train_config: TrainConfig, model_config: ShuffleNetConfig, share: float):
+def twin_activations(train_config: TrainConfig, model_config: ShuffleNetConfig, share: float = 1.0):
     """The nonlinearities of the twin at this circuit share (None: the software ones)."""
     if train_config.circuit is None:
         return None
