@@ -15,9 +15,9 @@ PrivateTest image(s) (random images without FER2013, stated in the JSON):
 
 Writes results.json (with the command and the commit, ``provenance``) and
 opamp_device_sweep.png (latency against mean power, one point per GBW; latency and energy
-against device range). The op-amps' quiescent power is the
-preset's (0 W in ``paper``: the paper's 2.8 uW per neuron leaves no room for 1 GHz op-amps'
-bias, see the README), so "power" here is the dissipation of the signal path.
+against device range). "Power" here is the dissipation of the
+signal path (memristors, resistors, diodes, op-amp output stages); the op-amps' static bias
+power (``OpAmp.bias_power``, which grows with the GBW) is apart, as in ``memjax reproduce``.
 """
 
 from __future__ import annotations

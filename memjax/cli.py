@@ -15,6 +15,11 @@ from memjax.errors import MemjaxError
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "shufflenetv2-1.0x"
 """The shipped model (trained on FER2013 Training, selected on PublicTest)."""
+CIRCUIT_TRAINED = {
+    "paper_plain_diode_relu": DEFAULT_CHECKPOINT.parent / "shufflenetv2-1.0x-plain-diode",
+}
+"""Shipped models trained through a preset's circuit (``memjax train --circuit``), by preset:
+what ``reproduce`` and ``finetune`` use for that preset when no --checkpoint is given."""
 
 
 def _reproduce(args) -> None:
@@ -37,6 +42,7 @@ def _reproduce(args) -> None:
         rtol=args.rtol,
         atol=args.atol,
         transient_crop=args.transient_crop,
+        circuit_trained={} if args.checkpoint else CIRCUIT_TRAINED,
     )
 
 
@@ -101,6 +107,7 @@ def _train(args) -> None:
         init_from=str(Path(args.init_from).absolute()) if args.init_from else None,
         circuit=args.circuit,
         circuit_phase_epochs=args.circuit_phase_epochs,
+        circuit_recentre=args.recentre,
     )
     result = train(
         data,
@@ -125,7 +132,7 @@ def _train(args) -> None:
     report = evaluate_model(best_dir, data, "private_test", activations=activations)
     print_report(report)
     if args.export:
-        export_model(best_dir, Path(args.export), data)
+        export_model(best_dir, Path(args.export), data, activations)
         print(f"exported the best model to {args.export}")
 
 
@@ -173,8 +180,13 @@ def _finetune(args) -> None:
         read_time=args.read_time * 1e-9,
         select_every=args.select_every,
     )
+    if args.checkpoint:
+        checkpoint = Path(args.checkpoint)
+    else:
+        checkpoint = CIRCUIT_TRAINED.get(args.preset, DEFAULT_CHECKPOINT)
+        print(f"model: {checkpoint} (the shipped model for preset {args.preset})")
     result = run_finetune(
-        Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT,
+        checkpoint,
         data,
         Path(args.run_dir),
         args.preset,
@@ -218,7 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the paper's memristive ShuffleNetV2: accuracy, latency, energy, resources",
     )
     reproduce.add_argument("--out", default="results", help="folder for results.json and figures")
-    reproduce.add_argument("--checkpoint", help="model checkpoint; default: the shipped one")
+    reproduce.add_argument(
+        "--checkpoint",
+        help="model checkpoint for every preset; default: the shipped one, and for "
+        "paper_plain_diode_relu also the shipped model trained through its circuit",
+    )
     reproduce.add_argument(
         "--preset",
         default="paper_plain_diode_relu",
@@ -293,6 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --circuit: epoch e of the first N has e/(N+1) of the diodes' forward drop",
     )
     train.add_argument(
+        "--recentre",
+        action="store_true",
+        help="with --circuit and --init-from: move the start model's biases onto the circuit's "
+        "diode knees and re-estimate its BN statistics through the circuit first",
+    )
+    train.add_argument(
         "--warmup-epochs", type=float, default=1.0, help="linear warm-up before the cosine decay"
     )
     train.add_argument(
@@ -331,7 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
         "finetune", help="hardware-in-the-loop fine-tuning of a non-ideal chip"
     )
     finetune.add_argument("--data", help=data_help)
-    finetune.add_argument("--checkpoint", help="model checkpoint; default: the shipped one")
+    finetune.add_argument(
+        "--checkpoint",
+        help="model checkpoint; default: the shipped one (for paper_plain_diode_relu, the "
+        "shipped model trained through its circuit)",
+    )
     finetune.add_argument("--preset", default="near_ideal", help="hardware preset")
     finetune.add_argument(
         "--variation", type=float, default=0.1, help="device-to-device sigma (0.1 = 10 %%)"

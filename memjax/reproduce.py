@@ -69,14 +69,24 @@ def reproduce(
     atol: float | None = None,
     say=print,
     transient_crop: int = 48,
+    circuit_trained: dict[str, Path] | None = None,
 ) -> dict:
+    """The main job (module docstring). ``circuit_trained``: preset name -> a checkpoint
+    trained through that preset's circuit (``memjax train --circuit``): the table gets a
+    second row for the preset on it, and the transient of ``preset`` runs on it."""
     import jax
 
     from memjax.hardware import CountingOptions, network_layers, network_resources
     from memjax.hardware.config import PRESETS
     from memjax.hardware.layers import critical_path_layers
-    from memjax.hardware.memristive import compile_steady_logits, convert, with_pool_inputs
+    from memjax.hardware.memristive import (
+        compile_steady_logits,
+        convert,
+        steady_state_in_batches,
+        with_pool_inputs,
+    )
     from memjax.hardware.report import summarise
+    from memjax.hardware.resources import opamp_bias
     from memjax.hardware.sweep import gbw_sweep, sweep_row
     from memjax.hardware.transient import TransientOptions, simulate
     from memjax.training import steps
@@ -97,6 +107,11 @@ def reproduce(
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     model, _ = load_model(checkpoint)
+    circuit_trained = dict(circuit_trained or {})
+    unknown = sorted(set(circuit_trained) - set(PRESETS))
+    if unknown:
+        raise MemjaxError(f"reproduce: circuit-trained checkpoints for unknown presets {unknown}")
+    trained_models = {name: load_model(path)[0] for name, path in circuit_trained.items()}
     data, used = find_data(data_path)
     say(f"model: {checkpoint}; preset: {preset}; {used}")
     rng = np.random.default_rng(seed)
@@ -105,10 +120,10 @@ def reproduce(
         "preset": preset,
         "data": used,
         "seed": seed,
+        "circuit_trained": {name: str(path) for name, path in circuit_trained.items()},
         "provenance": provenance(),
     }
 
-    steady_logits = None  # the preset's compiled steady state, once compiled
     if data is not None:
         test = data.split("private_test")
         _, eval_graph, params, batch_stats = steps.split_model(model)
@@ -117,23 +132,35 @@ def reproduce(
         chosen = np.sort(rng.choice(len(test), min(dc_images, len(test)), replace=False))
         labels = test.labels[chosen]
         table = {}
-        for name in dict.fromkeys([preset, *PRESETS]):
-            compiled = compile_steady_logits(convert(model, PRESETS[name]()))
-            if name == preset:
-                steady_logits = compiled
-            predicted = steps.in_fixed_batches(compiled, test.images[chosen], 128).argmax(-1)
+        rows = [(name, name, model) for name in dict.fromkeys([preset, *PRESETS])]
+        rows += [
+            (f"{name} (circuit-trained)", name, trained_models[name]) for name in trained_models
+        ]
+        for name, preset_name, row_model in rows:
+            logits, peaks = steady_state_in_batches(
+                convert(row_model, PRESETS[preset_name]()), test.images[chosen]
+            )
+            predicted = logits.argmax(-1)
             table[name] = {
                 "accuracy": float(np.mean(predicted == labels)),
                 "agreement_with_software": float(np.mean(predicted == software[chosen])),
+                "max_memristor_voltage_dc_V": max(peaks.values()),
+                "max_memristor_voltage_dc_V_by_unit_kind": peaks,
+                "v_p_V": PRESETS[preset_name]().v_p,
+                "opamp_bias_per_opamp_W": PRESETS[preset_name]().opamp.bias_power,
             }
             say(
                 f"  steady state, {name}: accuracy {table[name]['accuracy']:.2%}, "
-                f"agreement {table[name]['agreement_with_software']:.2%}"
+                f"agreement {table[name]['agreement_with_software']:.2%}, largest memristor "
+                f"voltage {table[name]['max_memristor_voltage_dc_V']:.2f} V"
             )
         results["accuracy"] = {
             "software": float(np.mean(software == test.labels)),
             "software_on_subset": float(np.mean(software[chosen] == labels)),
-            "memristive_dc": table[preset]["accuracy"],
+            # on the model the transient runs on: the preset's circuit-trained one if given
+            "memristive_dc": table[
+                f"{preset} (circuit-trained)" if preset in trained_models else preset
+            ]["accuracy"],
             "images": int(len(chosen)),
             "split": "private_test",
             "presets": table,
@@ -148,7 +175,9 @@ def reproduce(
         sample = rng.integers(0, 256, (transient_images, 48, 48)).astype(np.uint8)
         say("no FER2013: the transient runs on uniform random images (stated in results.json)")
 
-    net = convert(model, PRESETS[preset]())
+    transient_model = trained_models.get(preset, model)
+    results["transient_checkpoint"] = str(circuit_trained.get(preset, checkpoint))
+    net = convert(transient_model, PRESETS[preset]())
     if transient_crop < 48:
         # the central window of each image: every crossbar is convolutional, the average
         # pool is rebuilt for the smaller last map
@@ -156,7 +185,6 @@ def reproduce(
         sample = sample[:, low : low + transient_crop, low : low + transient_crop]
         pooled = network_layers(model.config, transient_crop)[-2].inputs_per_kernel
         net = with_pool_inputs(net, pooled)
-        steady_logits = None  # the preset's, compiled for 48x48
     given = {name: value for name, value in (("rtol", rtol), ("atol", atol)) if value is not None}
     options = TransientOptions.for_hardware(net.hardware, **given)
     say(
@@ -176,8 +204,7 @@ def reproduce(
     summary = summarise(net, records, logits, options, len(sample))
     results.update(summary)
     transient_end = np.asarray(logits.final, np.float64)
-    if steady_logits is None:
-        steady_logits = compile_steady_logits(net)
+    steady_logits = compile_steady_logits(net)  # the transient's network (and crop)
     steady_state = steps.in_fixed_batches(steady_logits, sample, 128).astype(np.float64)
     results["logits"] = {
         "transient_end": transient_end.tolist(),
@@ -220,6 +247,15 @@ def reproduce(
         )["total"]
         for topology in ("proposed", "original")
     }
+    bias = opamp_bias(layers, counted, hardware.opamp.bias_power)
+    bias["energy_per_inference_J"] = bias["network_W"] * results["energy_window_ns"] * 1e-9
+    bias["energy_at_paper_latency_J"] = bias["network_W"] * PAPER["latency_ns"] * 1e-9
+    bias["how"] = (
+        "static supply power of every op-amp (OpAmp.bias_power: GBW x C_L / FOM_S x the rail "
+        "span, or the preset's quiescent_power), over the energy window of the transient; "
+        "not in energy_by_kind_J or max_neuron_power_W, which hold the signal path"
+    )
+    results["opamp_bias"] = bias
     results["paper"] = PAPER
     counted_layers = critical_path_layers(model.config)
     results["paper_style_periods"] = {
@@ -270,7 +306,15 @@ def comparison_table(results: dict) -> str:
         (
             "max power per neuron",
             f"{paper['max_neuron_power_W'] * 1e6:.1f} uW",
-            f"{ours['max_neuron_power_W'] * 1e6:.1f} uW",
+            f"{ours['max_neuron_power_W'] * 1e6:.1f} uW (signal path, bias apart)",
+        ),
+        (
+            "op-amp bias power",
+            "not stated",
+            f"{ours['opamp_bias']['per_opamp_W'] * 1e3:.3g} mW per op-amp; "
+            f"{ours['opamp_bias']['max_per_neuron_W'] * 1e6:.0f} uW per neuron "
+            f"({ours['opamp_bias']['max_op_amps_per_neuron']:g} op-amps); "
+            f"{ours['opamp_bias']['network_W']:.3g} W in all",
         ),
         (
             "word lines (2M+1)x1 / (M+1)x2",

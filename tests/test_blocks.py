@@ -437,3 +437,23 @@ def test_elementwise_steady_outputs_match_the_newton_steady_state(amp):
     # within a few mV of clip(v, -V_p, V_p): the limiters' loop gain, not a diode drop
     ideal = np.clip(np.asarray(drives) - 1.0, -V_P, V_P)
     np.testing.assert_allclose(clamp.steady_output(drives - 1.0), ideal, atol=5e-3)
+
+
+def test_diode_limiter_reference_buffer_sinks_the_limiter_current():
+    """A diode limiter's reference held by a follower: its output stage sinks D2's current at
+    V_ref, (V_ref - rail_low) i2, counted under op-amps; the node and every other kind of
+    power stay those of the ideal source. i2 from Shockley's law at the solved node."""
+    inputs = jnp.array([2.0])  # limiting: D2 conducts
+    ideal = DiodeReLU(DIODE, 10e3, 0.425, diode_limiter=True)
+    buffered = DiodeReLU(DIODE, 10e3, 0.425, diode_limiter=True, reference_buffer=AMP)
+    state = ideal.initial_state()
+    o = float(ideal.outputs(state, inputs)[0])
+    assert float(buffered.outputs(state, inputs)[0]) == o
+    i2 = float(DIODE.current(o - 0.425))
+    assert i2 > 1e-4  # limiting
+    before, after = ideal.power(state, inputs), buffered.power(state, inputs)
+    assert float(after.opamps - before.opamps) == pytest.approx((0.425 + 2.5) * i2, rel=1e-9)
+    for kind in ("memristors", "resistors", "diodes"):
+        assert float(getattr(after, kind)) == float(getattr(before, kind))
+    with pytest.raises(MemjaxError, match="DiodeReLU.reference_buffer"):
+        DiodeReLU(DIODE, 10e3, 1.0, AMP, True, reference_buffer=AMP)

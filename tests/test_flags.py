@@ -263,6 +263,12 @@ TRAIN_ROWS = [
         {"train.circuit_phase_epochs": 1, "train.circuit": CIRCUIT, "circuit_share": 0.5},
         "train_loss",
     ),
+    # against the same start on the circuit without re-centring (the row's own baseline)
+    Row(
+        ("--init-from", "BASELINE", "--circuit", CIRCUIT, "--recentre"),
+        {"train.circuit_recentre": True, "train.circuit": CIRCUIT},
+        "train_loss",
+    ),
 ]
 
 
@@ -290,6 +296,11 @@ def test_train_flags_take_effect(setup, monkeypatch):
         if row.flag == "--circuit-phase-epochs":  # its first epoch half software, half circuit
             alone = run("circuit-alone", ["--epochs", "2", "--circuit", CIRCUIT])
             _check(row, alone, result)
+            continue
+        if row.flag == "--recentre":
+            start = str(root / "train" / "baseline" / "best")
+            plain = run("not-recentred", ["--init-from", start, "--circuit", CIRCUIT])
+            _check(row, plain, result)
             continue
         _check(row, baseline, result)
 

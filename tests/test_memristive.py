@@ -176,3 +176,39 @@ def test_one_convolution_read_out_is_exact_where_no_line_can_saturate():
     assert missed.max() > 0.1
     np.testing.assert_array_equal(stage.steady(at_rails), stage._readout(at_rails))
     assert stage.lines_cannot_saturate(at_rails / 5)
+
+
+def test_steady_memristor_peak_matches_every_blocks_own_voltages():
+    """``steady_with_peak`` of a 1x1 stage with MBN (shipped model, paper preset) against the
+    blocks' own ``memristor_voltages`` at their closed-form steady states, kernel by kernel:
+    every crossbar cell, then every MBN cell driven by that kernel's output."""
+    import jax
+    import jax.numpy as jnp
+
+    model, _ = load_model(SHIPPED)
+    net = convert(model, paper())
+    stage = net.units[1][0]  # stage2.unit1.expand: 1x1, 58 kernels, MBN
+    kernels = stage.kernel.conductances.positive.shape[0]
+    rng = np.random.default_rng(3)
+    v = jnp.asarray(rng.uniform(0.0, 1.0, (2, 1, 1, kernels)), jnp.float32)
+    _, peak = stage.steady_with_peak(v)
+
+    def take(tree, k):
+        return jax.tree.map(
+            lambda a: a[k] if getattr(a, "ndim", 0) >= 1 and a.shape[0] == kernels else a, tree
+        )
+
+    largest = 0.0
+    for image in np.asarray(v[:, 0, 0, :]):
+        for k in range(kernels):
+            kernel, mbn = take(stage.kernel, k), take(stage.mbn, k)
+            rows = jnp.asarray(image)
+            state = kernel.steady_guess(rows)
+            largest = max(largest, float(jnp.max(jnp.abs(kernel.memristor_voltages(state, rows)))))
+            y = kernel.outputs(state, rows)[0]
+            inputs = jnp.stack([y, mbn.bias_voltage, -mbn.bias_voltage])
+            mbn_state = mbn.steady_guess(inputs)
+            cells = mbn.memristor_voltages(mbn_state, inputs)
+            largest = max(largest, float(jnp.max(jnp.abs(cells))))
+    assert float(peak) == pytest.approx(largest, rel=2e-3)
+    assert float(peak) > 1.0  # the MBN cells see more than V_p here (item 6 of issue 22)

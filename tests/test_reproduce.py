@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from memjax.cli import CIRCUIT_TRAINED
 from memjax.hardware.config import paper
 from memjax.reproduce import reproduce
 
@@ -14,26 +15,32 @@ RESOURCE_FIELDS = ("memristors", "word_lines", "inverters", "op_amps")
 
 
 def test_reproduce_main_job(fer2013_path, tmp_path):
-    """The main job on its defaults (paper preset, one whole PrivateTest image's transient,
-    300 ns, the steady state of every preset on 384 images), without the GBW sweep to keep it
-    short. One test,
-    not three sharing a fixture: under pytest-xdist the shared run was made twice (346 s
-    each in CI).
+    """The main job on its defaults (the plain-diode preset on its circuit-trained model, one
+    whole PrivateTest image's transient, 300 ns, the steady state of every preset on 384
+    images), without the GBW sweep to keep it short. One test, not three sharing a fixture:
+    under pytest-xdist the shared run was made twice (346 s each in CI).
 
-    The paper preset's plain diodes stop the image's signal after stage 2, so its logits
-    comparison below is nearly trivial (6.6e-9 units); tests/test_transient.py::
-    test_super_diode_network_transient_ends_at_its_steady_state holds a network the signal
-    crosses. What it checks: every results.json field issue 4 lists; one physical
-    description, two solvers: the network transient (every stage from its vector field,
-    implicit steps, float64) ends at the logits of the closed-form steady state (float32)
-    within the solver's atol (1e-4 V, i.e. 6e-4 network units at 1/6 V per unit), every
-    layer settles before
-    t_end, the argmax settles no later than the logits, the calculation periods end when the
-    last layer settles; each preset's accuracy and agreement with the software model within
-    two images of the recorded counts (tests/data/preset_accuracy.json), so a regression in
+    The circuit-trained model's signal crosses every stage (on its first epoch's weights the
+    logits at 300 ns were 2.8e-4 units from the steady state, 2026-12-05; the shipped model's
+    signal died in the plain diodes after stage 2, which made this comparison nearly
+    trivial, 6.6e-9 units, until then). What it checks: every results.json field issue 4
+    lists; one physical description, two solvers: the network transient (every stage from
+    its vector field, implicit steps, float64) ends at the logits of the closed-form steady
+    state (float32) within the solver's atol (1e-4 V, i.e. 6e-4 network units at 1/6 V per
+    unit), every layer settles before t_end, the argmax settles no later than the logits,
+    the calculation periods end when the last layer settles; each preset's accuracy and
+    agreement with the software model within two images of the recorded counts
+    (tests/data/preset_accuracy.json), so a regression in
     conversion shows; the figures and the table against the paper."""
     said = []
-    results = reproduce(tmp_path, SHIPPED, data_path=str(fer2013_path), gbw_ghz=(), say=said.append)
+    results = reproduce(
+        tmp_path,
+        SHIPPED,
+        data_path=str(fer2013_path),
+        gbw_ghz=(),
+        say=said.append,
+        circuit_trained=CIRCUIT_TRAINED,  # as `memjax reproduce` without --checkpoint
+    )
     _check_results_json(tmp_path, results)
     _check_preset_accuracies(results)
     _check_transient_against_the_steady_state(results)
@@ -71,6 +78,20 @@ def _check_results_json(out, results):
     # the paper-style count beside the simulated settling (issue 22, item 5)
     assert saved["paper_style_periods"]["latency_ns"] == 137.0
     assert saved["preset"] == "paper_plain_diode_relu"
+    # the default preset's row is its circuit-trained model, which classifies (issue 22)
+    assert saved["transient_checkpoint"].endswith("shufflenetv2-1.0x-plain-diode")
+    assert saved["accuracy"]["memristive_dc"] >= 0.58
+    # op-amp bias apart from the signal path (issue 22, item 3): 0.5 mW per 1 GHz op-amp
+    bias = saved["opamp_bias"]
+    assert bias["per_opamp_W"] == pytest.approx(5e-4)
+    assert bias["network_W"] == pytest.approx(bias["op_amps"] * 5e-4)
+    assert bias["energy_per_inference_J"] == pytest.approx(
+        bias["network_W"] * saved["energy_window_ns"] * 1e-9
+    )
+    # the largest memristor voltage at steady state, per preset (issue 22, item 6)
+    for name, row in saved["accuracy"]["presets"].items():
+        assert row["max_memristor_voltage_dc_V"] >= row["v_p_V"] * 0.99, name  # a V_p input
+        assert row["max_memristor_voltage_dc_V"] <= 2.5 + 1e-3, name  # within the rails
 
 
 def _check_preset_accuracies(results):
@@ -109,3 +130,4 @@ def _check_figures_and_table(out, said):
     assert "137 ns" in said and "2.8 uW" in said  # the paper's column of the table
     assert "word lines (2M+1)x1 / (M+1)x2" in said
     assert "137 layers x 1 ns = 137 ns (a count, not simulated)" in said
+    assert "mW per op-amp" in said

@@ -4,7 +4,7 @@ import pytest
 
 from memjax.errors import MemjaxError
 from memjax.hardware import CountingOptions, network_layers, network_resources
-from memjax.hardware.resources import layer_resources
+from memjax.hardware.resources import layer_resources, opamp_bias
 from memjax.network.config import ShuffleNetConfig
 
 LAYERS = network_layers(ShuffleNetConfig(width=1.0))
@@ -141,3 +141,18 @@ def test_the_papers_137_ns_is_the_critical_path_layer_count():
     assert not any(".left_" in name for name in layers)
     assert len(critical_path_layers(ShuffleNetConfig(bn_mode="folded"))) == 137 - 50
     assert len(critical_path_layers(ShuffleNetConfig(stage_repeats=(1, 1, 1)))) == 4 + 3 * 8 + 5
+
+
+def test_opamp_bias_counts_every_opamp_and_the_busiest_neuron():
+    """The paper preset's circuits (super-diode ReLU and max pool, diode limiter, separate MBN,
+    clamped linear stages): a super-diode max-pool output holds 9 op-amps, more than a
+    clamped depthwise neuron (3 kernel + 1 MBN + 3 clamp = 7) or a ReLU neuron (3 + 1 + 1)."""
+    options = CountingOptions(relu="super", limiter="diode", max_pool="super")
+    bias = opamp_bias(LAYERS, options, 5e-4)
+    total = network_resources(LAYERS, options)["total"]["op_amps"]
+    assert bias["op_amps"] == total and bias["network_W"] == pytest.approx(total * 5e-4)
+    assert bias["max_op_amps_per_neuron"] == 9 and bias["max_per_neuron_layer"] == "input.max_pool"
+    assert bias["max_per_neuron_W"] == pytest.approx(9 * 5e-4)
+    plain = opamp_bias(LAYERS, CountingOptions(), 5e-4)  # plain diodes: the clamp's 7 lead
+    assert plain["max_op_amps_per_neuron"] == 7
+    assert plain["max_per_neuron_layer"].endswith("depthwise")

@@ -40,12 +40,12 @@ from memjax.errors import MemjaxError
 
 
 def output_stage_power(amp: OpAmp, y, i_out):
-    """Quiescent power plus class-B output-stage dissipation, supplies at the rails (W).
+    """Class-B output-stage dissipation, supplies at the rails (W).
 
     Sourcing current i_out > 0 dissipates (rail_high - y) i_out; sinking, (y - rail_low) |i_out|.
+    The op-amp's static bias power (:attr:`OpAmp.bias_power`) is constant and reported apart.
     """
-    stage = jnp.where(i_out > 0, (amp.rail_high - y) * i_out, (y - amp.rail_low) * -i_out)
-    return amp.quiescent_power + stage
+    return jnp.where(i_out > 0, (amp.rail_high - y) * i_out, (y - amp.rail_low) * -i_out)
 
 
 def _load(load):

@@ -227,6 +227,12 @@ class DiodeReLU(_DiodeNode):
         node_capacitance: C of the output node to ground, F (0: algebraic node).
         diode_limiter: with ``super_diode``, the limiter is the diode D2 alone (no U2); the
             plain variant's limiter is always a diode.
+        reference_buffer: the op-amp that holds a diode limiter's reference (a follower, one
+            per chip), or None for an ideal source. The equations see an ideal source either
+            way; with a buffer, the current D2 sends into the reference is sunk by its output
+            stage, which dissipates (V_ref - rail_low) i2 (counted under op-amps): without it
+            that power would be counted nowhere (0.35 mW of a 2.3 mW limiting neuron at
+            1 V, 2026-12-05).
     """
 
     diode: Diode
@@ -237,9 +243,15 @@ class DiodeReLU(_DiodeNode):
     series_resistance: float = 1e3
     node_capacitance: float = 0.0
     diode_limiter: bool = eqx.field(static=True, default=False)
+    reference_buffer: OpAmp | None = None
 
     def __check_init__(self):
         _check_diode_block("DiodeReLU", self)
+        if self.reference_buffer is not None and self.active_limiter:
+            raise MemjaxError(
+                "DiodeReLU.reference_buffer: the active limiter's U2 drives D2; a reference "
+                "buffer belongs to a diode limiter"
+            )
 
     @property
     def active_limiter(self) -> bool:
@@ -351,6 +363,8 @@ class DiodeReLU(_DiodeNode):
             opamps = opamps + output_stage_power(self.opamp, anode, i1)
         if self.active_limiter:
             opamps = opamps + output_stage_power(self.opamp, cathode, -i2)
+        elif self.reference_buffer is not None:  # the follower sinks what D2 delivers
+            opamps = opamps + output_stage_power(self.reference_buffer, cathode, -i2)
         return Power(zero, o**2 / self.load_resistance, diodes, opamps)
 
     @property

@@ -339,9 +339,10 @@ def simulate_netlist(netlist: str, amp: OpAmp, outputs: list[str]) -> dict:
 
     Resistors named R<p|m|b>... are memristors (crossbar cells), other R elements resistors
     (including a diode's external series resistor); diodes dissipate V_D I_D;
-    each op-amp instance X... dissipates its quiescent power plus the class-B output stage
-    (supplies at the rails) for the current its output source delivers. Returns ``time``, the
-    ``outputs`` and ``power`` {memristors, resistors, opamps} sampled at ngspice's time points.
+    each op-amp instance X... dissipates in its class-B output stage (supplies at the rails;
+    its static bias power is reported apart, as memjax's blocks do) for the current its
+    output source delivers. Returns ``time``, the ``outputs`` and ``power`` {memristors,
+    resistors, opamps} sampled at ngspice's time points.
     """
     resistors, opamps, diodes = [], [], []
     for line in netlist.splitlines():
@@ -381,7 +382,7 @@ def simulate_netlist(netlist: str, amp: OpAmp, outputs: list[str]) -> dict:
     for name, out in opamps:
         y, i_out = voltage(out), -data[f"i(e.{name}.eout)"]
         stage = np.where(i_out > 0, (amp.rail_high - y) * i_out, (y - amp.rail_low) * -i_out)
-        opamp_power = opamp_power + amp.quiescent_power + stage
+        opamp_power = opamp_power + stage
     diode_power = sum((voltage(a) - voltage(k)) * data[f"@{name}[id]"] for name, a, k in diodes)
     zeros = np.zeros_like(data["time"])
     return {

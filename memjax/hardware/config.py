@@ -30,6 +30,9 @@ class HardwareConfig:
         bias_voltage: reference driving the crossbars' bias rows and the MBN bias, V.
         opamp: the op-amp of every stage.
         difference_gain: gain g of each kernel's difference stage (R_f = k / g).
+        difference_resistance: R_d, ohm: the difference stage's input resistors (its feedback
+            and ground resistors are g R_d). It loads the two TIAs and dissipates in every
+            kernel; it does not change the steady state.
         diode: the diodes of the ReLU, limiter and max pool.
         relu: "plain" diode rectifier (the literal "ReLU by diode") or "super" diode (op-amp
             precision rectifier, no forward drop).
@@ -58,6 +61,7 @@ class HardwareConfig:
     bias_voltage: float = 1.0
     opamp: OpAmp = OpAmp()
     difference_gain: float = 4.0
+    difference_resistance: float = 10e3
     diode: Diode = Diode.d1n4148()
     relu: Literal["plain", "super"] = "super"
     limiter: Literal["active", "diode"] = "active"
@@ -72,7 +76,13 @@ class HardwareConfig:
 
     def __post_init__(self):
         owner = "HardwareConfig"
-        for name in ("v_p", "bias_voltage", "difference_gain", "relu_load_resistance"):
+        for name in (
+            "v_p",
+            "bias_voltage",
+            "difference_gain",
+            "difference_resistance",
+            "relu_load_resistance",
+        ):
             require_positive(owner, name, getattr(self, name))
         require_positive(owner, "relu_series_resistance", self.relu_series_resistance)
         require_ordered(owner, "g_min", self.g_min, "g_max", self.g_max)
@@ -141,10 +151,11 @@ PAPER_ASSUMPTIONS = {
     "g_min, g_max": "1 uS .. 100 uS (R_off 1 Mohm, R_on 10 kohm). Paper: not published. Guess",
     "levels": "256 (8 bits). Sibling paper (Ran et al., TNNLS 2022): 2^8 states with 8-bit data "
     "was their best power/accuracy trade-off",
-    "opamp": "A0 1e5, GBW 1 GHz, slew 1 V/ns, rails +-2.5 V, no quiescent power. Paper: not "
+    "opamp": "A0 1e5, GBW 1 GHz, slew 1 V/ns, rails +-2.5 V. Paper: not "
     "published; the group simulated in Simulink (their FCN and CKFO papers), whose stock op-amp "
     "is ideal. Guess: 137 ns over ~50 stages needs GBW of the order of 1 GHz (physics notes, "
-    "section 4)",
+    "section 4). Bias power: the estimate from GBW (OpAmp.bias_power, 0.5 mW each at 1 GHz "
+    "into 50 fF), reported apart; the paper's 2.8 uW per neuron cannot include it",
     "diode": "1N4148-like Shockley diode (I_s 2.52 nA, n 1.752, R_s 0.568 ohm). Paper: 'diode', "
     "no model. Guess: the common SPICE small-signal diode",
     "relu": "super: an op-amp precision rectifier. Paper: 'an output limiter circuit is added "
@@ -162,6 +173,7 @@ PAPER_ASSUMPTIONS = {
     "bitline_capacitance, wire_resistance": "none (0). Paper: not published",
     "bias_voltage": "1.0 V, the reference of the bias rows and the MBN bias. Not published. Guess",
     "difference_gain": "4 (R_f = k / g). Not published. Guess",
+    "difference_resistance": "10 kohm (R_d; g R_d = 40 kohm). Not published. Guess",
     "topology": "proposed (M+1)x2 kernels with the inverter behind the crossbar: the paper's "
     "contribution, stated in its abstract",
     "relu_load_resistance, relu_series_resistance": "10 kohm, 1 kohm. Not published. Guess",

@@ -87,6 +87,15 @@ class CrossbarStage(eqx.Module):
 
     def steady(self, v: Float[Array, "n ... c"]) -> Array:
         """Output voltages at steady state for input voltages ``v`` (NHWC or (N, C))."""
+        return self.steady_with_peak(v)[0]
+
+    def steady_with_peak(self, v: Float[Array, "n ... c"]) -> tuple[Array, Array]:
+        """(output voltages, the largest |V| across any memristor of the stage) at steady
+        state. The bit lines and the MBN's summing node sit at virtual ground (within
+        |y| / A0), so a crossbar cell sees its row's voltage (an input, or V_b on the bias
+        row) and an MBN cell its terminal's: the kernel output (input cell), the MBN
+        output (feedback cell) or +-V_b (bias pair)."""
+        peak = jnp.maximum(jnp.max(jnp.abs(v)), jnp.abs(self.kernel.conductances.bias_voltage))
         if self.kind != "stem":  # the stem's lines use up to ~40 % of their swing: no proof
             y = jax.lax.cond(
                 self.lines_cannot_saturate(v),
@@ -100,17 +109,19 @@ class CrossbarStage(eqx.Module):
             g = self.mbn.input_conductances
             drive = g[:, 0] * y + (g[:, 1] - g[:, 2]) * self.mbn.bias_voltage
             errors = self.opamp_errors
+            peak = jnp.maximum(peak, jnp.max(jnp.abs(y)))
             y = summing_amplifier_dc(
                 self.mbn,
                 drive,
                 None if errors is None else errors.offset[:, 3],
                 None if errors is None else errors.open_loop_gain[:, 3],
             )
+            peak = jnp.maximum(peak, jnp.maximum(jnp.max(jnp.abs(y)), self.mbn.bias_voltage))
         if self.transfer is not None:
-            return self.transfer(y)
+            return self.transfer(y), peak
         if self.relu is not None:
-            return self.relu.steady_output(y)
-        return self.clamp.steady_output(y) if self.clamp is not None else y
+            return self.relu.steady_output(y), peak
+        return (self.clamp.steady_output(y) if self.clamp is not None else y), peak
 
     def _readout(self, v):
         """Both bit-line sums, each through its line amplifier and its rails."""
@@ -204,7 +215,20 @@ class MemristiveShuffleNet(eqx.Module):
 
     def steady_logits(self, gray_levels) -> Array:
         """Logits (network units) of the circuit at steady state, for (N, 48, 48) images."""
-        x = self.input_stage.steady(self.input_voltages(gray_levels))
+        return self.steady_state(gray_levels)[0]
+
+    def steady_state(self, gray_levels) -> tuple[Array, dict[str, Array]]:
+        """(logits, the largest |V| across any memristor at steady state, V, by unit kind:
+        "input", "basic", "downsampling", "output") for (N, 48, 48) images. Under ``jax.jit``
+        the peaks cost nothing where the caller drops them."""
+        peaks = {}
+
+        def steady(stage, v, kind):
+            out, peak = stage.steady_with_peak(v)
+            peaks[kind] = jnp.maximum(peaks.get(kind, 0.0), peak)
+            return out
+
+        x = steady(self.input_stage, self.input_voltages(gray_levels), "input")
         if self.max_pool_transfer is not None:  # the largest of each window, 0 V padding
             x = self.max_pool_transfer(
                 functools.reduce(jnp.maximum, (w for _, _, w in conv._taps(x, 2, 0.0)))
@@ -216,16 +240,16 @@ class MemristiveShuffleNet(eqx.Module):
             if kind == "basic":
                 kept, branch = jnp.split(x, 2, axis=-1)
                 for stage in stages:
-                    branch = stage.steady(branch)
+                    branch = steady(stage, branch, kind)
                 x = jnp.concatenate([kept, branch], axis=-1)
             else:
                 left_depthwise, left_project, *right = stages
-                left = left_project.steady(left_depthwise.steady(x))
+                left = steady(left_project, steady(left_depthwise, x, kind), kind)
                 for stage in right:
-                    x = stage.steady(x)
+                    x = steady(stage, x, kind)
                 x = jnp.concatenate([left, x], axis=-1)
             x = conv.channel_shuffle(x)
-        x = self.output_stage.steady(x)
+        x = steady(self.output_stage, x, "output")
         count = x.shape[1] * x.shape[2]
         if count != self.average_pool.input_conductances.shape[0]:
             raise MemjaxError(f"average pool built for a different map size than {count}")
@@ -237,7 +261,10 @@ class MemristiveShuffleNet(eqx.Module):
             None if errors is None else errors.offset[:, 0],
             None if errors is None else errors.open_loop_gain[:, 0],
         )
-        return self.fully_connected.steady(pooled) / self.volts_per_unit
+        # the pool's cells see its inputs and (feedback) its output
+        pool_peak = jnp.maximum(jnp.max(jnp.abs(x)), jnp.max(jnp.abs(pooled)))
+        peaks["output"] = jnp.maximum(peaks["output"], pool_peak)
+        return steady(self.fully_connected, pooled, "output") / self.volts_per_unit, peaks
 
 
 def with_pool_inputs(net: MemristiveShuffleNet, count: int) -> MemristiveShuffleNet:
@@ -266,6 +293,29 @@ def compile_steady_logits(net: MemristiveShuffleNet) -> Callable[[Array], Array]
     differentiate in the conductances, pass the network as an argument instead.
     """
     return jax.jit(lambda gray_levels: net.steady_logits(gray_levels))
+
+
+def steady_state_in_batches(
+    net: MemristiveShuffleNet, gray_levels, batch_size: int = 128
+) -> tuple[np.ndarray, dict[str, float]]:
+    """(logits, the largest memristor |V| by unit kind over all images) of
+    :meth:`MemristiveShuffleNet.steady_state`, compiled once as :func:`compile_steady_logits`
+    is, in fixed batches (the last padded with black images, which join the peaks: a
+    black image is an input the chip can see)."""
+    compiled = jax.jit(lambda images: net.steady_state(images))
+    logits, peaks = [], {}
+    for start in range(0, len(gray_levels), batch_size):
+        chunk = np.asarray(gray_levels[start : start + batch_size])
+        valid = len(chunk)
+        if valid < batch_size:
+            chunk = np.concatenate(
+                [chunk, np.zeros((batch_size - valid, *chunk.shape[1:]), chunk.dtype)]
+            )
+        out, chunk_peaks = compiled(chunk)
+        logits.append(np.asarray(out)[:valid])
+        for kind, value in chunk_peaks.items():
+            peaks[kind] = max(peaks.get(kind, 0.0), float(value))
+    return np.concatenate(logits), peaks
 
 
 def convert(model: ShuffleNetV2, hardware: HardwareConfig) -> MemristiveShuffleNet:
@@ -341,13 +391,22 @@ def convert(model: ShuffleNetV2, hardware: HardwareConfig) -> MemristiveShuffleN
     )
 
 
-DYNAMIC_OPAMP_FIELDS = ("gain_bandwidth", "slew_rate", "quiescent_power")
+TRACED_OPAMP_FIELDS = ("gain_bandwidth", "slew_rate")
+"""The op-amp parameters the transient's equations read that leave every steady state
+unchanged: traced values in the transient, so that one compiled transient serves a sweep."""
+
+DYNAMIC_OPAMP_FIELDS = (
+    *TRACED_OPAMP_FIELDS,
+    "quiescent_power",
+    "bias_figure_of_merit",
+    "bias_load_capacitance",
+)
 """Op-amp parameters that leave every steady state unchanged (the DC transfer tables built by
 :func:`convert` stay exact), so a converted network can swap them without re-converting."""
 
 
 def with_opamp_dynamics(net: MemristiveShuffleNet, **changes) -> MemristiveShuffleNet:
-    """``net`` with every op-amp's GBW, slew rate or quiescent power replaced (e.g. a GBW
+    """``net`` with every op-amp's GBW, slew rate or bias power parameters replaced (e.g. a GBW
     sweep of the transient); other op-amp parameters change the steady state: convert again
     with a new :class:`HardwareConfig` for those."""
     unknown = sorted(set(changes) - set(DYNAMIC_OPAMP_FIELDS))
@@ -400,7 +459,12 @@ class _Builder:
     def stage(self, weights, bias, mbn, relu, clamp, kind, shape, stride) -> CrossbarStage:
         hw = self.hardware
         conductances = hw.mapping.to_conductances(jnp.asarray(weights), jnp.asarray(bias))
-        kernel = PairKernel(conductances, hw.opamp, difference_gain=hw.difference_gain)
+        kernel = PairKernel(
+            conductances,
+            hw.opamp,
+            difference_resistance=hw.difference_resistance,
+            difference_gain=hw.difference_gain,
+        )
         transfer = None
         if self.hardware.dc_transfer == "table" and (relu is not None or clamp is not None):
             transfer = self.tables[relu is not None]
@@ -444,6 +508,7 @@ def nonlinear_blocks(hardware: HardwareConfig) -> tuple[DiodeReLU, DiodeClamp, D
         super_diode,
         hardware.relu_series_resistance,
         diode_limiter=not active,
+        reference_buffer=None if active else hardware.opamp,
     )
     max_pool = DiodeMaxPool(
         hardware.diode,

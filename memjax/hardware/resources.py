@@ -160,3 +160,25 @@ def network_resources(layers: list[Layer], options: CountingOptions) -> dict:
         "per_unit": {unit: r.as_dict() for unit, r in per_unit.items()},
         "total": total.as_dict(),
     }
+
+
+def opamp_bias(layers: list[Layer], options: CountingOptions, bias_power: float) -> dict:
+    """The op-amps' static bias power (``bias_power`` W each, :attr:`OpAmp.bias_power`) under
+    ``options``: in the network, and per neuron (one output position of one channel with its
+    crossbar read-out, MBN, ReLU and limiter, or one pooled output) for the layer whose
+    neurons hold the most op-amps."""
+    total = network_resources(layers, options)["total"]["op_amps"]
+    per_neuron = {
+        layer.name: layer_resources(layer, options).op_amps
+        / (layer.out_channels * (layer.positions if options.schedule == "parallel" else 1))
+        for layer in layers
+    }
+    busiest = max(per_neuron, key=per_neuron.get)
+    return {
+        "per_opamp_W": bias_power,
+        "op_amps": total,
+        "network_W": total * bias_power,
+        "max_op_amps_per_neuron": per_neuron[busiest],
+        "max_per_neuron_W": per_neuron[busiest] * bias_power,
+        "max_per_neuron_layer": busiest,
+    }

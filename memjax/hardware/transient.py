@@ -41,7 +41,7 @@ from memjax.circuits.waveform import Waveform, last_time_outside
 from memjax.devices import OpAmp
 from memjax.errors import MemjaxError
 from memjax.hardware.config import HardwareConfig
-from memjax.hardware.memristive import DYNAMIC_OPAMP_FIELDS, MemristiveShuffleNet
+from memjax.hardware.memristive import TRACED_OPAMP_FIELDS, MemristiveShuffleNet
 from memjax.hardware.stages import NeuronStage, channel_axes, map_per_channel, plan, propagate
 
 KINDS = ("memristors", "resistors", "diodes", "opamps")
@@ -192,7 +192,7 @@ def _per_neuron_block(block, channels: int, count: int):
 
 
 def traced_opamps(tree):
-    """Every op-amp of ``tree`` with its finite ``DYNAMIC_OPAMP_FIELDS`` as 0-d arrays, so
+    """Every op-amp of ``tree`` with its finite ``TRACED_OPAMP_FIELDS`` as 0-d arrays, so
     that one compiled transient serves any value of them (a GBW sweep compiles once). An
     infinite slew rate (the ideal limit) stays a Python float: it selects a different
     equation."""
@@ -202,7 +202,7 @@ def traced_opamps(tree):
             return x
         changes = {
             name: jnp.asarray(getattr(x, name), jnp.float64)
-            for name in DYNAMIC_OPAMP_FIELDS
+            for name in TRACED_OPAMP_FIELDS
             if not (isinstance(getattr(x, name), float) and math.isinf(getattr(x, name)))
         }
         return dataclasses.replace(x, **changes)

@@ -8,6 +8,7 @@ import numpy as np
 
 from memjax.data import CLASS_NAMES, FER2013
 from memjax.errors import MemjaxError
+from memjax.network.shufflenet import Activations
 from memjax.training import steps
 from memjax.training.checkpoint import load_model, save_model, write_json_atomic
 
@@ -69,16 +70,20 @@ def evaluate_model(
     }
 
 
-def export_model(source: Path, destination: Path, data: FER2013) -> Path:
-    """Copy a model checkpoint for deployment, recording its accuracy on both test splits.
+def export_model(
+    source: Path, destination: Path, data: FER2013, activations: Activations | None = None
+) -> Path:
+    """Copy a model checkpoint for deployment, recording its accuracy on both test splits
+    (through ``activations``, the circuit's twin, for a model trained through a circuit).
 
     The record lets anyone check later that loading the exported model reproduces it.
     """
     model, payload = load_model(Path(source))
-    evaluation = {"data": data.source}
+    evaluation = {"data": data.source, "through_circuit": activations is not None}
     for split in ("public_test", "private_test"):
-        evaluation[f"{split}_accuracy"] = evaluate_model(Path(source), data, split)["accuracy"]
-        flipped = evaluate_model(Path(source), data, split, tta="flip")
+        plain = evaluate_model(Path(source), data, split, activations=activations)
+        evaluation[f"{split}_accuracy"] = plain["accuracy"]
+        flipped = evaluate_model(Path(source), data, split, tta="flip", activations=activations)
         evaluation[f"{split}_accuracy_tta_flip"] = flipped["accuracy"]
     _, _, params, batch_stats = steps.split_model(model)
     info = {key: value for key, value in payload.items() if key not in ("model", "evaluation")}

@@ -58,6 +58,12 @@ class TrainConfig:
             e / (circuit_phase_epochs + 1) of them, from the next on the circuit as it is.
             Only epochs on the circuit as it is compete for the best checkpoint (selected on
             PublicTest, as always).
+        circuit_recentre: with ``circuit`` and ``init_from``, the starting model's biases are
+            moved onto the circuit's diode knees and its BN statistics re-estimated through
+            the circuit's curves (``memjax.hardware.twin.recentre``, on
+            ``recentre_images`` Training images drawn with ``seed``) before the first epoch:
+            fine-tuning then starts from a network whose signals pass the diodes.
+        recentre_images: the number of Training images of that re-estimation.
     """
 
     epochs: int = 30
@@ -69,6 +75,8 @@ class TrainConfig:
     init_from: str | None = None
     circuit: str | None = None
     circuit_phase_epochs: int = 0
+    circuit_recentre: bool = False
+    recentre_images: int = 4096
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "keep"):
@@ -83,6 +91,12 @@ class TrainConfig:
                 f"circuit_phase_epochs {self.circuit_phase_epochs} leaves no epoch of the "
                 f"{self.epochs} on the circuit alone"
             )
+        if self.circuit_recentre and (self.circuit is None or self.init_from is None):
+            raise MemjaxError(
+                "circuit_recentre needs a circuit and a model to start from (init_from)"
+            )
+        if self.recentre_images < 1:
+            raise MemjaxError(f"recentre_images must be at least 1, got {self.recentre_images}")
         if self.circuit is not None:
             from memjax.hardware.config import PRESETS
 
@@ -131,7 +145,9 @@ def train(
     model = build_model(model_config, seed=train_config.seed)
     train_graph, eval_graph, params, batch_stats = steps.split_model(model)
     if train_config.init_from is not None and start_epoch == 0:
-        params, batch_stats = _initial_weights(Path(train_config.init_from), model_config)
+        params, batch_stats = _initial_weights(
+            Path(train_config.init_from), model_config, train_config, data
+        )
     train_split = data.train
     steps_per_epoch = len(train_split) // train_config.batch_size
     if steps_per_epoch < 1:
@@ -309,7 +325,9 @@ def _restore(manager, epoch: int, template: dict, run_dir: Path):
     return uncommitted(dict(restored["state"])), restored["meta"]["best"]
 
 
-def _initial_weights(checkpoint: Path, model_config: ShuffleNetConfig):
+def _initial_weights(
+    checkpoint: Path, model_config: ShuffleNetConfig, train_config: TrainConfig, data: FER2013
+):
     from memjax.training.checkpoint import load_model
 
     model, _ = load_model(checkpoint)
@@ -318,6 +336,14 @@ def _initial_weights(checkpoint: Path, model_config: ShuffleNetConfig):
             f"--init-from {checkpoint}: its model configuration differs from the run's "
             f"({model.config} vs {model_config})"
         )
+    if train_config.circuit_recentre:
+        from memjax.hardware.config import PRESETS
+        from memjax.hardware.twin import recentre
+
+        images = data.train.images
+        count = min(train_config.recentre_images, len(images))
+        chosen = np.random.default_rng([train_config.seed, 0]).choice(len(images), count, False)
+        recentre(model, PRESETS[train_config.circuit](), images[np.sort(chosen)])
     _, _, params, batch_stats = steps.split_model(model)
     return params, batch_stats
 
