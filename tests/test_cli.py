@@ -135,3 +135,35 @@ def test_bad_input_gives_one_line_errors(tmp_path, fer2013_path):
     assert_one_line_error(
         memjax("train", "--circuit", "papr", "--data", str(fer2013_path)), "circuit 'papr'"
     )
+
+
+@pytest.mark.parametrize(
+    ("preset", "expected"),
+    [("paper_plain_diode_relu", "shufflenetv2-1.0x-plain-diode"), ("paper", "shufflenetv2-1.0x")],
+)
+def test_finetune_and_reproduce_start_from_the_presets_shipped_model(
+    preset, expected, monkeypatch, fer2013_path, tmp_path
+):
+    """Without --checkpoint, `finetune` starts the plain-diode preset from the model trained
+    through its circuit and every other preset from the shipped model; `reproduce` gets the
+    circuit-trained models, and none once --checkpoint is given. The commands' work is
+    replaced by a recorder (what runs after is the library's, tested elsewhere)."""
+    import memjax.reproduce
+    import memjax.training.finetune
+    from memjax.cli import CIRCUIT_TRAINED, main
+
+    seen = {}
+    monkeypatch.setattr(
+        memjax.training.finetune,
+        "run_finetune",
+        lambda checkpoint, *a, **k: seen.update(c=checkpoint) or {},
+    )
+    args = ["finetune", "--data", str(fer2013_path), "--preset", preset, "--run-dir", str(tmp_path)]
+    assert main(args) == 0
+    assert seen["c"].name == expected and seen["c"].exists()
+    monkeypatch.setattr(memjax.reproduce, "reproduce", lambda *a, **k: seen.update(r=k))
+    assert main(["reproduce", "--data", str(fer2013_path), "--out", str(tmp_path)]) == 0
+    assert seen["r"]["circuit_trained"] == CIRCUIT_TRAINED
+    assert all(path.exists() for path in CIRCUIT_TRAINED.values())
+    assert main(["reproduce", "--checkpoint", str(DEFAULT_CHECKPOINT), "--out", str(tmp_path)]) == 0
+    assert seen["r"]["circuit_trained"] == {}
