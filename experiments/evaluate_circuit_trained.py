@@ -2,7 +2,7 @@
 state, on all of PublicTest and PrivateTest, one inference per image.
 
     python experiments/evaluate_circuit_trained.py [--checkpoint DIR] [--preset NAME]
-        [--data PATH] [--out docs/results/plain_diode_training]
+        [--data PATH] [--out results/circuit_trained]
 
 Defaults: the shipped plain-diode model (``checkpoints/shufflenetv2-1.0x-plain-diode``, from
 ``memjax train --init-from checkpoints/shufflenetv2-1.0x --circuit paper_plain_diode_relu

@@ -89,6 +89,7 @@ def reproduce(
     from memjax.hardware.resources import opamp_bias
     from memjax.hardware.sweep import gbw_sweep, sweep_row
     from memjax.hardware.transient import TransientOptions, simulate
+    from memjax.hardware.twin import circuit_activations
     from memjax.training import steps
     from memjax.training.checkpoint import load_model
 
@@ -143,12 +144,22 @@ def reproduce(
             predicted = logits.argmax(-1)
             table[name] = {
                 "accuracy": float(np.mean(predicted == labels)),
+                # with the shipped (software) model's predictions, for every row
                 "agreement_with_software": float(np.mean(predicted == software[chosen])),
                 "max_memristor_voltage_dc_V": max(peaks.values()),
                 "max_memristor_voltage_dc_V_by_unit_kind": peaks,
                 "v_p_V": PRESETS[preset_name]().v_p,
                 "opamp_bias_per_opamp_W": PRESETS[preset_name]().opamp.bias_power,
             }
+            if row_model is not model:  # a circuit-trained model: against its own twin too
+                _, twin_graph, twin_params, twin_stats = steps.split_model(row_model)
+                activations = circuit_activations(PRESETS[preset_name](), row_model.config)
+                twin = steps.make_predict(twin_graph, activations)
+                twin_predicted = steps.predict_logits(
+                    twin, twin_params, twin_stats, test.images[chosen], 128
+                ).argmax(-1)
+                table[name]["agreement_with_twin"] = float(np.mean(predicted == twin_predicted))
+                table[name]["twin_accuracy"] = float(np.mean(twin_predicted == labels))
             say(
                 f"  steady state, {name}: accuracy {table[name]['accuracy']:.2%}, "
                 f"agreement {table[name]['agreement_with_software']:.2%}, largest memristor "
@@ -161,6 +172,8 @@ def reproduce(
             "memristive_dc": table[
                 f"{preset} (circuit-trained)" if preset in trained_models else preset
             ]["accuracy"],
+            "memristive_dc_checkpoint": str(circuit_trained.get(preset, checkpoint)),
+            "software_checkpoint": str(checkpoint),
             "images": int(len(chosen)),
             "split": "private_test",
             "presets": table,
@@ -183,7 +196,7 @@ def reproduce(
         # pool is rebuilt for the smaller last map
         low = (48 - transient_crop) // 2
         sample = sample[:, low : low + transient_crop, low : low + transient_crop]
-        pooled = network_layers(model.config, transient_crop)[-2].inputs_per_kernel
+        pooled = network_layers(transient_model.config, transient_crop)[-2].inputs_per_kernel
         net = with_pool_inputs(net, pooled)
     given = {name: value for name, value in (("rtol", rtol), ("atol", atol)) if value is not None}
     options = TransientOptions.for_hardware(net.hardware, **given)
@@ -226,7 +239,7 @@ def reproduce(
     if gbw_ghz:
         sweep += gbw_sweep(net, sample, [g * 1e9 for g in gbw_ghz], options, say=say)
     results["gbw_sweep"] = sorted(sweep, key=lambda row: row["gain_bandwidth_Hz"])
-    layers = network_layers(model.config)
+    layers = network_layers(transient_model.config)  # the model the transient ran
     hardware = PRESETS[preset]()
     # the preset's circuits: the ReLU, its limiter and the max pool set the op-amp count
     counted = CountingOptions(
@@ -256,8 +269,11 @@ def reproduce(
         "not in energy_by_kind_J or max_neuron_power_W, which hold the signal path"
     )
     results["opamp_bias"] = bias
+    for row in results["gbw_sweep"]:  # the bias grows with the GBW; the signal path's does not
+        amp = dataclasses.replace(hardware.opamp, gain_bandwidth=row["gain_bandwidth_Hz"])
+        row["opamp_bias_W"] = bias["op_amps"] * amp.bias_power
     results["paper"] = PAPER
-    counted_layers = critical_path_layers(model.config)
+    counted_layers = critical_path_layers(transient_model.config)
     results["paper_style_periods"] = {
         "layers_on_critical_path": len(counted_layers),
         "period_ns": PAPER_PERIOD_NS,

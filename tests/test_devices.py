@@ -166,8 +166,8 @@ def test_opamp_bias_power_follows_its_gbw():
     """I_q = GBW C_L / FOM_S: 1 GHz into 50 fF at 500 MHz pF / mA is 100 uA, 0.5 mW over the
     5 V between the rails; linear in GBW; a given quiescent power wins; the ideal op-amp
     draws none."""
-    microamps_per = 1e9 * 50e-15 / (500e6 * 1e-12 / 1e-3)  # A, from the published units
-    assert microamps_per == pytest.approx(100e-6, rel=1e-12)
+    supply_current = 1e9 * 50e-15 / (500e6 * 1e-12 / 1e-3)  # A, from the published units
+    assert supply_current == pytest.approx(100e-6, rel=1e-12)
     assert OpAmp().bias_power == pytest.approx(5.0 * 100e-6, rel=1e-12)
     assert OpAmp(gain_bandwidth=2e8).bias_power == pytest.approx(0.2 * 5e-4, rel=1e-12)
     assert OpAmp(rail_low=-1.0, rail_high=1.0).bias_power == pytest.approx(2e-4, rel=1e-12)

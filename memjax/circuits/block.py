@@ -25,7 +25,10 @@ def refuse_load(owner: str, load, reason: str) -> None:
 
 
 class Power(eqx.Module):
-    """Instantaneous power of a block, W, by kind of component."""
+    """Instantaneous power of a block, W, by kind of component: the signal path.
+
+    ``opamps`` is the op-amps' class-B output stages; their static bias power
+    (:attr:`~memjax.devices.opamp.OpAmp.bias_power`) is constant and reported apart."""
 
     memristors: Float[Array, ""]
     resistors: Float[Array, ""]

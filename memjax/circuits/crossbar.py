@@ -77,6 +77,21 @@ def pair_kernel_dc(kernel: PairKernel, sum_a, sum_b, errors: OpAmpErrors | None 
     return amp.static_output((y_b - y_a) * (g / (1 + g)), 1.0 / (1 + g), offset[2], gain[2])
 
 
+def pair_kernel_line_nodes(kernel: PairKernel, sum_a, sum_b, errors: OpAmpErrors | None = None):
+    """(node_a, node_b), V: the bit lines' voltages at steady state, from the same sums and
+    closed forms as :func:`pair_kernel_dc`: KCL at each line, (sum + g_f y) / total, which is
+    ~0 (virtual ground, within |y| / A0) while its amplifier is inside the rails and moves off
+    ground when it sits on one. A cell of row i then sees v_i - node."""
+    errors = _errors(kernel, errors)
+    c, amp, g_f = kernel.conductances, kernel.opamp, kernel.g_f
+    total_a = jnp.sum(c.positive, -1) + g_f
+    total_b = jnp.sum(c.negative, -1) + g_f
+    offset, gain = _columns(errors)
+    y_a = amp.static_output(sum_a * (-1.0 / total_a), g_f / total_a, offset[0], gain[0])
+    y_b = amp.static_output(sum_b * (-1.0 / total_b), g_f / total_b, offset[1], gain[1])
+    return (sum_a + g_f * y_a) / total_a, (sum_b + g_f * y_b) / total_b
+
+
 def _errors(kernel: PairKernel, errors: OpAmpErrors | None) -> OpAmpErrors | None:
     """The errors a closed form uses: those given, else the kernel's own."""
     return kernel.opamp_errors if errors is None else errors

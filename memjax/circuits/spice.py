@@ -196,6 +196,11 @@ def diode_model(diode: Diode, name: str = "dmod") -> str:
 
 def _diode_relu_body(block: DiodeReLU, input_node: str, p: str = "") -> list[str]:
     """Elements of ReLU + limiter reading ``input_node``; output node {p}o."""
+    if block.reference_buffer is not None:
+        raise MemjaxError(
+            "SPICE export: DiodeReLU.reference_buffer (the limiter reference's follower) is not "
+            "exported; export the block without it (an ideal reference)"
+        )
     lines = [f"V{p}ref {p}ref 0 DC {block.clamp_reference:.12g}"]
     if block.super_diode:
         lines += [

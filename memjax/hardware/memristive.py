@@ -33,6 +33,7 @@ from memjax.circuits.crossbar import (
     pair_kernel_dc,
     pair_kernel_dc_unsaturated,
     pair_kernel_line_gains,
+    pair_kernel_line_nodes,
     pair_kernel_line_offsets,
 )
 from memjax.circuits.diodes import DiodeClamp, DiodeMaxPool, DiodeReLU
@@ -91,11 +92,14 @@ class CrossbarStage(eqx.Module):
 
     def steady_with_peak(self, v: Float[Array, "n ... c"]) -> tuple[Array, Array]:
         """(output voltages, the largest |V| across any memristor of the stage) at steady
-        state. The bit lines and the MBN's summing node sit at virtual ground (within
-        |y| / A0), so a crossbar cell sees its row's voltage (an input, or V_b on the bias
-        row) and an MBN cell its terminal's: the kernel output (input cell), the MBN
-        output (feedback cell) or +-V_b (bias pair)."""
-        peak = jnp.maximum(jnp.max(jnp.abs(v)), jnp.abs(self.kernel.conductances.bias_voltage))
+        state. A crossbar cell sees its row's voltage (an input, or V_b on the bias row) less
+        its bit line's; an MBN cell its terminal's (the kernel output, +-V_b, or the MBN
+        output) less the summing node's. Both nodes come from KCL with the closed-form
+        op-amp outputs: at virtual ground while the op-amp is inside its rails, off it when
+        the op-amp sits on one (where the largest voltages are). The crossbar's peak takes,
+        for every neuron, the batch's largest and smallest input against its lines' nodes:
+        exact while the lines are at ground, an upper bound when a line amplifier is on a
+        rail (its own inputs may not reach the batch's extremes)."""
         if self.kind != "stem":  # the stem's lines use up to ~40 % of their swing: no proof
             y = jax.lax.cond(
                 self.lines_cannot_saturate(v),
@@ -105,23 +109,40 @@ class CrossbarStage(eqx.Module):
             )
         else:
             y = self._readout(v)
+        peak = self._crossbar_peak(v)
         if self.mbn is not None:
             g = self.mbn.input_conductances
-            drive = g[:, 0] * y + (g[:, 1] - g[:, 2]) * self.mbn.bias_voltage
+            v_b = self.mbn.bias_voltage
+            drive = g[:, 0] * y + (g[:, 1] - g[:, 2]) * v_b
             errors = self.opamp_errors
-            peak = jnp.maximum(peak, jnp.max(jnp.abs(y)))
+            kernel_output = y
             y = summing_amplifier_dc(
                 self.mbn,
                 drive,
                 None if errors is None else errors.offset[:, 3],
                 None if errors is None else errors.open_loop_gain[:, 3],
             )
-            peak = jnp.maximum(peak, jnp.maximum(jnp.max(jnp.abs(y)), self.mbn.bias_voltage))
+            g_f = self.mbn.feedback_conductance
+            total = jnp.sum(g, -1) + self.mbn.bias_conductance + g_f
+            node = (drive + self.mbn.bias_conductance * v_b + g_f * y) / total
+            for terminal in (kernel_output, v_b, -v_b, y):  # input, bias pair, feedback
+                peak = jnp.maximum(peak, jnp.max(jnp.abs(terminal - node)))
         if self.transfer is not None:
             return self.transfer(y), peak
         if self.relu is not None:
             return self.relu.steady_output(y), peak
         return (self.clamp.steady_output(y) if self.clamp is not None else y), peak
+
+    def _crossbar_peak(self, v):
+        """The largest |V| across the stage's crossbar cells (:meth:`steady_with_peak`)."""
+        c = self.kernel.conductances
+        sum_a = self._convolve(v, c.positive) + c.positive[:, -1] * c.bias_voltage
+        sum_b = self._convolve(v, c.negative) + c.negative[:, -1] * c.bias_voltage
+        node_a, node_b = pair_kernel_line_nodes(self.kernel, sum_a, sum_b, self.opamp_errors)
+        rows = (jnp.max(v), jnp.min(v), jnp.asarray(c.bias_voltage, v.dtype))
+        return functools.reduce(
+            jnp.maximum, (jnp.max(jnp.abs(row - node)) for row in rows for node in (node_a, node_b))
+        )
 
     def _readout(self, v):
         """Both bit-line sums, each through its line amplifier and its rails."""

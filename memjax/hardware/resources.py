@@ -164,9 +164,18 @@ def network_resources(layers: list[Layer], options: CountingOptions) -> dict:
 
 def opamp_bias(layers: list[Layer], options: CountingOptions, bias_power: float) -> dict:
     """The op-amps' static bias power (``bias_power`` W each, :attr:`OpAmp.bias_power`) under
-    ``options``: in the network, and per neuron (one output position of one channel with its
-    crossbar read-out, MBN, ReLU and limiter, or one pooled output) for the layer whose
-    neurons hold the most op-amps."""
+    ``options``.
+
+    Returns a dictionary (for JSON):
+        per_opamp_W: ``bias_power``.
+        op_amps: the op-amps of the whole network (:func:`network_resources`).
+        network_W: their bias power together.
+        max_op_amps_per_neuron: the op-amps of one neuron (one output position of one
+            channel with its crossbar read-out, MBN, ReLU and limiter or clamp; or one pooled
+            output) in the layer whose neurons hold the most.
+        max_per_neuron_W: their bias power.
+        max_per_neuron_layer: that layer's name.
+    The reference follower of the diode limiters (one per chip) is not counted."""
     total = network_resources(layers, options)["total"]["op_amps"]
     per_neuron = {
         layer.name: layer_resources(layer, options).op_amps

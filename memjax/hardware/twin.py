@@ -118,6 +118,8 @@ def knee_inputs(
     """The input (V) at which the ReLU's and the max pool's outputs first reach ``knee`` V_p:
     where the diodes' exponential knee ends and a signal starts to pass. Plain diodes
     (1N4148, 10 kohm load, measured 2026-12-05): 0.32 V for both at 2 %, 0.40 V at 5 %."""
+    if not 0.0 < knee < 1.0:
+        raise MemjaxError(f"knee_inputs: knee {knee} must lie in (0, 1) (a share of V_p)")
     relu_curve, _, pool_curve = _curves(hardware, model)
     inputs, relu_out, pool_out = _sampled(relu_curve, pool_curve, hardware)
     level = knee * hardware.v_p
@@ -138,6 +140,8 @@ def _sampled(relu_curve, pool_curve, hardware: HardwareConfig):
 
 
 def _offsets(curves, hardware: HardwareConfig, at: float = 0.5) -> dict[str, float]:
+    if not 0.0 < at < 1.0:
+        raise MemjaxError(f"curve_offsets: at {at} must lie in (0, 1) (a share of V_p)")
     relu_curve, _, pool_curve = curves
     v, relu_out, pool_out = _sampled(relu_curve, pool_curve, hardware)
     level = at * hardware.v_p
@@ -184,17 +188,23 @@ def recentre(
     activations = circuit_activations(hardware, model.config)
     norms = [layer for _, layer in nnx.iter_modules(model) if isinstance(layer, nnx.BatchNorm)]
     momenta = [norm.momentum for norm in norms]
+    for norm in norms:  # each batch's statistics replace the running ones: collected below
+        norm.momentum = 0.0
 
     @nnx.jit
-    def forward(model, images):
-        model(images, jax.random.key(0), activations)  # updates the batch statistics
+    def batch_statistics(model, images):
+        model(images, jax.random.key(0), activations)  # training mode: sets the statistics
+        traced = [m for _, m in nnx.iter_modules(model) if isinstance(m, nnx.BatchNorm)]
+        return [(norm.mean[...], norm.var[...]) for norm in traced]
 
     model.train()
-    for count, start in enumerate(range(0, len(calibration_images), batch_size)):
-        for norm in norms:  # running mean of equal weights: count / (count + 1) old, 1 new
-            norm.momentum = count / (count + 1.0)
-        forward(model, calibration_images[start : start + batch_size])
-    for norm, momentum in zip(norms, momenta):
+    sums, count = None, 0
+    for start in range(0, len(calibration_images), batch_size):
+        stats = batch_statistics(model, calibration_images[start : start + batch_size])
+        sums = stats if sums is None else jax.tree.map(jnp.add, sums, stats)
+        count += 1
+    for norm, momentum, (mean, var) in zip(norms, momenta, sums, strict=True):
+        norm.mean[...], norm.var[...] = mean / count, var / count  # each batch weighted alike
         norm.momentum = momentum
     model.eval()
     return model

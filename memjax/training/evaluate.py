@@ -25,6 +25,20 @@ image averaged (two inferences per image, on a chip two passes: twice the latenc
 of one inference); the training augmentation flips faces, so the network has learned both."""
 
 
+def own_activations(model, payload: dict) -> Activations | None:
+    """The nonlinearities a checkpoint was trained through: for a model trained through a
+    circuit (``memjax train --circuit P``, recorded in its ``trained`` payload) that
+    circuit's twin (:func:`memjax.hardware.twin.circuit_activations`), whose curves its
+    weights expect (its biases sit on the diodes' knees); None (the software ones) else."""
+    circuit = ((payload.get("trained") or {}).get("train") or {}).get("circuit")
+    if circuit is None:
+        return None
+    from memjax.hardware.config import PRESETS
+    from memjax.hardware.twin import circuit_activations
+
+    return circuit_activations(PRESETS[circuit](), model.config)
+
+
 def evaluate_model(
     checkpoint: Path,
     data: FER2013,
@@ -35,12 +49,15 @@ def evaluate_model(
 ) -> dict:
     """The report written by ``memjax evaluate --json``; ``tta``: one of
     :data:`TEST_TIME_AUGMENTATIONS`; ``activations``: nonlinearities that replace the model's
-    (e.g. a circuit's, :func:`memjax.hardware.twin.circuit_activations`)."""
+    (e.g. a circuit's, :func:`memjax.hardware.twin.circuit_activations`); None: those it was
+    trained through (:func:`own_activations`)."""
     if tta not in TEST_TIME_AUGMENTATIONS:
         raise MemjaxError(
             f"test-time augmentation {tta!r}: expected one of {TEST_TIME_AUGMENTATIONS}"
         )
     model, payload = load_model(Path(checkpoint), expected_width)
+    if activations is None:
+        activations = own_activations(model, payload)
     _, eval_graph, params, batch_stats = steps.split_model(model)
     chosen = data.split(split)
     predict = steps.make_predict(eval_graph, activations)

@@ -638,7 +638,9 @@ def run_finetune(
     CPU)."""
     from memjax.hardware.config import PRESETS
     from memjax.hardware.memristive import convert
+    from memjax.training import steps
     from memjax.training.checkpoint import load_model
+    from memjax.training.evaluate import own_activations
 
     if preset not in PRESETS:
         raise MemjaxError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
@@ -654,20 +656,16 @@ def run_finetune(
         )
     if config.select_every and select_split == split:
         raise MemjaxError(f"the selection split must differ from the reported one ({split!r})")
-    model, _ = load_model(checkpoint)
+    model, payload = load_model(checkpoint)
     images, labels = _sample(data.split(split), evaluate_images)
-    software = float(
-        np.mean(
-            np.concatenate(
-                [
-                    np.asarray(model(images[i : i + 256])).argmax(-1)
-                    for i in range(0, len(images), 256)
-                ]
-            )
-            == labels
-        )
-    )
-    say(f"software model: {software:.4f} on {len(images)} {split} images")
+    # a model trained through a circuit is scored through that circuit's twin
+    activations = own_activations(model, payload)
+    _, eval_graph, params, batch_stats = steps.split_model(model)
+    predict = steps.make_predict(eval_graph, activations)
+    logits = steps.predict_logits(predict, params, batch_stats, images, 256)
+    software = float(np.mean(logits.argmax(-1) == labels))
+    through = "" if activations is None else " (through the circuit it was trained for)"
+    say(f"software model{through}: {software:.4f} on {len(images)} {split} images")
     design = convert(model, PRESETS[preset]())
     say(f"fabricating and programming the chip (seed {chip_seed}) ...")
     chip_key = jax.random.key(chip_seed)
@@ -756,6 +754,7 @@ def run_finetune(
     sizes = variation.sizes()
     return {
         "software_accuracy": software,
+        "software_through_circuit": activations is not None,
         "accuracy_before": before["accuracy"],
         "accuracy_after": after["accuracy"],
         "accuracy_last": last["accuracy"],

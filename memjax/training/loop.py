@@ -95,6 +95,11 @@ class TrainConfig:
             raise MemjaxError(
                 "circuit_recentre needs a circuit and a model to start from (init_from)"
             )
+        if self.circuit_recentre and self.circuit_phase_epochs:
+            raise MemjaxError(
+                "circuit_recentre moves the biases onto the circuit's knees at once; phasing the "
+                "forward drops in as well (circuit_phase_epochs) would compensate them twice"
+            )
         if self.recentre_images < 1:
             raise MemjaxError(f"recentre_images must be at least 1, got {self.recentre_images}")
         if self.circuit is not None:
