@@ -457,3 +457,5 @@ def test_diode_limiter_reference_buffer_sinks_the_limiter_current():
         assert float(getattr(after, kind)) == float(getattr(before, kind))
     with pytest.raises(MemjaxError, match="DiodeReLU.reference_buffer"):
         DiodeReLU(DIODE, 10e3, 1.0, AMP, True, reference_buffer=AMP)
+    with pytest.raises(MemjaxError, match="reference_buffer .* is not exported"):
+        diode_relu_netlist(buffered, inputs, 1e-8, 1e-10)  # refused, not silently ideal

@@ -98,6 +98,17 @@ def test_circuit_training_options_are_checked():
         TrainConfig(circuit="paper", circuit_recentre=True)  # nothing to start from
     with pytest.raises(MemjaxError, match="recentre_images"):
         TrainConfig(recentre_images=0)
+    with pytest.raises(MemjaxError, match="compensate them twice"):
+        TrainConfig(
+            epochs=3, circuit="paper", init_from="x", circuit_recentre=True, circuit_phase_epochs=1
+        )
+    from memjax.hardware.twin import curve_offsets, knee_inputs
+
+    model_config = load_model(TINY_MODEL)[0].config
+    with pytest.raises(MemjaxError, match="knee 0.0 must lie in"):
+        knee_inputs(PRESETS["paper_plain_diode_relu"](), model_config, 0.0)
+    with pytest.raises(MemjaxError, match="at 1.5 must lie in"):
+        curve_offsets(PRESETS["paper_plain_diode_relu"](), model_config, 1.5)
 
 
 def test_recentring_lets_the_shipped_model_classify_through_plain_diodes(fer2013):
