@@ -118,43 +118,31 @@ def knee_inputs(
     """The input (V) at which the ReLU's and the max pool's outputs first reach ``knee`` V_p:
     where the diodes' exponential knee ends and a signal starts to pass. Plain diodes
     (1N4148, 10 kohm load, measured 2026-12-05): 0.32 V for both at 2 %, 0.40 V at 5 %."""
-    if not 0.0 < knee < 1.0:
-        raise MemjaxError(f"knee_inputs: knee {knee} must lie in (0, 1) (a share of V_p)")
-    relu_curve, _, pool_curve = _curves(hardware, model)
-    inputs, relu_out, pool_out = _sampled(relu_curve, pool_curve, hardware)
-    level = knee * hardware.v_p
-
-    def first(out):
-        if not bool(jnp.any(out >= level)):
-            raise MemjaxError(f"knee_inputs: an output never reaches {level} V below the rail")
-        return float(inputs[int(jnp.argmax(out >= level))])
-
-    return {"relu": first(relu_out), "max_pool": first(pool_out)}
-
-
-def _sampled(relu_curve, pool_curve, hardware: HardwareConfig):
-    """Inputs 0 V to the rail, the ReLU's outputs, and the max pool's for one input alone."""
-    v = jnp.linspace(0.0, hardware.opamp.rail_high, 20_001)
-    alone = jnp.zeros((1, 3, 3, v.shape[0])).at[0, 1, 1, :].set(v)  # one window per channel
-    return v, relu_curve(v), pool_curve(alone, 0.0)[0, 0, 0]
+    reached = _first_reaching(_curves(hardware, model), hardware, knee, "knee_inputs: knee")
+    return {name: float(v_in) for name, (v_in, _) in reached.items()}
 
 
 def _offsets(curves, hardware: HardwareConfig, at: float = 0.5) -> dict[str, float]:
-    if not 0.0 < at < 1.0:
-        raise MemjaxError(f"curve_offsets: at {at} must lie in (0, 1) (a share of V_p)")
+    reached = _first_reaching(curves, hardware, at, "curve_offsets: at")
+    return {name: float(v_in - v_out) for name, (v_in, v_out) in reached.items()}
+
+
+def _first_reaching(curves, hardware: HardwareConfig, share: float, what: str) -> dict:
+    """For the ReLU and the max pool (one input alone, the others at 0 V): (input, output), V,
+    at the first of 20,001 inputs from 0 V to the rail whose output reaches ``share`` V_p."""
+    if not 0.0 < share < 1.0:
+        raise MemjaxError(f"{what} {share} must lie in (0, 1) (a share of V_p)")
     relu_curve, _, pool_curve = curves
-    v, relu_out, pool_out = _sampled(relu_curve, pool_curve, hardware)
-    level = at * hardware.v_p
-
-    def offset(out):
+    v = jnp.linspace(0.0, hardware.opamp.rail_high, 20_001)
+    alone = jnp.zeros((1, 3, 3, v.shape[0])).at[0, 1, 1, :].set(v)  # one window per channel
+    level = share * hardware.v_p
+    reached = {}
+    for name, out in (("relu", relu_curve(v)), ("max_pool", pool_curve(alone, 0.0)[0, 0, 0])):
         if not bool(jnp.any(out >= level)):
-            raise MemjaxError(
-                f"curve_offsets: an output never reaches {at} V_p = {level} V below the rail"
-            )
+            raise MemjaxError(f"{what} {share}: the {name} output never reaches {level} V")
         index = int(jnp.argmax(out >= level))
-        return float(v[index] - out[index])
-
-    return {"relu": offset(relu_out), "max_pool": offset(pool_out)}
+        reached[name] = (v[index], out[index])
+    return reached
 
 
 def recentre(
