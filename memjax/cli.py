@@ -239,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         default="paper_plain_diode_relu",
         help="hardware preset of the transient (paper, paper_plain_diode_relu, "
-        "paper_super_diodes, near_ideal); every preset's steady state is reported",
+        "paper_super_diodes, paper_calibrated, near_ideal); every preset's steady state is "
+        "reported",
     )
     reproduce.add_argument(
         "--data", help=data_help + ", else ../shared/data/fer2013/fer2013.npz if present"

@@ -44,8 +44,8 @@ def test_conversion_refuses_what_it_cannot_map():
     model = build_model(ShuffleNetConfig(width=0.5, stage_repeats=(1, 1, 1)))
     with pytest.raises(MemjaxError, match="original"):
         convert(model, paper().replace(topology="original"))
-    with pytest.raises(MemjaxError, match="parasitics"):
-        convert(model, paper().replace(bitline_capacitance=1e-15))
+    with pytest.raises(MemjaxError, match="wire_resistance"):
+        convert(model, paper().replace(wire_resistance=1.0))
     unclamped = build_model(ShuffleNetConfig(width=0.5, activation_limit=None))
     with pytest.raises(MemjaxError, match="activation_limit"):
         convert(unclamped, paper())
@@ -79,6 +79,44 @@ def test_paper_preset_is_the_consistent_reading():
     covered = {name for key in PAPER_ASSUMPTIONS for name in key.split(", ")}
     fields = {f.name for f in dataclasses.fields(HardwareConfig)} - {"dc_transfer"}
     assert covered == fields
+
+
+def test_calibrated_preset_differs_from_paper_only_where_it_says():
+    """``paper_calibrated()``: every field that differs from ``paper()`` is named in
+    CALIBRATED_ASSUMPTIONS, and every name there is a field."""
+    import dataclasses
+
+    from memjax.hardware.config import CALIBRATED_ASSUMPTIONS, paper_calibrated
+
+    calibrated, faithful = paper_calibrated(), paper()
+    named = {name for key in CALIBRATED_ASSUMPTIONS for name in key.split(", ")}
+    fields = {f.name for f in dataclasses.fields(HardwareConfig)}
+    assert named <= fields
+    changed = {f for f in fields if getattr(calibrated, f) != getattr(faithful, f)}
+    assert changed <= named, changed - named
+    assert calibrated.v_p < min(calibrated.opamp.rail_high, -calibrated.opamp.rail_low)
+
+
+def test_bias_voltage_and_folding_leave_the_computation_unchanged():
+    """Two choices that must not change what a near-ideal chip computes: the bias rows' and
+    MBN's reference voltage (until 2026-12-06 every MBN pair was driven at 1 V whatever
+    ``bias_voltage`` was: 18.8 % at 0.1 V), and batch norm folded into the kernels by
+    ``convert`` (``batch_norm="folded"``) instead of separate MBN stages. A folded model
+    with separate MBN stages is refused."""
+    import jax
+
+    from memjax.network.folding import fold_batchnorm
+
+    model = build_model(ShuffleNetConfig(width=0.5, stage_repeats=(1, 1, 1)), seed=2)
+    images = np.random.default_rng(1).integers(0, 256, (4, 48, 48)).astype(np.float32)
+    base = near_ideal()
+    with jax.enable_x64(True):
+        reference = np.asarray(convert(model, base).steady_logits(images))
+        for changes in ({"bias_voltage": 0.3}, {"batch_norm": "folded"}):
+            other = np.asarray(convert(model, base.replace(**changes)).steady_logits(images))
+            np.testing.assert_allclose(other, reference, atol=1e-6, err_msg=str(changes))
+    with pytest.raises(MemjaxError, match="HardwareConfig.batch_norm"):
+        convert(fold_batchnorm(model), base)
 
 
 def test_transfer_tables_match_the_exact_node_solve():

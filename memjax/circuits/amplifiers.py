@@ -134,8 +134,10 @@ class SummingAmplifier(Block):
         if not self.memristive:
             return jnp.zeros(0)
         node = self._node(y, inputs)
-        _, v = self._all(inputs)
-        return jnp.append(v - node, y[0] - node)
+        g, v = self._all(inputs)
+        # a bias input of G_b = 0 is no device (until 2026-12-06 the average pool, which has
+        # none, reported its unused 1 V bias reference as a memristor's voltage)
+        return jnp.append(jnp.where(g > 0, v - node, 0.0), y[0] - node)
 
     @property
     def loads_inputs(self):

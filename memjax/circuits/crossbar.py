@@ -248,9 +248,10 @@ class PairKernel(Block):
         return jnp.zeros(5 if self.dynamic_nodes else 3)
 
     def steady_guess(self, inputs):
-        """The exact steady state in closed form for algebraic, ideal bit lines (the static
-        roots of :func:`pair_kernel_dc`); from rest otherwise."""
-        if self.dynamic_nodes or self.wire_resistance:
+        """The exact steady state in closed form for ideal bit lines (the static roots of
+        :func:`pair_kernel_dc`; with bit-line capacitance, the nodes at their KCL voltages);
+        from rest with resistive wires."""
+        if self.wire_resistance:
             return self.initial_state()
         c, amp, g = self.conductances, self.opamp, self.difference_gain
         offset, gain = _columns(self.opamp_errors)
@@ -263,7 +264,11 @@ class PairKernel(Block):
             -jnp.sum(c.negative * rows) / total_b, self.g_f / total_b, offset[1], gain[1]
         )
         y_d = amp.static_output(g * (y_b - y_a) / (1 + g), 1.0 / (1 + g), offset[2], gain[2])
-        return jnp.stack([y_a, y_b, y_d])
+        if not self.dynamic_nodes:
+            return jnp.stack([y_a, y_b, y_d])
+        node_a = _node(c.positive, rows, self.g_f, y_a)
+        node_b = _node(c.negative, rows, self.g_f, y_b)
+        return jnp.stack([y_a, y_b, y_d, node_a, node_b])
 
     def _nodes(self, y, rows):
         """(cells_a, tia_a, cells_b, tia_b): bit-line voltage at every cell and at each TIA."""

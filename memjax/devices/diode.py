@@ -82,6 +82,17 @@ class Diode(eqx.Module):
         R_s = 0.568 ohm (physics notes section 4)."""
         return cls()
 
+    @classmethod
+    def integrated(cls) -> Diode:
+        """A small junction diode on the chip: I_s = 1e-15 A, n = 1, R_s = 10 ohm. Integrated
+        small-signal junctions have I_s of the order 1e-16..1e-14 A and n ~ 1 (Sedra and
+        Smith, Microelectronic Circuits, the diode chapter: I_s ~ 1e-15 A for a small-signal
+        diode; Gray, Hurst, Lewis and Meyer, Analysis and Design of Analog Integrated
+        Circuits, ch. 1); R_s is a guess that matters little at the uA currents of a
+        low-power chip. A discrete 1N4148 (:meth:`d1n4148`) leaks 2.5 nA, which through the
+        MOhm loads of a low-power chip is mV of error at 0.1 V signals."""
+        return cls(saturation_current=1e-15, emission_coefficient=1.0, series_resistance=10.0)
+
     @property
     def n_vt(self):
         return self.emission_coefficient * thermal_voltage(self.temperature)

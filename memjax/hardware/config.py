@@ -45,13 +45,21 @@ class HardwareConfig:
             stage it drives.
         relu_series_resistance: resistance in series with each ReLU / super-diode D1, ohm.
         batch_norm: "separate" (an MBN stage after each convolution) or "folded" into the
-            kernels and their bias rows.
+            kernels and their bias rows (``convert`` folds a model's batch norm for it;
+            a model trained folded needs "folded").
         topology: "proposed" (M+1)x2 or "original" (2M+1)x1 kernels.
         dc_transfer: how the whole-network steady state evaluates the ReLUs and clamps:
             "table" interpolates their exact steady-state curve sampled once on a fine grid
             (error measured at build time, ~3e-5 V), "exact" solves every neuron's node.
-        bitline_capacitance: parasitic capacitance of each bit line, F (0: algebraic).
-        wire_resistance: bit-line wire resistance between adjacent cells, ohm.
+        bitline_capacitance: capacitance to ground of every node where memristors meet an
+            op-amp's input, F (0: algebraic nodes): each crossbar bit line (its cells, wire
+            and the TIA's input) and each MBN and average-pool summing node. It slows the
+            transient (the node's pole against its conductances, in series with the
+            op-amp's) and leaves every steady state unchanged. The difference stages' and
+            the diode blocks' nodes stay algebraic (their resistors are fixed, not
+            memristors).
+        wire_resistance: bit-line wire resistance between adjacent cells, ohm (0 here: a
+            chip's wires are ``ChipVariation.wire_resistance``).
     """
 
     v_p: float = 1.0
@@ -207,6 +215,68 @@ def paper_super_diodes() -> HardwareConfig:
     return paper().replace(limiter="active")
 
 
+CALIBRATED_ASSUMPTIONS = {
+    "v_p, bias_voltage": "0.1 V. Physics notes section 4: 137 ns and 2.8 uW fit together only "
+    "at V_p ~ 0.1-0.2 V. Every signal, the bias rows and the MBN bias scale with V_p, so the "
+    "steady state in network units is the paper preset's",
+    "g_min, g_max": "10 nS .. 1 uS (R_off 100 Mohm, R_on 1 Mohm), the paper preset's ratio of "
+    "100. Chosen so that the busiest neuron's DC power (operating_point, the shipped model) "
+    "stays below 2.8 uW. Guess (not published)",
+    "levels": "256 (8 bits), as the paper preset (sibling paper)",
+    "opamp": "A0 1e5, GBW 1 GHz, slew 1 V/ns, rails +-1 V (a 2 V supply): a rectifier's op-amp "
+    "must reach V_p + the diode's ~0.48 V at 0.1 uA + the series resistor's drop (at +-0.5 V "
+    "the super diodes starved). Bias power reported apart (OpAmp.bias_power: 0.2 mW each at "
+    "1 GHz into 50 fF)",
+    "diode": "an integrated junction (Diode.integrated: I_s 1e-15 A, n 1): a discrete 1N4148's "
+    "2.5 nA leakage is mV through MOhm loads",
+    "relu, limiter": "super diode ReLU, active limiter: the diode limiter the paper names needs "
+    "V_p well above its knee (several n V_T); at 0.1 V its reference would sit below 0 V and "
+    "it would conduct at a 0 V output (HardwareConfig refuses it), so an op-amp drives the "
+    "limiting diode",
+    "max_pool": "super diodes, as the paper preset",
+    "difference_resistance": "1 Mohm (g R_d = 4 Mohm): of the order of the memristors, so "
+    "the difference stage dissipates no more than its kernel. Guess",
+    "relu_load_resistance, relu_series_resistance": "1 Mohm, 1 Mohm. The series resistor sets "
+    "what a limiter takes while the driver sits on its rail, (rail - V_p) / R_s: at 10 kohm "
+    "40 uA, 23 uW of diode power in one clamping neuron (measured 2026-12-06). Guess",
+    "bitline_capacitance": "0 F: node capacitance at the op-amp inputs left out, as the "
+    "group's Simulink models (their FCN and CKFO papers) leave it out. With MOhm memristors "
+    "each fF there slows every stage (README: the latency-power front over it)",
+    "batch_norm": "folded into the kernels and their bias rows, as the sibling Blaze paper "
+    "(Ran et al., TNNLS 2022) built it ('BN folded into the convolution crossbar halves the "
+    "op-amp count'); the paper's separate MBN feeds each pre-activation (up to the rails) "
+    "across its input and feedback memristors, which V_p then does not bound (measured "
+    "0.21 V at V_p = 0.1 V, 2.5-2.7 V in the 1 V presets); folded, every memristor sits "
+    "between a row (<= V_p) and a virtual ground",
+    "topology": "proposed (M+1)x2 kernels, as the paper preset",
+}
+"""For each field of :func:`paper_calibrated` that differs from :func:`paper`: the value, why,
+and what is a guess."""
+
+
+def paper_calibrated() -> HardwareConfig:
+    """The paper's structure at the operating point where 137 ns and 2.8 uW per neuron can
+    hold together (physics notes, section 4): signals at V_p = 0.1 V, MOhm memristors and
+    resistors, 1 V op-amp supplies, super-diode ReLU with an active limiter; the choices and
+    what is guessed are :data:`CALIBRATED_ASSUMPTIONS`."""
+    return HardwareConfig(
+        v_p=0.1,
+        g_min=1e-8,
+        g_max=1e-6,
+        levels=256,
+        bias_voltage=0.1,
+        opamp=OpAmp(rail_low=-1.0, rail_high=1.0),
+        difference_resistance=1e6,
+        diode=Diode.integrated(),
+        relu="super",
+        limiter="active",
+        max_pool="super",
+        relu_load_resistance=1e6,
+        relu_series_resistance=1e6,
+        batch_norm="folded",
+    )
+
+
 def near_ideal() -> HardwareConfig:
     """Near-ideal components: continuous conductances, ideal op-amps (A0 1e9, GBW 1e15 Hz)
     and super diodes, so the circuit computes what the software model does."""
@@ -219,5 +289,6 @@ PRESETS = {
     "paper": paper,
     "paper_plain_diode_relu": paper_plain_diode_relu,
     "paper_super_diodes": paper_super_diodes,
+    "paper_calibrated": paper_calibrated,
     "near_ideal": near_ideal,
 }

@@ -43,6 +43,7 @@ from memjax.errors import MemjaxError
 from memjax.hardware.config import HardwareConfig
 from memjax.hardware.layers import network_layers
 from memjax.hardware.transfer import TransferTable
+from memjax.network.folding import fold_batchnorm
 from memjax.network.shufflenet import BasicUnit, ConvBN, DownsamplingUnit, ShuffleNetV2
 
 
@@ -340,7 +341,16 @@ def steady_state_in_batches(
 
 
 def convert(model: ShuffleNetV2, hardware: HardwareConfig) -> MemristiveShuffleNet:
-    """Map a trained model (evaluation mode) onto circuits under ``hardware``."""
+    """Map a trained model (evaluation mode) onto circuits under ``hardware``. With
+    ``hardware.batch_norm == "folded"`` a model with separate batch norm is folded first
+    (the same function: :func:`~memjax.network.folding.fold_batchnorm`)."""
+    if hardware.batch_norm == "folded":
+        model = fold_batchnorm(model)
+    elif model.config.bn_mode == "folded":
+        raise MemjaxError(
+            "HardwareConfig.batch_norm: 'separate' MBN stages need a model with separate batch "
+            "norm; this model's is folded into its convolutions (use batch_norm='folded')"
+        )
     config = model.config
     if config.activation_limit is None:
         raise MemjaxError(
@@ -356,10 +366,10 @@ def convert(model: ShuffleNetV2, hardware: HardwareConfig) -> MemristiveShuffleN
             "simulating the original (2M+1)x1 topology over a whole network is not built yet; "
             "its resources are counted by memjax.hardware.resources"
         )
-    if hardware.bitline_capacitance or hardware.wire_resistance:
+    if hardware.wire_resistance:
         raise MemjaxError(
-            "whole-network steady state with bit-line parasitics is not built yet "
-            "(bitline_capacitance and wire_resistance must be 0)"
+            "HardwareConfig.wire_resistance: a whole network with resistive bit lines is "
+            "built per chip (ChipVariation.wire_resistance), not by convert; leave it 0 here"
         )
     scale = hardware.v_p / config.activation_limit
     builder = _Builder(hardware, scale, config.bn_mode == "folded", config.clamp_linear)
@@ -391,6 +401,7 @@ def convert(model: ShuffleNetV2, hardware: HardwareConfig) -> MemristiveShuffleN
         jnp.asarray(pool_feedback),
         hardware.opamp,
         memristive=True,
+        node_capacitance=hardware.bitline_capacitance,
     )
     # The pool inverts: the fully connected kernel takes -W to give +W . mean.
     weights = -np.asarray(output.fc.kernel[...]).T
@@ -485,6 +496,7 @@ class _Builder:
             hw.opamp,
             difference_resistance=hw.difference_resistance,
             difference_gain=hw.difference_gain,
+            bitline_capacitance=hw.bitline_capacitance,
         )
         transfer = None
         if self.hardware.dc_transfer == "table" and (relu is not None or clamp is not None):
@@ -505,7 +517,14 @@ class _Builder:
         g_minus = quantize(jnp.asarray(hw.g_min + np.maximum(-delta, 0.0)))
         g_f = quantize(jnp.asarray(g_f))
         inputs = jnp.stack([g_f, g_plus, g_minus], axis=-1)
-        return SummingAmplifier(inputs, g_f, hw.opamp, memristive=True)
+        return SummingAmplifier(
+            inputs,
+            g_f,
+            hw.opamp,
+            bias_voltage=hw.bias_voltage,  # the pair's +-V_b (until 2026-12-06: 1 V always)
+            memristive=True,
+            node_capacitance=hw.bitline_capacitance,
+        )
 
 
 def nonlinear_blocks(hardware: HardwareConfig) -> tuple[DiodeReLU, DiodeClamp, DiodeMaxPool]:

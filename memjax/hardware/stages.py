@@ -262,6 +262,7 @@ def average_pool_stage(net: MemristiveShuffleNet, channels: int) -> NeuronStage:
         jnp.full((channels,), g_f),
         pool.opamp,
         memristive=True,
+        node_capacitance=pool.node_capacitance,
         opamp_errors=errors,
     )
     return NeuronStage(

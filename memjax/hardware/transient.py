@@ -269,7 +269,7 @@ def _neuron_solver(
             (out, kinds), (dout, dkinds), peak = jax.jvp(quantities, (y, u), (dy, du), has_aux=True)
             if crossbar:
                 kernel = block.blocks[0]
-                nodes = kernel.bit_line_voltages(y[:3], u)
+                nodes = kernel.bit_line_voltages(block._split(y)[0], u)
                 peak = jnp.maximum(
                     peak, jnp.max(jnp.stack([jnp.maximum(high - n, n - low) for n in nodes]))
                 )
