@@ -88,10 +88,15 @@ def _check_results_json(out, results):
     assert bias["energy_per_inference_J"] == pytest.approx(
         bias["network_W"] * saved["energy_window_ns"] * 1e-9
     )
-    # the largest memristor voltage at steady state, per preset (issue 22, item 6): every
-    # preset's MBN cells see kernel outputs at the rails, beyond V_p (2.50 V, 2026-12-05)
+    # the largest memristor voltage at steady state, per preset (issue 22, item 6): the
+    # separate MBN stages' cells see kernel outputs at the rails, beyond V_p (2.50 V,
+    # 2026-12-05); the calibrated preset folds batch norm and holds them at V_p, up to the
+    # TIAs' 1/A0 node error (0.1000046 V on all of PrivateTest, 2026-12-06)
     for name, row in saved["accuracy"]["presets"].items():
-        assert row["max_memristor_voltage_dc_V"] > 2.0 * row["v_p_V"], name
+        if name == "paper_calibrated":
+            assert row["max_memristor_voltage_dc_V"] <= row["v_p_V"] * (1 + 1e-4), name
+        else:
+            assert row["max_memristor_voltage_dc_V"] > 2.0 * row["v_p_V"], name
     trained = saved["accuracy"]["presets"]["paper_plain_diode_relu (circuit-trained)"]
     assert trained["agreement_with_twin"] > 0.9  # the chip computes what it was trained as
     for row in saved["gbw_sweep"]:  # the bias power scales with the GBW (0.5 mW at 1 GHz)
