@@ -72,8 +72,8 @@ def test_node_capacitance_slows_the_transient_and_leaves_the_steady_state(small_
     memristors, tens of uS per node: ~10 ns node time constants; with separate MBN stages,
     so that their nodes are loaded too), on the input layer of a 2x2 patch: the operating
     point is the same as without (capacitance has no DC effect), the transient ends there
-    (1e-4 V) and its outputs settle later. (At 10 fF the layer's settling moves by 0.02 ns
-    of 42.8: its super diodes at sub-uA currents set it, measured 2026-12-06.)"""
+    (1e-4 V) and its outputs settle later. (At 10 fF the layer's settling moved by 0.02 ns
+    of 42.8, measured 2026-12-06: too little to test.)"""
     import jax.numpy as jnp
 
     from memjax.circuits.waveform import Waveform
