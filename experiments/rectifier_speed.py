@@ -23,7 +23,7 @@ from memjax.circuits.waveform import Waveform
 from memjax.hardware.config import PRESETS
 from memjax.hardware.memristive import convert
 from memjax.hardware.stages import plan
-from memjax.hardware.transient import TransientOptions, _solve_stage, float64, settling_time
+from memjax.hardware.transient import TransientOptions, float64, run_stage, settling_time
 from memjax.provenance import provenance
 from memjax.reproduce import find_data
 from memjax.training.checkpoint import load_model, write_json_atomic
@@ -70,9 +70,8 @@ def main(argv=None) -> None:
             source = Waveform(
                 jnp.asarray([0.0, grid[-1]]), jnp.stack([v, v]), jnp.zeros((2, *v.shape))
             )
-            failed, record = _solve_stage(
-                plan(net)[0][-1], source, jnp.zeros_like(v), grid, options
-            )
+            stage = plan(net)[0][-1]
+            record = run_stage("input.conv", stage, source, jnp.zeros_like(v), grid, options)
             values = np.asarray(record.output.values).reshape(len(grid), -1)
             outside = np.abs(values - values[-1]) > band
             last = np.array(
@@ -80,7 +79,6 @@ def main(argv=None) -> None:
             )
             slowest = np.argsort(-last)[:3]
             row = {
-                "failed_neurons": int(failed),
                 "layer_settling_ns": settling_time(record.output, band, float(grid[-1])),
                 "slowest_neurons_settling_ns": last[slowest].tolist(),
                 "slowest_neurons_final_V": values[-1, slowest].tolist(),

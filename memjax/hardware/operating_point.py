@@ -4,9 +4,10 @@ by kind and memristor voltages at steady state, for given images.
 The whole-network steady state (``MemristiveShuffleNet.steady_state``) gives the logits from
 each stage's closed-form transfer; it does not carry the op-amps' states, so it cannot say what
 each neuron dissipates. Here every neuron's circuit (``memjax.hardware.stages``: the same
-blocks, equivalent kernel rows and memristor spread the transient integrates) is solved for its
-static root: Newton on ``vector_field(..., static=True)`` from the closed-form
-``steady_guess``, then read out with ``observe`` as the transient reads it at every knot. So
+blocks, equivalent kernel rows and memristor spread the transient integrates) is put at its
+static roots (the closed-form ``steady_guess`` the transient starts from; optionally Newton on
+``vector_field(..., static=True)`` from there), then read out with ``observe`` as the
+transient reads it at every knot. So
 the transient's power at long times and this power are one computation on one state, and a
 test holds them together. The stages are walked by :func:`~memjax.hardware.stages.plan`.
 """
@@ -22,12 +23,14 @@ from jaxtyping import Array
 from memjax import convolution as conv
 from memjax.circuits.simulate import steady_state
 from memjax.hardware.memristive import MemristiveShuffleNet
-from memjax.hardware.stages import NeuronStage, channel_axes, plan, propagate
-from memjax.hardware.transient import float64
-
-KINDS = ("memristors", "resistors", "diodes", "opamps")
-"""Power kinds, in :class:`~memjax.circuits.block.Power`'s order (the op-amps' output stages;
-their bias power is reported apart)."""
+from memjax.hardware.stages import (
+    NeuronStage,
+    channel_axes,
+    plan,
+    propagate,
+    rows_against_bit_lines,
+)
+from memjax.hardware.transient import KINDS, float64
 
 
 class StagePoint(eqx.Module):
@@ -66,12 +69,8 @@ def stage_point(
         if newton:
             y = steady_state(block, u, rtol=rtol, atol=atol)
         out, power, peak, _ = block.observe(y, u)
-        if stage.is_crossbar:  # the rows' extremes against the kernel's bit lines
-            kernel = block.blocks[0]
-            nodes = kernel.bit_line_voltages(block._split(y)[0], u)
-            peak = jnp.maximum(
-                peak, jnp.max(jnp.stack([jnp.maximum(high - n, n - low) for n in nodes]))
-            )
+        if stage.is_crossbar:
+            peak = jnp.maximum(peak, rows_against_bit_lines(block, y, u, high, low))
         return out[0], jnp.stack([getattr(power, k) for k in KINDS]), peak
 
     if stage.kind == "max_pool":
@@ -109,7 +108,7 @@ def operating_point(
     Returns ``(stages, logits)``: (name, unit kind, :class:`StagePoint`) in signal order, and
     the logits in network units (equal to ``net.steady_logits`` within its transfer tables'
     error). ``newton``: polish every neuron's closed-form roots with Newton's method (to
-    1e-9 V; measured no change beyond 1e-9, slower to compile). In float64, as the
+    1e-9 V; slower to compile). In float64, as the
     transient (an op-amp's static residual A0 v_d - y needs it).
     """
     with jax.enable_x64(True):

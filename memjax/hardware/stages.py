@@ -119,6 +119,16 @@ class NeuronStage(eqx.Module):
         return jnp.maximum(high, b), jnp.minimum(low, b)
 
 
+def rows_against_bit_lines(block, y, inputs, high, low):
+    """The largest |V| across a crossbar neuron's cells from its rows' extremes: ``high`` and
+    ``low`` (:meth:`NeuronStage.row_extremes`) against its kernel's bit-line voltages; ``block``
+    is the neuron's chain (kernel first), ``y`` its state. The equivalent kernel has one row
+    per line, so its own memristor read-out does not see the receptive field's extremes."""
+    kernel = block.blocks[0]
+    nodes = kernel.bit_line_voltages(block._split(y)[0], inputs)
+    return jnp.max(jnp.stack([jnp.maximum(high - n, n - low) for n in nodes]))
+
+
 def is_per_channel(a) -> bool:
     """Arrays with a leading channel (or neuron) axis; floats and 0-d arrays (a traced
     parameter such as an op-amp's GBW) are shared by all neurons."""

@@ -42,7 +42,14 @@ from memjax.devices import OpAmp
 from memjax.errors import MemjaxError
 from memjax.hardware.config import HardwareConfig
 from memjax.hardware.memristive import TRACED_OPAMP_FIELDS, MemristiveShuffleNet
-from memjax.hardware.stages import NeuronStage, channel_axes, map_per_channel, plan, propagate
+from memjax.hardware.stages import (
+    NeuronStage,
+    channel_axes,
+    map_per_channel,
+    plan,
+    propagate,
+    rows_against_bit_lines,
+)
 
 KINDS = ("memristors", "resistors", "diodes", "opamps")
 
@@ -268,11 +275,7 @@ def _neuron_solver(
                 return jax.jvp(lambda y, u: block.observe(y, u)[0][0], (y, u), (dy, du))
             (out, kinds), (dout, dkinds), peak = jax.jvp(quantities, (y, u), (dy, du), has_aux=True)
             if crossbar:
-                kernel = block.blocks[0]
-                nodes = kernel.bit_line_voltages(block._split(y)[0], u)
-                peak = jnp.maximum(
-                    peak, jnp.max(jnp.stack([jnp.maximum(high - n, n - low) for n in nodes]))
-                )
+                peak = jnp.maximum(peak, rows_against_bit_lines(block, y, u, high, low))
             return out, dout, kinds, dkinds, jnp.sum(kinds) + spread, peak
 
         y0 = block.steady_guess(before)
