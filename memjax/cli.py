@@ -43,6 +43,8 @@ def _reproduce(args) -> None:
         atol=args.atol,
         transient_crop=args.transient_crop,
         circuit_trained={} if args.checkpoint else CIRCUIT_TRAINED,
+        power_images=args.power_images,
+        target_latency_ns=args.target_latency_ns,
     )
 
 
@@ -255,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--gbw",
         type=float,
         nargs="*",
-        default=[0.5, 2.0],
+        default=[2.0],
         help="op-amp GBW values (GHz) besides the preset's for the latency-power sweep "
         "(one transient each; none: no sweep)",
     )
@@ -266,6 +268,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="side (pixels) of the central square of each image the transient runs on; "
         "48: the whole image; 8 leaves a 1x1 last map (minutes instead of hours with super "
         "diodes)",
+    )
+    reproduce.add_argument(
+        "--power-images",
+        type=int,
+        default=4,
+        help="PrivateTest images on which every preset's neurons are put at their DC "
+        "operating point for the power by component (0: none)",
+    )
+    reproduce.add_argument(
+        "--target-latency-ns",
+        type=float,
+        help="a latency the transient's preset must reach: refused (exit 2) below the floor "
+        "its op-amps allow, else reported as met or not",
     )
     reproduce.add_argument("--seed", type=int, default=0)
     reproduce.add_argument(

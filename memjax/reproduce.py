@@ -63,21 +63,28 @@ def reproduce(
     data_path: str | None = None,
     dc_images: int = 384,
     transient_images: int = 1,
-    gbw_ghz: tuple[float, ...] = (0.5, 2.0),
+    gbw_ghz: tuple[float, ...] = (2.0,),
     seed: int = 0,
     rtol: float | None = None,
     atol: float | None = None,
     say=print,
     transient_crop: int = 48,
     circuit_trained: dict[str, Path] | None = None,
+    power_images: int = 4,
+    target_latency_ns: float | None = None,
 ) -> dict:
     """The main job (module docstring). ``circuit_trained``: preset name -> a checkpoint
     trained through that preset's circuit (``memjax train --circuit``): the table gets a
-    second row for the preset on it, and the transient of ``preset`` runs on it."""
+    second row for the preset on it, and the transient of ``preset`` runs on it.
+    ``power_images``: PrivateTest images (the first of the steady state's sample) on which
+    every preset's neurons are put at their DC operating point for the power by component
+    (0: none). ``target_latency_ns``: a latency the transient's preset must be able to reach;
+    refused below its floor (:mod:`memjax.hardware.latency`), else reported as met or not."""
     import jax
 
-    from memjax.hardware import CountingOptions, network_layers, network_resources
+    from memjax.hardware import network_layers, network_resources
     from memjax.hardware.config import PRESETS
+    from memjax.hardware.latency import latency_floor
     from memjax.hardware.layers import critical_path_layers
     from memjax.hardware.memristive import (
         compile_steady_logits,
@@ -85,6 +92,7 @@ def reproduce(
         steady_state_in_batches,
         with_pool_inputs,
     )
+    from memjax.hardware.operating_point import operating_point, summarise_power
     from memjax.hardware.report import summarise
     from memjax.hardware.resources import opamp_bias
     from memjax.hardware.sweep import gbw_sweep, sweep_row
@@ -102,12 +110,22 @@ def reproduce(
         raise MemjaxError(
             f"reproduce: --transient-crop must be 1 to 48 pixels, got {transient_crop}"
         )
+    if power_images < 0:
+        raise MemjaxError(f"reproduce: --power-images must be >= 0, got {power_images}")
     for name, tolerance in (("rtol", rtol), ("atol", atol)):
         if tolerance is not None and not tolerance > 0:
             raise MemjaxError(f"reproduce: --{name} must be > 0, got {tolerance}")
+    model, _ = load_model(checkpoint)
+    floor = latency_floor(model.config, PRESETS[preset]())
+    if target_latency_ns is not None and not target_latency_ns >= floor["floor_s"] * 1e9:
+        raise MemjaxError(
+            f"reproduce: --target-latency-ns {target_latency_ns:g} is below what {preset} can "
+            f"reach: {floor['series_opamp_stages']} op-amp stages in series on the critical "
+            f"path, each at best one pole at GBW {PRESETS[preset]().opamp.gain_bandwidth:.3g} "
+            f"Hz, settle no sooner than {floor['floor_s'] * 1e9:.3g} ns"
+        )
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    model, _ = load_model(checkpoint)
     circuit_trained = dict(circuit_trained or {})
     unknown = sorted(set(circuit_trained) - set(PRESETS))
     if unknown:
@@ -125,6 +143,9 @@ def reproduce(
         "provenance": provenance(),
     }
 
+    rows = [(name, name, model) for name in dict.fromkeys([preset, *PRESETS])]
+    rows += [(f"{name} (circuit-trained)", name, trained_models[name]) for name in trained_models]
+    dc_power = {}
     if data is not None:
         test = data.split("private_test")
         _, eval_graph, params, batch_stats = steps.split_model(model)
@@ -133,14 +154,12 @@ def reproduce(
         chosen = np.sort(rng.choice(len(test), min(dc_images, len(test)), replace=False))
         labels = test.labels[chosen]
         table = {}
-        rows = [(name, name, model) for name in dict.fromkeys([preset, *PRESETS])]
-        rows += [
-            (f"{name} (circuit-trained)", name, trained_models[name]) for name in trained_models
-        ]
         for name, preset_name, row_model in rows:
-            logits, peaks = steady_state_in_batches(
-                convert(row_model, PRESETS[preset_name]()), test.images[chosen]
-            )
+            converted = convert(row_model, PRESETS[preset_name]())
+            logits, peaks = steady_state_in_batches(converted, test.images[chosen])
+            if power_images:
+                points, _ = operating_point(converted, test.images[chosen[:power_images]])
+                dc_power[name] = _dc_power(summarise_power(points), power_images)
             predicted = logits.argmax(-1)
             table[name] = {
                 "accuracy": float(np.mean(predicted == labels)),
@@ -241,13 +260,7 @@ def reproduce(
     results["gbw_sweep"] = sorted(sweep, key=lambda row: row["gain_bandwidth_Hz"])
     layers = network_layers(transient_model.config)  # the model the transient ran
     hardware = PRESETS[preset]()
-    # the preset's circuits: the ReLU, its limiter and the max pool set the op-amp count
-    counted = CountingOptions(
-        batch_norm=hardware.batch_norm,
-        relu=hardware.relu,
-        limiter=hardware.limiter,
-        max_pool=hardware.max_pool,
-    )
+    counted = _counting(hardware)
     results["resources"] = {
         topology: network_resources(layers, dataclasses.replace(counted, topology=topology))[
             "total"
@@ -273,7 +286,7 @@ def reproduce(
         amp = dataclasses.replace(hardware.opamp, gain_bandwidth=row["gain_bandwidth_Hz"])
         row["opamp_bias_W"] = bias["op_amps"] * amp.bias_power
     results["paper"] = PAPER
-    counted_layers = critical_path_layers(transient_model.config)
+    counted_layers = critical_path_layers(transient_model.config, hardware.batch_norm)
     results["paper_style_periods"] = {
         "layers_on_critical_path": len(counted_layers),
         "period_ns": PAPER_PERIOD_NS,
@@ -284,6 +297,26 @@ def reproduce(
         "(and every layer) have settled in the transient, a physical time that depends on "
         "the circuit, not a count",
     }
+    transient_row = f"{preset} (circuit-trained)" if preset in trained_models else preset
+    results["presets"] = {
+        name: _preset_row(
+            name,
+            PRESETS[preset_name](),
+            row_model.config,
+            results["accuracy"].get("presets", {}).get(name),
+            dc_power.get(name),
+            results if name == transient_row else None,
+        )
+        for name, preset_name, row_model in rows
+    }
+    results["latency_target"] = None
+    if target_latency_ns is not None:
+        results["latency_target"] = {
+            "target_ns": target_latency_ns,
+            "floor_ns": floor["floor_s"] * 1e9,
+            "argmax_settle_ns": results["argmax_settle_ns"],
+            "met": results["argmax_settle_ns"] <= target_latency_ns,
+        }
     results["seconds"] = time.time() - started
     results["device"] = jax.devices()[0].device_kind
     from memjax.training.checkpoint import write_json_atomic
@@ -291,8 +324,113 @@ def reproduce(
     write_json_atomic(out / "results.json", _jsonable(results))
     figures = _figures(out, results, records, net)
     say(comparison_table(results))
+    say(presets_table(results))
     say(f"wrote {out / 'results.json'} and {len(figures)} figures in {results['seconds']:.0f} s")
     return results
+
+
+def _counting(hardware):
+    """The resource-counting options of a preset's circuits: the ReLU, its limiter, the max
+    pool and the batch norm set the op-amp count."""
+    from memjax.hardware import CountingOptions
+
+    return CountingOptions(
+        batch_norm=hardware.batch_norm,
+        relu=hardware.relu,
+        limiter=hardware.limiter,
+        max_pool=hardware.max_pool,
+    )
+
+
+def _dc_power(summary: dict, images: int) -> dict:
+    """The DC operating point's power of a preset (``summarise_power``), without the
+    per-stage detail."""
+    kept = {key: value for key, value in summary.items() if key != "stages"}
+    return {"images": images, **kept}
+
+
+def _preset_row(name, hardware, config, steady, dc_power, transient) -> dict:
+    """One preset's row of the main job (issue 22, item 8): steady-state accuracy and
+    agreement, the paper-style count and the latency floor, DC power by component, op-amp
+    bias, the largest memristor voltages, resources, and the transient's measurements for
+    the preset whose transient ran (``transient``: the results so far; None for the others)."""
+    from memjax.hardware import network_layers, network_resources
+    from memjax.hardware.latency import latency_floor
+    from memjax.hardware.layers import critical_path_layers
+    from memjax.hardware.resources import opamp_bias
+
+    layers = network_layers(config)
+    counted = _counting(hardware)
+    path = critical_path_layers(config, hardware.batch_norm)
+    floor = latency_floor(config, hardware)
+    bias = opamp_bias(layers, counted, hardware.opamp.bias_power)
+    row = {
+        "accuracy": steady["accuracy"] if steady else None,
+        "agreement_with_software": steady["agreement_with_software"] if steady else None,
+        "v_p_V": hardware.v_p,
+        "paper_style_periods": {
+            "layers_on_critical_path": len(path),
+            "period_ns": PAPER_PERIOD_NS,
+            "latency_ns": len(path) * PAPER_PERIOD_NS,
+        },
+        "latency_floor_ns": floor["floor_s"] * 1e9,
+        "series_opamp_stages": floor["series_opamp_stages"],
+        "max_memristor_voltage_dc_V": steady["max_memristor_voltage_dc_V"] if steady else None,
+        "dc_power": dc_power,
+        "opamp_bias": {key: bias[key] for key in ("per_opamp_W", "op_amps", "network_W")}
+        | {"max_per_neuron_W": bias["max_per_neuron_W"]},
+        "resources": network_resources(layers, counted)["total"],
+        "transient": None,
+    }
+    if transient is not None:
+        row["transient"] = {
+            "images": transient["transient_images"],
+            "crop": transient["transient_crop"],
+            "logits_settled_ns": transient["latency_ns"]["network"],
+            "argmax_settled_ns": transient["argmax_settle_ns"],
+            "last_layer_settled_ns": max(transient["latency_ns"]["per_layer"].values()),
+            "energy_per_inference_J": transient["energy_per_inference_J"],
+            "max_neuron_power_W": transient["max_neuron_power_W"],
+            "max_neuron_power_by_kind_W": transient["max_neuron_power_by_kind_W"],
+            "max_memristor_voltage_V": transient["max_memristor_voltage_V"],
+        }
+    else:
+        row["transient_not_run"] = (
+            "the main job integrates one preset's transient (--preset); run `memjax "
+            "reproduce --preset NAME` (with --transient-crop 8 for super diodes on a CPU)"
+        )
+    return row
+
+
+def presets_table(results: dict) -> str:
+    """The presets side by side with the paper (issue 22, item 8), one aligned row each."""
+    paper = results["paper"]
+    head = ["preset", "accuracy", "DC neuron max", "bias/neuron", "memristor DC"]
+    head += ["floor", "periods", "transient"]
+    rows = [head]
+    rows.append(["paper (Wang et al.)", "-", f"{paper['max_neuron_power_W'] * 1e6:.1f} uW"])
+    rows[-1] += ["-", "-", "-", f"{paper['latency_ns']:.0f} ns", "-"]
+    for name, row in results["presets"].items():
+        power, transient, accuracy = row["dc_power"], row["transient"], row["accuracy"]
+        peak = row["max_memristor_voltage_dc_V"]
+        rows.append(
+            [
+                name,
+                f"{accuracy:.2%}" if accuracy is not None else "-",
+                f"{power['max_neuron_power_W'] * 1e6:.3g} uW" if power else "-",
+                f"{row['opamp_bias']['max_per_neuron_W'] * 1e6:.3g} uW",
+                f"{peak:.3g} V" if peak is not None else "-",
+                f"{row['latency_floor_ns']:.3g} ns",
+                f"{row['paper_style_periods']['latency_ns']:g} ns",
+                f"argmax {transient['argmax_settled_ns']:.1f} ns, logits "
+                f"{transient['logits_settled_ns']:.1f} ns"
+                if transient
+                else "not run",
+            ]
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def comparison_table(results: dict) -> str:
@@ -436,6 +574,10 @@ def _figures(out: Path, results: dict, records, net) -> list[Path]:
         figure.tight_layout()
         paths.append(_save(figure, out / "latency_vs_power_gbw.png"))
 
+    power_figure = _power_by_preset(out, results)
+    if power_figure is not None:
+        paths.append(power_figure)
+
     accuracy = results["accuracy"]
     if accuracy.get("presets"):
         figure, axes = plt.subplots(figsize=(6, 2.2))
@@ -449,6 +591,46 @@ def _figures(out: Path, results: dict, records, net) -> list[Path]:
         axes.set_title(f"FER2013 PrivateTest, {accuracy['images']} images, steady state")
         paths.append(_save(figure, out / "accuracy_table.png"))
     return paths
+
+
+def _power_by_preset(out: Path, results: dict) -> Path | None:
+    """The busiest neuron's DC power by component for every preset, its op-amps' bias apart,
+    and the paper's 2.8 uW (None without DC power)."""
+    import matplotlib.pyplot as plt
+
+    powered = {n: r["dc_power"] for n, r in results["presets"].items() if r["dc_power"]}
+    if not powered:
+        return None
+    figure, axes = plt.subplots(figsize=(9, 4))
+    kinds = list(next(iter(powered.values()))["max_neuron_power_by_kind_W"])
+    width = 0.8 / (len(kinds) + 1)
+    for k, kind in enumerate(["total", *kinds]):
+        values = [
+            row["max_neuron_power_W"]
+            if kind == "total"
+            else row["max_neuron_power_by_kind_W"][kind]
+            for row in powered.values()
+        ]
+        positions = np.arange(len(powered)) + (k - len(kinds) / 2) * width
+        axes.bar(positions, np.maximum(values, 1e-12) * 1e6, width, label=kind)
+    bias = [results["presets"][n]["opamp_bias"]["max_per_neuron_W"] for n in powered]
+    axes.plot(
+        np.arange(len(powered)),
+        np.maximum(bias, 1e-12) * 1e6,
+        "kx",
+        label="op-amp bias of a neuron (apart)",
+    )
+    paper_power = results["paper"]["max_neuron_power_W"] * 1e6
+    axes.axhline(paper_power, color="k", ls="--", lw=1, label="paper: 2.8 uW")
+    axes.set_yscale("log")
+    axes.set_ylim(bottom=1e-2)
+    axes.set_xticks(range(len(powered)), list(powered), rotation=20, fontsize=7, ha="right")
+    axes.set_ylabel("largest neuron power at DC (uW)")
+    images = next(iter(powered.values()))["images"]
+    axes.set_title(f"Power of the busiest neuron by component, per preset ({images} images)")
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    figure.tight_layout()
+    return _save(figure, out / "power_by_preset.png")
 
 
 def _save(figure, path: Path) -> Path:

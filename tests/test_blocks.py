@@ -1,5 +1,7 @@
 """Amplifier and diode blocks: closed forms, transient vs steady state, ngspice agreement."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -106,6 +108,13 @@ def test_chain_passes_load_currents_to_the_driving_op_amp():
     )
     with pytest.raises(MemjaxError, match=r"blocks\[1\] \(PairKernel\) draws current"):
         Chain((relu, _kernel(rng, 1)))
+
+
+def _bounded(amp: OpAmp, load: float, series: float = 1e3) -> OpAmp:
+    """``amp`` on the bounded ReLU supply for a load ``load`` and D1's series resistor."""
+    current = V_P / load
+    rail = V_P + float(DIODE.voltage_at(current)) + current * (series + amp.output_resistance)
+    return dataclasses.replace(amp, rail_high=rail)
 
 
 def _random_blocks(rng):
@@ -236,6 +245,15 @@ def _random_blocks(rng):
             diode_max_pool_netlist,
             "v(o)",
         ),
+        # issue 22, item 6: the ReLU's op-amps on the bounded supply (HardwareConfig.
+        # relu_rail_high: V_p + D1's and the series resistor's drop at the load's current),
+        # limiting: U1 sits on that rail, which holds the output at V_p with the limiter
+        "relu_limited_bounded_supply": (
+            DiodeReLU(DIODE, load, V_P, opamp=_bounded(AMP, load), super_diode=True),
+            [rng.uniform(1.1, 2.0)],
+            diode_relu_netlist,
+            "v(o)",
+        ),
     }
 
 
@@ -269,6 +287,14 @@ def crossing(ts, outputs, band):
     return float(ts[i] + fraction * (ts[i + 1] - ts[i]))
 
 
+SLOW_TAIL = {"relu_limited_bounded_supply": 2e-5}
+"""Blocks not at their steady state by 30 ns, with how far (V). On the bounded supply U1 sits
+on its rail and holds the output at V_p against the load alone (1.0000034 V in memjax and
+ngspice alike, 1.5e-7 V apart, measured 2026-12-06), while the limiter's U2 creeps down from
+its rail at its small-signal rate (A0 (V_p - o) - y) / tau ~ 0.1 mV/ns: D2 takes the last
+1.3e-5 V only microseconds later."""
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("name", BLOCKS)
 def test_block_agrees_with_ngspice_and_its_steady_state(name, seed):
@@ -280,8 +306,10 @@ def test_block_agrees_with_ngspice_and_its_steady_state(name, seed):
         block, inputs, netlist, probe = _random_blocks(np.random.default_rng(seed))[name]
     inputs = np.asarray(inputs)
     ours = transient(block, inputs, 30e-9, rtol=1e-8, atol=1e-11)
-    np.testing.assert_allclose(ours.final, steady_outputs(block, inputs), atol=1e-6)
-    spice = simulate_netlist(netlist(block, inputs, 30e-9, 5e-12), AMP, [probe])
+    steady_atol = SLOW_TAIL.get(name, 1e-6)
+    np.testing.assert_allclose(ours.final, steady_outputs(block, inputs), atol=steady_atol)
+    amp = getattr(block, "opamp", None) or AMP  # the block's own supply (bounded ReLU)
+    spice = simulate_netlist(netlist(block, inputs, 30e-9, 5e-12), amp, [probe])
     out = spice[probe]
     assert abs(float(ours.final[0]) - out[-1]) <= FINAL_TOLERANCE
     settling = crossing(spice["time"], [out], 0.01 * V_P)

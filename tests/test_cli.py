@@ -122,6 +122,25 @@ def test_bad_input_gives_one_line_errors(tmp_path, fer2013_path):
         memjax("reproduce", "--transient-crop", "49", "--out", str(tmp_path / "out")),
         "--transient-crop must be 1 to 48 pixels, got 49",
     )
+    assert_one_line_error(
+        memjax("reproduce", "--power-images", "-1", "--out", str(tmp_path / "out")),
+        "--power-images must be >= 0, got -1",
+    )
+    # a latency below what the calibrated preset's op-amps allow (138 stages x 1/(2 pi GHz))
+    assert_one_line_error(
+        memjax(
+            "reproduce",
+            "--preset",
+            "paper_calibrated",
+            "--target-latency-ns",
+            "10",
+            "--out",
+            str(tmp_path / "out"),
+        ),
+        "--target-latency-ns 10 is below what paper_calibrated can reach",
+        "138 op-amp stages",
+        "22 ns",
+    )
     # a preset that does not exist, named with the ones that do, in every command taking one
     assert_one_line_error(
         memjax("reproduce", "--preset", "papr", "--out", str(tmp_path / "out")),

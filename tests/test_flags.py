@@ -317,8 +317,20 @@ def test_train_flags_take_effect(setup, monkeypatch):
 # in the suite before, 575 s alone on one core after, measured 2026-12-05). near_ideal's
 # ideal op-amps behind super diodes left 10 neurons of this random model unconverged in
 # 20,000 steps, so the row uses paper_super_diodes.
-REPRODUCE_BASE = ("--dc-images", "8", "--transient-crop", "8", "--gbw", "--compile-cache", "")
+REPRODUCE_BASE = (
+    "--dc-images",
+    "8",
+    "--transient-crop",
+    "8",
+    "--gbw",
+    "--compile-cache",
+    "",
+    "--power-images",
+    "0",
+)
 REPRODUCE_ROWS = [
+    Row(("--power-images", "1"), {"presets.paper.dc_power.images": 1}, "presets.paper.dc_power"),
+    Row(("--target-latency-ns", "1e6"), {"latency_target.target_ns": 1e6}, "latency_target"),
     Row(("--rtol", "1e-4"), {"transient_options.rtol": 1e-4}, "layers"),
     Row(("--atol", "1e-5"), {"transient_options.atol_V": 1e-5}, "layers"),
     Row(("--seed", "1"), {"seed": 1}, "energy_per_inference_J"),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from memjax.errors import MemjaxError
-from memjax.hardware.config import HardwareConfig, near_ideal, paper
+from memjax.hardware.config import HardwareConfig, near_ideal, paper, paper_calibrated
 from memjax.hardware.memristive import compile_steady_logits, convert
 from memjax.network import ShuffleNetConfig
 from memjax.network.shufflenet import build_model
@@ -49,8 +49,29 @@ def test_conversion_refuses_what_it_cannot_map():
     unclamped = build_model(ShuffleNetConfig(width=0.5, activation_limit=None))
     with pytest.raises(MemjaxError, match="activation_limit"):
         convert(unclamped, paper())
-    with pytest.raises(MemjaxError, match="v_p"):
+    with pytest.raises(MemjaxError, match="v_p = 3.0 V lies beyond the op-amp rails"):
         HardwareConfig(v_p=3.0)
+    with pytest.raises(MemjaxError, match="beyond the op-amp rails"):  # the calibrated +-1 V
+        paper_calibrated().replace(v_p=1.5)
+    with pytest.raises(MemjaxError, match="HardwareConfig.relu_supply: a bounded supply"):
+        paper().replace(relu="plain", limiter="diode", relu_supply="bounded")
+    with pytest.raises(MemjaxError, match="HardwareConfig.relu_supply"):
+        paper().replace(relu_supply="low")
+    # the bounded ReLU supply: V_p + D1 (Shockley, n V_T ln(1 + I/I_s), and its own R_s)
+    # + the series resistor and op-amp output resistance, all at I_L = V_p / R_L
+    bounded = paper_calibrated().replace(relu_supply="bounded")
+    diode, current = bounded.diode, bounded.v_p / bounded.relu_load_resistance
+    drop = diode.emission_coefficient * 0.025852 * np.log1p(current / diode.saturation_current)
+    series = diode.series_resistance + bounded.relu_series_resistance
+    expected = bounded.v_p + drop + current * (series + bounded.opamp.output_resistance)
+    assert bounded.relu_rail_high == pytest.approx(expected, rel=1e-3)
+    assert bounded.relu_opamp.rail_high == bounded.relu_rail_high < bounded.opamp.rail_high
+    shared = paper_calibrated().replace(relu_supply="shared")
+    assert shared.relu_opamp is shared.opamp
+    for field in ("difference_resistance", "relu_load_resistance", "relu_series_resistance"):
+        for value in (0.0, -1e3):
+            with pytest.raises(MemjaxError, match=f"HardwareConfig.{field}"):
+                paper_calibrated().replace(**{field: value})
     with pytest.raises(MemjaxError, match="g_min"):
         HardwareConfig(g_min=1e-3, g_max=1e-4)
     with pytest.raises(MemjaxError, match="HardwareConfig.limiter"):

@@ -42,6 +42,7 @@ def test_reproduce_main_job(fer2013_path, tmp_path):
         circuit_trained=CIRCUIT_TRAINED,  # as `memjax reproduce` without --checkpoint
     )
     _check_results_json(tmp_path, results)
+    _check_presets_side_by_side(results)
     _check_preset_accuracies(results)
     _check_transient_against_the_steady_state(results)
     _check_figures_and_table(tmp_path, "\n".join(said))
@@ -105,6 +106,47 @@ def _check_results_json(out, results):
         )
 
 
+def _check_presets_side_by_side(results):
+    """Issue 22, item 8: one row per preset (and the circuit-trained model) with the paper's
+    numbers beside them. The transient's row carries its measurements and the others say why
+    they have none; every row's DC power by component (4 images at their operating point)
+    sums to its largest neuron's power; the calibrated preset's busiest neuron stays within
+    the paper's 2.8 uW at DC (2.29 uW on 8 images, 2026-12-06) and folds batch norm (87
+    calculation periods); the simulated settling is no faster than the op-amps' floor."""
+    presets = results["presets"]
+    assert set(presets) == set(results["accuracy"]["presets"])
+    assert results["paper"] == {"latency_ns": 137.0, "max_neuron_power_W": 2.8e-6}
+    transient_row = "paper_plain_diode_relu (circuit-trained)"
+    for name, row in presets.items():
+        assert row["accuracy"] == results["accuracy"]["presets"][name]["accuracy"], name
+        power = row["dc_power"]
+        assert power["images"] == 4, name
+        parts = power["max_neuron_power_by_kind_W"]
+        assert sum(parts.values()) == pytest.approx(power["max_neuron_power_W"]), name
+        assert all(value >= 0 for value in parts.values()), name
+        assert power["network_power_W"] > power["max_neuron_power_W"], name
+        bias = row["opamp_bias"]
+        assert bias["network_W"] == pytest.approx(bias["op_amps"] * bias["per_opamp_W"]), name
+        assert all(row["resources"][f] > 0 for f in RESOURCE_FIELDS), name
+        periods = 87 if name == "paper_calibrated" else 137
+        assert row["paper_style_periods"]["latency_ns"] == periods, name
+        assert row["latency_floor_ns"] > 0, name
+        if name == transient_row:
+            transient = row["transient"]
+            assert transient["logits_settled_ns"] == results["latency_ns"]["network"]
+            assert transient["argmax_settled_ns"] == results["argmax_settle_ns"]
+            assert transient["logits_settled_ns"] >= row["latency_floor_ns"]
+            split = transient["max_neuron_power_by_kind_W"]
+            assert sum(split.values()) == pytest.approx(transient["max_neuron_power_W"])
+        else:
+            assert row["transient"] is None and row["transient_not_run"], name
+    assert presets["paper_calibrated"]["dc_power"]["max_neuron_power_W"] <= 2.8e-6
+    # the plain diodes' ReLUs need no op-amp: fewer op-amps than the faithful super diodes
+    plain, faithful = presets["paper_plain_diode_relu"], presets["paper"]
+    assert plain["resources"]["op_amps"] < faithful["resources"]["op_amps"]
+    assert results["latency_target"] is None  # none asked for
+
+
 def _check_preset_accuracies(results):
     recorded = json.loads((Path(__file__).parent / "data" / "preset_accuracy.json").read_text())
     assert results["accuracy"]["images"] == recorded["images"]
@@ -135,10 +177,17 @@ def _check_transient_against_the_steady_state(results):
 
 
 def _check_figures_and_table(out, said):
-    for name in ("settling_per_layer", "energy_breakdown", "waveforms", "accuracy_table"):
+    for name in (
+        "settling_per_layer",
+        "energy_breakdown",
+        "waveforms",
+        "accuracy_table",
+        "power_by_preset",
+    ):
         figure = out / f"{name}.png"
         assert figure.stat().st_size > 10_000, name  # a drawn figure, not an empty canvas
     assert "137 ns" in said and "2.8 uW" in said  # the paper's column of the table
     assert "word lines (2M+1)x1 / (M+1)x2" in said
     assert "137 layers x 1 ns = 137 ns (a count, not simulated)" in said
     assert "mW per op-amp" in said
+    assert "paper (Wang et al.)" in said and "\npaper_calibrated " in said  # presets table

@@ -246,6 +246,48 @@ def test_faster_opamps_compress_the_transient_in_time(shipped_model, fer2013):
     assert energy(fast_run, t_half) == pytest.approx(energy(slow_run, 2 * t_half) / 2, rel=1e-2)
 
 
+def test_bounded_relu_supply_holds_the_rectifiers_within_v_p_during_the_transient(
+    shipped_model, fer2013
+):
+    """Issue 22, item 6: the calibrated input layer on the central 8x8 pixels of the main
+    job's PrivateTest image. With the ReLU's op-amps on the shared +-1 V supply, the active
+    limiter's op-amp rests on its positive rail while the output is below V_p and must swing
+    1.4 V (to V_p - V_D) before it clamps: meanwhile outputs overshoot V_p (0.186 V, 86 %
+    above, at 5.5 ns, measured 2026-12-06), and the next crossbar's rows put that across
+    their memristors. On the bounded supply (V_p + D1's and the series resistors' drop at
+    the load's current, 0.676 V) no output exceeds V_p by more than 1 %, and both end at the
+    same operating point (1e-5 V: the supply does not move the steady state)."""
+    from memjax.hardware.config import PRESETS
+    from memjax.hardware.memristive import convert
+    from memjax.hardware.operating_point import stage_point
+    from memjax.hardware.stages import plan
+    from memjax.hardware.transient import TransientOptions, _solve_stage, float64
+
+    test = fer2013.split("private_test")
+    rng = np.random.default_rng(0)  # as `memjax reproduce --dc-images 8` draws its image
+    rng.choice(len(test), 8, replace=False)
+    image = test.images[rng.choice(len(test), 1, replace=False)][:, 20:28, 20:28]
+    peaks, ends = {}, {}
+    for supply in ("shared", "bounded"):
+        hardware = PRESETS["paper_calibrated"]().replace(relu_supply=supply)
+        options = TransientOptions.for_hardware(hardware, t_end=40e-9)
+        grid = jnp.asarray(options.grid())
+        net = float64(convert(shipped_model, hardware))
+        v = float64(net.input_voltages(np.asarray(image, np.float64)))
+        source = Waveform(
+            jnp.asarray([0.0, grid[-1]]), jnp.stack([v, v]), jnp.zeros((2,) + v.shape)
+        )
+        stage = plan(net)[0][-1]
+        failed, record = _solve_stage(stage, source, jnp.zeros_like(v), grid, options)
+        assert int(failed) == 0
+        peaks[supply] = float(jnp.max(record.output.values))
+        ends[supply] = np.asarray(stage_point(stage, v).output)
+    v_p = PRESETS["paper_calibrated"]().v_p
+    assert peaks["shared"] > 1.5 * v_p, peaks
+    assert peaks["bounded"] <= 1.01 * v_p, peaks
+    np.testing.assert_allclose(ends["bounded"], ends["shared"], atol=1e-5)
+
+
 def test_super_diode_network_transient_ends_at_its_steady_state(shipped_model, fer2013):
     """The whole-network transient against the steady state on a network whose signal
     crosses every stage: the shipped model with super diodes (``paper_super_diodes``; with

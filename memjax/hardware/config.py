@@ -44,6 +44,13 @@ class HardwareConfig:
         relu_load_resistance: R_L of each ReLU and max-pool output node, ohm: the input of the
             stage it drives.
         relu_series_resistance: resistance in series with each ReLU / super-diode D1, ohm.
+        relu_supply: the positive supply of a super-diode ReLU's op-amps (U1, and U2 of an
+            active limiter): "shared", the op-amp's ``rail_high``; "bounded",
+            :attr:`relu_rail_high`, V_p plus what D1 and the series resistances drop at the
+            load's current V_p / R_L, so that the rectifier cannot lift its output above V_p
+            while the limiter is still swinging in from its rail (measured 2026-12-06, the
+            calibrated input layer on an 8x8 crop: peak output 0.186 V shared, 0.1003 V
+            bounded; README, "Memristors within V_p during inference"). Super ReLU only.
         batch_norm: "separate" (an MBN stage after each convolution) or "folded" into the
             kernels and their bias rows (``convert`` folds a model's batch norm for it;
             a model trained folded needs "folded").
@@ -76,6 +83,7 @@ class HardwareConfig:
     max_pool: Literal["plain", "super"] = "super"
     relu_load_resistance: float = 10e3
     relu_series_resistance: float = 1e3
+    relu_supply: Literal["shared", "bounded"] = "shared"
     batch_norm: Literal["separate", "folded"] = "separate"
     topology: Literal["proposed", "original"] = "proposed"
     dc_transfer: Literal["table", "exact"] = "table"
@@ -101,6 +109,7 @@ class HardwareConfig:
             "batch_norm": ("separate", "folded"),
             "topology": ("proposed", "original"),
             "dc_transfer": ("table", "exact"),
+            "relu_supply": ("shared", "bounded"),
         }
         for name, allowed in choices.items():
             require_choice(owner, name, getattr(self, name), allowed)
@@ -123,6 +132,16 @@ class HardwareConfig:
                 f"{owner}.v_p = {self.v_p} V lies beyond the op-amp rails "
                 f"({self.opamp.rail_low}, {self.opamp.rail_high}) V"
             )
+        if self.relu_supply == "bounded" and self.relu != "super":
+            raise MemjaxError(
+                f"{owner}.relu_supply: a bounded supply is for a super-diode ReLU's op-amps; "
+                f"relu={self.relu!r} has none"
+            )
+        if self.relu_supply == "bounded" and self.relu_rail_high > self.opamp.rail_high:
+            raise MemjaxError(
+                f"{owner}.relu_supply: the bounded ReLU supply {self.relu_rail_high:.3f} V "
+                f"lies above the op-amps' rail_high {self.opamp.rail_high} V"
+            )
 
     @property
     def limiter_reference(self) -> float:
@@ -138,11 +157,36 @@ class HardwareConfig:
         """
         diode = self.diode
         series = self.relu_series_resistance
+        rail = self.opamp.rail_high
         if self.relu == "super":
             series = series + self.opamp.output_resistance
-        drive = float(diode.current_through(self.opamp.rail_high - self.v_p, series))
+            rail = self.relu_rail_high
+        drive = float(diode.current_through(rail - self.v_p, series))
         current = max(drive - self.v_p / self.relu_load_resistance, 0.0)
         return self.v_p - float(diode.voltage_at(current))
+
+    @property
+    def relu_rail_high(self) -> float:
+        """The positive supply of a super-diode ReLU's op-amps, V: the op-amp's ``rail_high``
+        when ``relu_supply`` is "shared"; when "bounded", V_p + V_D(I_L) + I_L (R_s + R_o)
+        with I_L = V_p / R_L, the highest output U1 needs to hold its node at V_p against
+        the load alone (D1's forward voltage at that current, the series resistor and the
+        op-amp's output resistance). On that supply the node cannot exceed V_p at any
+        time; the limiter (which then only has to take what U1 pushes beyond the load)
+        still sets the level at steady state."""
+        if self.relu_supply == "shared":
+            return self.opamp.rail_high
+        current = self.v_p / self.relu_load_resistance
+        series = self.relu_series_resistance + self.opamp.output_resistance
+        return self.v_p + float(self.diode.voltage_at(current)) + current * series
+
+    @property
+    def relu_opamp(self) -> OpAmp:
+        """The op-amp of a super-diode ReLU (U1, U2): :attr:`opamp` on
+        :attr:`relu_rail_high`."""
+        if self.relu_supply == "shared":
+            return self.opamp
+        return dataclasses.replace(self.opamp, rail_high=self.relu_rail_high)
 
     @property
     def mapping(self) -> ConductanceMapping:
@@ -185,6 +229,8 @@ PAPER_ASSUMPTIONS = {
     "topology": "proposed (M+1)x2 kernels with the inverter behind the crossbar: the paper's "
     "contribution, stated in its abstract",
     "relu_load_resistance, relu_series_resistance": "10 kohm, 1 kohm. Not published. Guess",
+    "relu_supply": "shared: the ReLU's op-amps on the rails of every other op-amp. Not "
+    "published (the group's Simulink op-amps have no rails). Guess",
 }
 """For each field of the "paper" preset: what the paper, its sibling papers and the physics
 notes support, and what is a guess."""
@@ -249,6 +295,12 @@ CALIBRATED_ASSUMPTIONS = {
     "0.21 V at V_p = 0.1 V, 2.5-2.7 V in the 1 V presets); folded, every memristor sits "
     "between a row (<= V_p) and a virtual ground",
     "topology": "proposed (M+1)x2 kernels, as the paper preset",
+    "relu_supply": "bounded: the ReLU's op-amps on V_p + D1's and the series resistor's drop "
+    "at the load's current (0.676 V), so that no output overshoots V_p while the active "
+    "limiter swings in from its rail. Measured 2026-12-06 on the main job's image (central "
+    "8x8 pixels, 1 us): largest memristor |V| during the transient 0.210 V on the shared "
+    "+-1 V supply, 0.1014 V bounded; steady state identical (384 images). Guess: the "
+    "group's design is not known to separate the supplies",
 }
 """For each field of :func:`paper_calibrated` that differs from :func:`paper`: the value, why,
 and what is a guess."""
@@ -257,7 +309,8 @@ and what is a guess."""
 def paper_calibrated() -> HardwareConfig:
     """The paper's structure at the operating point where 137 ns and 2.8 uW per neuron can
     hold together (physics notes, section 4): signals at V_p = 0.1 V, MOhm memristors and
-    resistors, 1 V op-amp supplies, super-diode ReLU with an active limiter; the choices and
+    resistors, 1 V op-amp supplies, super-diode ReLU with an active limiter on a bounded
+    supply; the choices and
     what is guessed are :data:`CALIBRATED_ASSUMPTIONS`."""
     return HardwareConfig(
         v_p=0.1,
@@ -273,6 +326,7 @@ def paper_calibrated() -> HardwareConfig:
         max_pool="super",
         relu_load_resistance=1e6,
         relu_series_resistance=1e6,
+        relu_supply="bounded",
         batch_norm="folded",
     )
 

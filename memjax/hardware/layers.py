@@ -170,15 +170,16 @@ def network_layers(config: ShuffleNetConfig, image_size: int = 48) -> list[Layer
     return layers
 
 
-def critical_path_layers(config: ShuffleNetConfig) -> list[str]:
+def critical_path_layers(config: ShuffleNetConfig, batch_norm: str | None = None) -> list[str]:
     """The layers on the network's critical path counted one by one as the paper's calculation
     periods appear to be (physics notes, section 1): every convolution, batch norm, ReLU,
     pooling and the fully connected layer is one layer, down the longer (right) branch of each
     down-sampling unit. For the 1.0x network: stem 4 (conv, BN, ReLU, max pool) + 16 units x 8
     (1x1, BN, ReLU, depthwise 3x3, BN, 1x1, BN, ReLU) + output 5 (1x1, BN, ReLU, global pool,
     FC) = 137, the paper's 137 ns at 1 ns each. A hypothesis that the count fits exactly;
-    with folded batch norm the BN layers are not there."""
-    separate = config.bn_mode == "separate"
+    with folded batch norm (the model's ``bn_mode``, or the circuit's ``batch_norm`` when
+    given: a separate-BN model converted with "folded") the BN layers are not there."""
+    separate = config.bn_mode == "separate" and batch_norm in (None, "separate")
     on_path = []
     for layer in network_layers(config):
         if layer.unit == "downsampling" and ".left_" in layer.name:

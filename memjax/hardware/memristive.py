@@ -544,7 +544,7 @@ def nonlinear_blocks(hardware: HardwareConfig) -> tuple[DiodeReLU, DiodeClamp, D
         hardware.diode,
         hardware.relu_load_resistance,
         reference,
-        hardware.opamp if super_diode else None,
+        hardware.relu_opamp if super_diode else None,
         super_diode,
         hardware.relu_series_resistance,
         diode_limiter=not active,

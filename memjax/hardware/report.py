@@ -62,6 +62,9 @@ def _summarise(net, records, logits: Waveform, options: TransientOptions, images
                 "settling_ns": settle,
                 "solver_steps": int(record.steps),
                 "max_neuron_power_W": float(record.max_neuron_power),
+                "max_neuron_power_by_kind_W": dict(
+                    zip(KINDS, map(float, record.max_neuron_power_by_kind), strict=True)
+                ),
                 "max_memristor_voltage_V": float(record.max_memristor_voltage),
                 "positions": _positions(record),
             }
@@ -88,6 +91,7 @@ def _summarise(net, records, logits: Waveform, options: TransientOptions, images
         layer["energy_J"] = float(joules.sum())
         energy_by_kind += joules
         energy_by_unit[kind] = energy_by_unit.get(kind, 0.0) + float(joules.sum())
+    busiest = max(per_layer, key=lambda layer: layer["max_neuron_power_W"])
     total_power = sum(np.asarray(sample(r.power, grid)).sum(-1) for _, _, r in records) / images
     periods = calculation_periods(records, per_layer)
     return {
@@ -105,7 +109,9 @@ def _summarise(net, records, logits: Waveform, options: TransientOptions, images
         "energy_by_kind_J": {k: float(e) for k, e in zip(KINDS, energy_by_kind, strict=True)},
         "energy_by_unit_kind_J": energy_by_unit,
         "max_power_W": float(total_power.max()),
-        "max_neuron_power_W": max(layer["max_neuron_power_W"] for layer in per_layer),
+        "max_neuron_power_W": busiest["max_neuron_power_W"],
+        "max_neuron_power_by_kind_W": busiest["max_neuron_power_by_kind_W"],
+        "max_neuron_power_layer": busiest["name"],
         "max_memristor_voltage_V": max(layer["max_memristor_voltage_V"] for layer in per_layer),
         "calculation_periods": periods,
         "schedules": {

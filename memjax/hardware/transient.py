@@ -177,6 +177,9 @@ class StageRecord(eqx.Module):
         power: its total power by kind (W) as a waveform, last axis in :data:`KINDS` order.
         max_neuron_power: largest power of one neuron (kernel column, MBN, ReLU) at the grid
             times, W.
+        max_neuron_power_by_kind: that neuron's power at that time by kind, (4,) in
+            :data:`KINDS` order (memristors include the spread its equivalent rows do not
+            see), W.
         max_memristor_voltage: largest |V| across any memristor of the stage at the grid
             times, V.
         steps: solver steps of its busiest neuron.
@@ -186,6 +189,7 @@ class StageRecord(eqx.Module):
     output: Waveform
     power: Waveform
     max_neuron_power: jax.Array
+    max_neuron_power_by_kind: jax.Array
     max_memristor_voltage: jax.Array
     steps: jax.Array
     mean_steps: jax.Array
@@ -352,7 +356,8 @@ def _solve_chunk(
     block, values, slopes, before, extras, mask, drive_ts, grid, crossbar, integrator, tolerances
 ):
     """One chunk of neurons, each on its own adaptive steps (vectorised): outputs on the grid,
-    the chunk's power totals, and its largest neuron power, memristor |V| and step count."""
+    the chunk's power totals, and its largest neuron power (with its split by kind),
+    memristor |V| and step count."""
     solve = eqx.filter_vmap(
         _neuron_solver(crossbar, grid, drive_ts, integrator, tolerances),
         in_axes=(channel_axes(block), 0, 0, 0, 0),
@@ -361,12 +366,17 @@ def _solve_chunk(
         block, values, slopes, before, extras
     )
     weight = mask[:, None, None]
+    neuron = jnp.where(mask[:, None], neuron, 0.0)
+    at = jnp.unravel_index(jnp.argmax(neuron), neuron.shape)
+    split = kinds[at]  # the busiest neuron at its busiest knot; its spread to the memristors
+    split = split.at[0].add(neuron[at] - jnp.sum(split))
     return (
         out,
         dout,
         jnp.sum(jnp.where(weight, kinds, 0.0), 0),
         jnp.sum(jnp.where(weight, dkinds, 0.0), 0),
-        jnp.max(jnp.where(mask[:, None], neuron, 0.0)),
+        neuron[at],
+        split,
         jnp.max(jnp.where(mask[:, None], peak, 0.0)),
         jnp.max(jnp.where(mask, steps, 0)),
         jnp.sum(jnp.where(mask, steps, 0)),
@@ -436,6 +446,7 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
     totals = jnp.zeros((grid.shape[0], len(KINDS)), grid.dtype)
     dtotals = jnp.zeros_like(totals)
     power_max = peak_max = 0.0
+    power_split = jnp.zeros(len(KINDS), grid.dtype)
     steps_max = steps_sum = failed = 0
     integrator, tolerances = _integrator(options), _tolerances(options)
     for chunk, mask, kept in _chunks(per_neuron, count, options.chunk):
@@ -448,11 +459,13 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
             integrator,
             tolerances,
         )
-        out, dout, kinds, dkinds, neuron, peak, most, total, bad = result
+        out, dout, kinds, dkinds, neuron, split, peak, most, total, bad = result
         outs.append(out[:kept])
         douts.append(dout[:kept])
         totals, dtotals = totals + kinds, dtotals + dkinds
-        power_max, peak_max = max(power_max, float(neuron)), max(peak_max, float(peak))
+        if float(neuron) > power_max:
+            power_max, power_split = float(neuron), split
+        peak_max = max(peak_max, float(peak))
         steps_max, steps_sum = max(steps_max, int(most)), steps_sum + int(total)
         failed += int(bad)
 
@@ -464,6 +477,7 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
         ),
         power=Waveform(grid, totals.at[:, 0].add(spread), dtotals.at[:, 0].add(spread_slope)),
         max_neuron_power=jnp.asarray(power_max),
+        max_neuron_power_by_kind=power_split,
         max_memristor_voltage=jnp.asarray(peak_max),
         steps=jnp.asarray(steps_max),
         mean_steps=jnp.asarray(steps_sum / count),
