@@ -170,6 +170,7 @@ def _check_transient_against_the_steady_state(results):
     assert all(0 <= t < t_end for t in per_layer.values())
     assert 0 <= results["latency_ns"]["network"] < t_end
     assert results["argmax_settle_ns"] <= results["latency_ns"]["network"] + 1e-9
+    assert results["off_steady_state_at_t_end"] == []  # every layer at its DC point by 300 ns
     periods = results["calculation_periods"]
     assert periods[-1]["end_ns"] == pytest.approx(max(per_layer.values()))
     amp = paper().opamp  # no memristor sees more than the op-amps' rails span
