@@ -159,7 +159,8 @@ def reproduce(
             logits, peaks = steady_state_in_batches(converted, test.images[chosen])
             if power_images:
                 points, _ = operating_point(converted, test.images[chosen[:power_images]])
-                dc_power[name] = _dc_power(summarise_power(points), power_images)
+                used = len(chosen[:power_images])
+                dc_power[name] = _dc_power(summarise_power(points), used)
             predicted = logits.argmax(-1)
             table[name] = {
                 "accuracy": float(np.mean(predicted == labels)),

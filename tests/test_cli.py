@@ -126,7 +126,7 @@ def test_bad_input_gives_one_line_errors(tmp_path, fer2013_path):
         memjax("reproduce", "--power-images", "-1", "--out", str(tmp_path / "out")),
         "--power-images must be >= 0, got -1",
     )
-    # a latency below what the calibrated preset's op-amps allow (138 stages x 1/(2 pi GHz))
+    # a latency below what the calibrated preset's op-amps allow (154 stages x 1/(2 pi GHz))
     assert_one_line_error(
         memjax(
             "reproduce",
@@ -138,8 +138,8 @@ def test_bad_input_gives_one_line_errors(tmp_path, fer2013_path):
             str(tmp_path / "out"),
         ),
         "--target-latency-ns 10 is below what paper_calibrated can reach",
-        "138 op-amp stages",
-        "22 ns",
+        "154 op-amp stages",
+        "24.5 ns",
     )
     # a preset that does not exist, named with the ones that do, in every command taking one
     assert_one_line_error(

@@ -51,7 +51,7 @@ def test_long_transient_ends_at_the_operating_point_power(small_model):
     (plain diodes: the transient settles in ~70 ns): within 1e-6 relative of the stage's
     total (the end of an adaptive solve at rtol 1e-3 is at its static root to the op-amps'
     1/A0), and so do the largest neuron powers; the transient's largest neuron power is split
-    by kind, the parts summing to it."""
+    by kind, no part negative."""
     from memjax.hardware.transient import TransientOptions, simulate
 
     net = _net(small_model, "paper_plain_diode_relu")
@@ -67,8 +67,7 @@ def test_long_transient_ends_at_the_operating_point_power(small_model):
         neuron = float(np.asarray(point.neuron_power).sum(-1).max())
         assert float(record.max_neuron_power) >= neuron * (1 - 1e-6), name
         split = np.asarray(record.max_neuron_power_by_kind)
-        assert np.all(split >= -1e-15), name
-        assert split.sum() == pytest.approx(float(record.max_neuron_power), rel=1e-9), name
+        assert np.all(split >= -1e-15), name  # every part, the memristors' spread included
 
 
 def test_node_capacitance_slows_the_transient_and_leaves_the_steady_state(small_model):

@@ -254,6 +254,11 @@ def diode_clamp_netlist(block: DiodeClamp, inputs, t_end: float, t_step: float) 
 def kernel_relu_netlist(chain, inputs, t_end: float, t_step: float) -> str:
     """A :class:`~memjax.circuits.chain.Chain` of a PairKernel and a DiodeReLU: one neuron."""
     kernel, relu = chain.blocks
+    if relu.opamp is not None and relu.opamp != kernel.opamp:
+        raise MemjaxError(
+            "kernel_relu_netlist: the ReLU's op-amp differs from the kernel's (e.g. a bounded "
+            "ReLU supply); one op-amp subcircuit serves both here: export them apart"
+        )
     m = len(np.asarray(inputs))
     lines = [
         "* memjax kernel + ReLU/limiter",

@@ -20,11 +20,11 @@ critical path (:func:`~memjax.hardware.layers.critical_path_layers`' layers):
 - a separate MBN: 1 (its summing amplifier); folded: 0;
 - a ReLU: 1 with a super diode (its rectifier's op-amp; an active limiter clamps in
   parallel, not in series), 0 with a plain diode;
+- a linear stage's symmetric clamp (``DiodeClamp``, where the model clamps its linear
+  stages): 1 (its U1 drives the output through
+  the series resistor; its limiters U2, U3 act in parallel);
 - max pooling: 1 with super diodes, 0 with the diode-OR;
 - the global average pool: 1 (its summing amplifier).
-
-A linear stage's symmetric clamp is not counted (it acts in parallel to the signal path), so
-the floor stays a bound.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ def series_opamp_stages(config: ShuffleNetConfig, hardware: HardwareConfig) -> i
             count += 1
         if layer.activation == "relu":
             count += int(hardware.relu == "super")
+        elif layer.activation == "linear" and config.clamp_linear:
+            count += 1  # the model's linear stages are clamped in the circuit
     return count
 
 
