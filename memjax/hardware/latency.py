@@ -12,7 +12,7 @@ logits cannot settle (1 % of V_p) before
 A lower bound, not a prediction: slew, the op-amps' own non-dominant poles, node capacitance,
 diode dead zones (a super diode's op-amp must first cross its diode's forward drop) and the
 settling of every other op-amp only add to it. Stages counted in series per layer on the
-critical path (:func:`~memjax.hardware.layers.critical_path_layers`' layers):
+critical path (:func:`~memjax.hardware.layers.critical_path`):
 
 - a crossbar convolution or the fully connected layer: 2 (the bit lines' transimpedance
   amplifiers, then the difference stage; the original (2M+1)x1 topology's input inverters
@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 
 from memjax.hardware.config import HardwareConfig
-from memjax.hardware.layers import network_layers
+from memjax.hardware.layers import critical_path
 from memjax.network.config import ShuffleNetConfig
 
 
@@ -40,9 +40,7 @@ def series_opamp_stages(config: ShuffleNetConfig, hardware: HardwareConfig) -> i
     """The op-amp stages in series on the critical path of ``config``'s network built with
     ``hardware`` (module docstring)."""
     count = 0
-    for layer in network_layers(config):
-        if layer.unit == "downsampling" and ".left_" in layer.name:
-            continue  # the shorter branch runs beside the right one
+    for layer in critical_path(config):
         if layer.kind == "max_pool":
             count += int(hardware.max_pool == "super")
             continue

@@ -170,6 +170,16 @@ def network_layers(config: ShuffleNetConfig, image_size: int = 48) -> list[Layer
     return layers
 
 
+def critical_path(config: ShuffleNetConfig) -> list[Layer]:
+    """The analog stages on the network's critical path, in signal order: every stage but the
+    shorter (left) branch of each down-sampling unit, which runs beside the right one."""
+    return [
+        layer
+        for layer in network_layers(config)
+        if not (layer.unit == "downsampling" and ".left_" in layer.name)
+    ]
+
+
 def critical_path_layers(config: ShuffleNetConfig, batch_norm: str | None = None) -> list[str]:
     """The layers on the network's critical path counted one by one as the paper's calculation
     periods appear to be (physics notes, section 1): every convolution, batch norm, ReLU,
@@ -181,9 +191,7 @@ def critical_path_layers(config: ShuffleNetConfig, batch_norm: str | None = None
     given: a separate-BN model converted with "folded") the BN layers are not there."""
     separate = config.bn_mode == "separate" and batch_norm in (None, "separate")
     on_path = []
-    for layer in network_layers(config):
-        if layer.unit == "downsampling" and ".left_" in layer.name:
-            continue  # the shorter branch runs beside the right one
+    for layer in critical_path(config):
         on_path.append(layer.name)
         if layer.batch_norm and separate:
             on_path.append(f"{layer.name}.bn")
