@@ -257,6 +257,8 @@ def test_bounded_relu_supply_holds_the_rectifiers_within_v_p_during_the_transien
     their memristors. On the bounded supply (V_p + D1's and the series resistors' drop at
     the load's current, 0.676 V) no output exceeds V_p by more than 1 %, and both end at the
     same operating point (1e-5 V: the supply does not move the steady state)."""
+    from memjax.circuits.disturb import state_change_per_inference
+    from memjax.devices.programming import programming_device
     from memjax.hardware.config import PRESETS
     from memjax.hardware.memristive import convert
     from memjax.hardware.operating_point import stage_point
@@ -267,7 +269,7 @@ def test_bounded_relu_supply_holds_the_rectifiers_within_v_p_during_the_transien
     rng = np.random.default_rng(0)  # as `memjax reproduce --dc-images 8` draws its image
     rng.choice(len(test), 8, replace=False)
     image = test.images[rng.choice(len(test), 1, replace=False)][:, 20:28, 20:28]
-    peaks, ends = {}, {}
+    peaks, ends, runs = {}, {}, {}
     for supply in ("shared", "bounded"):
         hardware = PRESETS["paper_calibrated"]().replace(relu_supply=supply)
         options = TransientOptions.for_hardware(hardware, t_end=40e-9)
@@ -282,10 +284,36 @@ def test_bounded_relu_supply_holds_the_rectifiers_within_v_p_during_the_transien
         assert int(failed) == 0
         peaks[supply] = float(jnp.max(record.output.values))
         ends[supply] = np.asarray(stage_point(stage, v).output)
+        runs[supply] = (net, record, grid, options)
     v_p = PRESETS["paper_calibrated"]().v_p
     assert peaks["shared"] > 1.5 * v_p, peaks
     assert peaks["bounded"] <= 1.01 * v_p, peaks
     np.testing.assert_allclose(ends["bounded"], ends["shared"], atol=1e-5)
+
+    # What is left (issue 22, item 6): on the bounded supply every activation stays within
+    # V_p, yet unit 0's first crossbar puts more than V_p across cells whose rows sit at V_p
+    # (limited activations, the bias row): its bit lines leave virtual ground while its TIAs
+    # follow their rows. A threshold device at V_p drifts there at every inference (here
+    # 0.101354 V, 2.4e-7 of the state range per inference, 2026-12-06); with the devices'
+    # threshold 2 % above the limiter's V_p nothing moves (experiments/transient_disturb.py:
+    # 0.101366 V at most on the main job's image, whole network, 1 us).
+    net, record, grid, options = runs["bounded"]
+    for stage_index in (1, 2):  # the max pool, then unit 0's left depthwise crossbar
+        stage = plan(net)[stage_index][-1]
+        failed, record = _solve_stage(stage, record.output, record.output.values[0], grid, options)
+        assert int(failed) == 0
+    envelope = record.memristor_voltage
+    peak = float(jnp.max(envelope.values))
+    assert v_p < peak <= 1.02 * v_p, peak
+    moved = {}
+    for margin in (0.0, 0.02):
+        device = programming_device(1e-8, 1e-6, v_p * (1 + margin))
+        flat = Waveform(
+            envelope.ts, *(a.reshape(a.shape[0], -1) for a in (envelope.values, envelope.slopes))
+        )
+        change = state_change_per_inference(device, flat, jnp.ones(flat.values.shape[1]), 1e-9)
+        moved[margin] = float(jnp.max(jnp.abs(change)))
+    assert moved[0.0] > 1e-12 and moved[0.02] == 0.0, moved
 
 
 def test_super_diode_network_transient_ends_at_its_steady_state(shipped_model, fer2013):

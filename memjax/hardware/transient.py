@@ -182,6 +182,10 @@ class StageRecord(eqx.Module):
             see), W.
         max_memristor_voltage: largest |V| across any memristor of the stage at the grid
             times, V.
+        memristor_voltage: per neuron, the largest |V| across any of its memristors (its
+            cells against its bit lines, its MBN's), as a waveform on the grid (ns, V;
+            shape (knots, *outputs)): the envelope a read-disturb estimate integrates
+            (``experiments/transient_disturb.py``). Its slopes are the active cell's.
         steps: solver steps of its busiest neuron.
         mean_steps: solver steps per neuron, averaged.
     """
@@ -191,6 +195,7 @@ class StageRecord(eqx.Module):
     max_neuron_power: jax.Array
     max_neuron_power_by_kind: jax.Array
     max_memristor_voltage: jax.Array
+    memristor_voltage: Waveform
     steps: jax.Array
     mean_steps: jax.Array
 
@@ -257,7 +262,8 @@ def _neuron_solver(
     crossbar: bool, grid, drive_ts, integrator: _Integrator, tolerances, readouts=True
 ):
     """``solve(block, drive values, drive slopes, drive before, extras)`` of one neuron:
-    (output, its slope, power by kind, its slope, neuron power, memristor peak) on the grid,
+    (output, its slope, power by kind, its slope, neuron power, memristor peak, its slope) on
+    the grid,
     its steps and result; without ``readouts`` (output, its slope) only."""
     unit = integrator.time_unit
 
@@ -267,20 +273,24 @@ def _neuron_solver(
         def field(tau, y, _):
             return _vector_field(block, tau * unit, y, drive.at(tau)[0]) * unit
 
-        def quantities(y, u):
+        def quantities(y, u, high, low):
             out, power, peak, _ = block.observe(y, u)
             kinds = jnp.stack([getattr(power, k) for k in KINDS])
-            return (out[0], kinds), peak
+            if crossbar:
+                peak = jnp.maximum(peak, rows_against_bit_lines(block, y, u, high, low))
+            return out[0], kinds, peak
 
         def save(tau, y, high, low, spread):
             u, du = drive.at(tau)
             dy = field(tau, y, None) if y.shape[0] else y
             if not readouts:
                 return jax.jvp(lambda y, u: block.observe(y, u)[0][0], (y, u), (dy, du))
-            (out, kinds), (dout, dkinds), peak = jax.jvp(quantities, (y, u), (dy, du), has_aux=True)
-            if crossbar:
-                peak = jnp.maximum(peak, rows_against_bit_lines(block, y, u, high, low))
-            return out, dout, kinds, dkinds, jnp.sum(kinds) + spread, peak
+            # the row extremes' slopes are not tracked: the peak's slope is the bit line's part
+            zero = jnp.zeros_like(high)
+            (out, kinds, peak), (dout, dkinds, dpeak) = jax.jvp(
+                quantities, (y, u, high, low), (dy, du, zero, zero)
+            )
+            return out, dout, kinds, dkinds, jnp.sum(kinds) + spread, peak, dpeak
 
         y0 = block.steady_guess(before)
         if y0.shape[0] == 0:  # a stage without state: its outputs at the grid times
@@ -357,12 +367,12 @@ def _solve_chunk(
 ):
     """One chunk of neurons, each on its own adaptive steps (vectorised): outputs on the grid,
     the chunk's power totals, and its largest neuron power (with its split by kind),
-    memristor |V| and step count."""
+    memristor |V| (largest, and per neuron on the grid with its slope) and step count."""
     solve = eqx.filter_vmap(
         _neuron_solver(crossbar, grid, drive_ts, integrator, tolerances),
         in_axes=(channel_axes(block), 0, 0, 0, 0),
     )
-    (out, dout, kinds, dkinds, neuron, peak), steps, ok = solve(
+    (out, dout, kinds, dkinds, neuron, peak, dpeak), steps, ok = solve(
         block, values, slopes, before, extras
     )
     weight = mask[:, None, None]
@@ -378,6 +388,8 @@ def _solve_chunk(
         neuron[at],
         split,
         jnp.max(jnp.where(mask[:, None], peak, 0.0)),
+        peak,
+        dpeak,
         jnp.max(jnp.where(mask, steps, 0)),
         jnp.sum(jnp.where(mask, steps, 0)),
         jnp.sum(mask & ~ok),
@@ -442,7 +454,7 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
     per_neuron, (spread, spread_slope) = _prepare(stage, source, before, grid)
     shape = jax.eval_shape(stage.drive, before).shape[:-1]
     count = int(np.prod(shape))
-    outs, douts = [], []
+    outs, douts, peaks, dpeaks = [], [], [], []
     totals = jnp.zeros((grid.shape[0], len(KINDS)), grid.dtype)
     dtotals = jnp.zeros_like(totals)
     power_max = peak_max = 0.0
@@ -459,9 +471,11 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
             integrator,
             tolerances,
         )
-        out, dout, kinds, dkinds, neuron, split, peak, most, total, bad = result
+        out, dout, kinds, dkinds, neuron, split, peak, envelope, slope, most, total, bad = result
         outs.append(out[:kept])
         douts.append(dout[:kept])
+        peaks.append(envelope[:kept])
+        dpeaks.append(slope[:kept])
         totals, dtotals = totals + kinds, dtotals + dkinds
         if float(neuron) > power_max:
             power_max, power_split = float(neuron), split
@@ -479,6 +493,11 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
         max_neuron_power=jnp.asarray(power_max),
         max_neuron_power_by_kind=power_split,
         max_memristor_voltage=jnp.asarray(peak_max),
+        memristor_voltage=Waveform(
+            grid,
+            _layer_major(peaks, grid.shape[0], shape),
+            _layer_major(dpeaks, grid.shape[0], shape),
+        ),
         steps=jnp.asarray(steps_max),
         mean_steps=jnp.asarray(steps_sum / count),
     )
