@@ -96,7 +96,7 @@ def transient_waves(model, hardware, image, crop: int, t_end: float, path: Path)
     sample = image[None, low : low + crop, low : low + crop]
     pooled = network_layers(model.config, crop)[-2].inputs_per_kernel
     net = with_pool_inputs(convert(model, hardware), pooled)
-    options = TransientOptions.for_hardware(hardware, t_end=t_end)
+    options = TransientOptions.for_hardware(hardware, t_end=t_end, memristor_envelopes=True)
     started = time.time()
     records, _ = simulate(net, sample, options)
     points, _ = operating_point(net, sample)

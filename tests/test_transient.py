@@ -272,7 +272,7 @@ def test_bounded_relu_supply_holds_the_rectifiers_within_v_p_during_the_transien
     peaks, ends, runs = {}, {}, {}
     for supply in ("shared", "bounded"):
         hardware = PRESETS["paper_calibrated"]().replace(relu_supply=supply)
-        options = TransientOptions.for_hardware(hardware, t_end=40e-9)
+        options = TransientOptions.for_hardware(hardware, t_end=40e-9, memristor_envelopes=True)
         grid = jnp.asarray(options.grid())
         net = float64(convert(shipped_model, hardware))
         v = float64(net.input_voltages(np.asarray(image, np.float64)))

@@ -117,6 +117,9 @@ class TransientOptions:
             1.3e-3 V with super diodes (5.5e-3 V at 1.08, half the 1 % settling band) and
             2.6e-5 V with plain diodes at 1.05 (137 knots); on the whole paper-preset
             network the per-layer settling times moved by 1 ps and the energy by 6e-5.
+        memristor_envelopes: keep each neuron's largest memristor |V| on the grid in its
+            record (``StageRecord.memristor_voltage``; a whole image's doubles the records'
+            memory, ~1 GB on the 1.0x network), else only each stage's largest.
         chunk: neurons integrated together (one vectorised solve, each neuron on its own
             steps); chunks run one after another, which bounds memory. Every chunk of every
             stage has this size (a smaller stage, or a stage's last chunk, is padded and
@@ -139,6 +142,7 @@ class TransientOptions:
     first_interval: float = 0.02e-9
     growth: float = 1.05
     chunk: int = 256
+    memristor_envelopes: bool = False
     solver: diffrax.AbstractSolver = dataclasses.field(default_factory=default_solver)
 
     def __post_init__(self):
@@ -185,7 +189,8 @@ class StageRecord(eqx.Module):
         memristor_voltage: per neuron, the largest |V| across any of its memristors (its
             cells against its bit lines, its MBN's), as a waveform on the grid (ns, V;
             shape (knots, *outputs)): the envelope a read-disturb estimate integrates
-            (``experiments/transient_disturb.py``). Its slopes are the active cell's.
+            (``experiments/transient_disturb.py``). Its slopes are the active cell's. None
+            unless ``TransientOptions.memristor_envelopes``.
         steps: solver steps of its busiest neuron.
         mean_steps: solver steps per neuron, averaged.
     """
@@ -195,7 +200,7 @@ class StageRecord(eqx.Module):
     max_neuron_power: jax.Array
     max_neuron_power_by_kind: jax.Array
     max_memristor_voltage: jax.Array
-    memristor_voltage: Waveform
+    memristor_voltage: Waveform | None
     steps: jax.Array
     mean_steps: jax.Array
 
@@ -474,8 +479,9 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
         out, dout, kinds, dkinds, neuron, split, peak, envelope, slope, most, total, bad = result
         outs.append(out[:kept])
         douts.append(dout[:kept])
-        peaks.append(envelope[:kept])
-        dpeaks.append(slope[:kept])
+        if options.memristor_envelopes:
+            peaks.append(envelope[:kept])
+            dpeaks.append(slope[:kept])
         totals, dtotals = totals + kinds, dtotals + dkinds
         if float(neuron) > power_max:
             power_max, power_split = float(neuron), split
@@ -497,7 +503,9 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
             grid,
             _layer_major(peaks, grid.shape[0], shape),
             _layer_major(dpeaks, grid.shape[0], shape),
-        ),
+        )
+        if options.memristor_envelopes
+        else None,
         steps=jnp.asarray(steps_max),
         mean_steps=jnp.asarray(steps_sum / count),
     )
