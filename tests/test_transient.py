@@ -294,7 +294,7 @@ def test_bounded_relu_supply_holds_the_rectifiers_within_v_p_during_the_transien
     # V_p, yet unit 0's first crossbar puts more than V_p across cells whose rows sit at V_p
     # (limited activations, the bias row): its bit lines leave virtual ground while its TIAs
     # follow their rows. A threshold device at V_p drifts there at every inference (here
-    # 0.101354 V, 2.4e-7 of the state range per inference, 2026-12-06); with the devices'
+    # 0.101354 V, ~2e-7 of the state range per inference, 2026-12-06); with the devices'
     # threshold 2 % above the limiter's V_p nothing moves (experiments/transient_disturb.py:
     # 0.101366 V at most on the main job's image, whole network, 1 us).
     net, record, grid, options = runs["bounded"]
