@@ -40,8 +40,9 @@ from memjax import convolution as conv
 from memjax.cli import DEFAULT_CHECKPOINT
 from memjax.devices import OpAmp
 from memjax.hardware.config import PRESETS
+from memjax.hardware.graph import propagate
 from memjax.hardware.memristive import convert
-from memjax.hardware.stages import per_neuron, plan, propagate
+from memjax.hardware.stages import per_neuron, plan
 from memjax.hardware.transient import KINDS, float64, traced_opamps
 from memjax.training import steps
 from memjax.training.checkpoint import load_model

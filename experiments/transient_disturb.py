@@ -57,7 +57,7 @@ from memjax.hardware.memristive import convert, with_pool_inputs  # noqa: E402
 from memjax.hardware.operating_point import operating_point  # noqa: E402
 from memjax.hardware.transient import TransientOptions, simulate  # noqa: E402
 from memjax.provenance import provenance  # noqa: E402
-from memjax.reproduce import find_data  # noqa: E402
+from memjax.reproduce import find_data, main_job_images  # noqa: E402
 from memjax.training.checkpoint import load_model, write_json_atomic  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,10 +80,8 @@ most in one inference; each costs ~0.7 s of one core)."""
 
 def main_job_image(test, seed: int = 0, dc_images: int = 384) -> int:
     """The index of the PrivateTest image whose transient ``memjax reproduce`` runs on its
-    defaults (its random generator draws the steady state's sample first)."""
-    rng = np.random.default_rng(seed)
-    rng.choice(len(test), min(dc_images, len(test)), replace=False)
-    return int(rng.choice(len(test), 1, replace=False)[0])
+    defaults."""
+    return int(main_job_images(len(test), seed, dc_images)[1][0])
 
 
 def transient_waves(model, hardware, image, crop: int, t_end: float, path: Path):

@@ -56,6 +56,16 @@ def find_data(path: str | None):
     return data, f"FER2013 from {data.source}"
 
 
+def main_job_images(
+    count: int, seed: int = 0, dc_images: int = 384, transient_images: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """The PrivateTest indices (of ``count``) that :func:`reproduce` evaluates: its steady
+    state's sample (sorted) and then its transient's, drawn in that order from ``seed``."""
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(count, min(dc_images, count), replace=False))
+    return chosen, rng.choice(count, transient_images, replace=False)
+
+
 def reproduce(
     out: Path,
     checkpoint: Path,
@@ -151,7 +161,7 @@ def reproduce(
         _, eval_graph, params, batch_stats = steps.split_model(model)
         predict = steps.make_predict(eval_graph)
         software = steps.predict_logits(predict, params, batch_stats, test.images).argmax(-1)
-        chosen = np.sort(rng.choice(len(test), min(dc_images, len(test)), replace=False))
+        chosen, transient_chosen = main_job_images(len(test), seed, dc_images, transient_images)
         labels = test.labels[chosen]
         table = {}
         for name, preset_name, row_model in rows:
@@ -198,7 +208,7 @@ def reproduce(
             "split": "private_test",
             "presets": table,
         }
-        sample = test.images[rng.choice(len(test), transient_images, replace=False)]
+        sample = test.images[transient_chosen]
         say(
             f"accuracy on {len(chosen)} random PrivateTest images (software on all "
             f"{len(test)}: {results['accuracy']['software']:.2%})"

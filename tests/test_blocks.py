@@ -121,6 +121,7 @@ def _random_blocks(rng):
     """Each block with random element values (conductances, gains, loads) and inputs."""
     g = lambda: float(rng.uniform(1e-5, 1e-4))  # noqa: E731  memristor conductances
     load = float(rng.uniform(5e3, 20e3))
+    rows = lambda: float(10 ** rng.uniform(-3.7, -2.7))  # noqa: E731  rows driven, S
     return {
         "inverter": (
             inverter(AMP, 1 / g()),
@@ -241,6 +242,34 @@ def _random_blocks(rng):
         ),
         "maxpool_super": (
             DiodeMaxPool(DIODE, 4, load, opamp=AMP, super_diode=True),
+            list(rng.uniform(0, 1, 4)),
+            diode_max_pool_netlist,
+            "v(o)",
+        ),
+        # issue 22, item 2: nodes that drive the rows of the next crossbar themselves
+        # (HardwareConfig.row_drive "direct"): 0.2-2 mS of cells to virtual ground beside R_L,
+        # a resistor to ground in the netlist whose dissipation ngspice reports apart (the
+        # next stage's memristors), as memjax leaves it out of the block's power
+        "relu_super_diode_limiter_rows": (
+            DiodeReLU(DIODE, load, 0.425, AMP_RO, True, diode_limiter=True, row_conductance=rows()),
+            [rng.uniform(0.1, 0.9)],
+            diode_relu_netlist,
+            "v(o)",
+        ),
+        "relu_plain_rows": (
+            DiodeReLU(DIODE, load, 0.45, node_capacitance=1e-12, row_conductance=rows()),
+            [rng.uniform(0.8, 2.0)],
+            diode_relu_netlist,
+            "v(o)",
+        ),
+        "clamp_inside_rows": (
+            DiodeClamp(DIODE, load, V_P, AMP, row_conductance=rows()),
+            [rng.uniform(-0.9, 0.9)],
+            diode_clamp_netlist,
+            "v(o)",
+        ),
+        "maxpool_super_rows": (
+            DiodeMaxPool(DIODE, 4, load, opamp=AMP, super_diode=True, row_conductance=rows()),
             list(rng.uniform(0, 1, 4)),
             diode_max_pool_netlist,
             "v(o)",

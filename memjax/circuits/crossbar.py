@@ -44,8 +44,14 @@ def output_stage_power(amp: OpAmp, y, i_out):
 
     Sourcing current i_out > 0 dissipates (rail_high - y) i_out; sinking, (y - rail_low) |i_out|.
     The op-amp's static bias power (:attr:`OpAmp.bias_power`) is constant and reported apart.
+    A state pressed against a rail sits microvolts beyond it (the static residual's penalty
+    branch, :data:`~memjax.devices.opamp.RAIL_PENALTY`), where the stage has no headroom:
+    none is counted, not a negative one (measured -2.6e-15 W on a super-diode max pool's
+    idle op-amp at its low rail, sinking its diode's leakage, 2026-12-06).
     """
-    return jnp.where(i_out > 0, (amp.rail_high - y) * i_out, (y - amp.rail_low) * -i_out)
+    high = jnp.maximum(amp.rail_high - y, 0.0)
+    low = jnp.maximum(y - amp.rail_low, 0.0)
+    return jnp.where(i_out > 0, high * i_out, low * -i_out)
 
 
 def _load(load):

@@ -28,6 +28,7 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array
 
 from memjax.circuits.block import Block, Power, refuse_load
 from memjax.circuits.crossbar import output_stage_power
@@ -149,8 +150,18 @@ def _check_diode_block(owner: str, block) -> None:
     require_positive(owner, "load_resistance", block.load_resistance)
     require_positive(owner, "series_resistance", block.series_resistance)
     require_non_negative(owner, "node_capacitance", block.node_capacitance)
+    _check_rows(owner, block)
     if block.super_diode and block.opamp is None:
         raise MemjaxError(f"{owner}.opamp: the super-diode variant needs an op-amp")
+
+
+def _check_rows(owner: str, block) -> None:
+    require_non_negative(owner, "row_conductance", block.row_conductance)
+
+
+def _load_conductance(block):
+    """Everything that loads a diode block's output node to ground, S: R_L and the rows."""
+    return 1.0 / block.load_resistance + block.row_conductance
 
 
 def _in_series(diode: Diode, resistance) -> Diode:
@@ -158,7 +169,7 @@ def _in_series(diode: Diode, resistance) -> Diode:
     return eqx.tree_at(lambda d: d.series_resistance, diode, diode.series_resistance + resistance)
 
 
-_PASSIVE = "its output node is passive; its load is its load_resistance"
+_PASSIVE = "its output node is passive; its load is its load_resistance and row_conductance"
 
 
 class _DiodeNode(Block):
@@ -189,7 +200,7 @@ class _DiodeNode(Block):
 
     @property
     def drives_loads(self):
-        return False  # the load is the block's own R_L
+        return False  # the load is the block's own R_L and rows
 
     def input_currents(self, y, inputs):
         if self.super_diode:
@@ -233,6 +244,11 @@ class DiodeReLU(_DiodeNode):
             stage, which dissipates (V_ref - rail_low) i2 (counted under op-amps): without it
             that power would be counted nowhere (0.35 mW of a 2.3 mW limiting neuron at
             1 V, 2026-12-05).
+        row_conductance: the crossbar rows the output drives, S (scalar, or one per neuron
+            under a vmap): each of their cells runs from the node to a bit line held at
+            virtual ground, so they load the node in parallel with R_L; their dissipation is
+            the next crossbar's memristors', counted there, not here (0: the rows are driven
+            from elsewhere; ``HardwareConfig.row_drive``).
     """
 
     diode: Diode
@@ -244,6 +260,7 @@ class DiodeReLU(_DiodeNode):
     node_capacitance: float = 0.0
     diode_limiter: bool = eqx.field(static=True, default=False)
     reference_buffer: OpAmp | None = None
+    row_conductance: float | Array = 0.0
 
     def __check_init__(self):
         _check_diode_block("DiodeReLU", self)
@@ -276,21 +293,25 @@ class DiodeReLU(_DiodeNode):
     def _net_current(self, o, y, inputs):
         anode, cathode = self._drivers(y, inputs)
         return (
-            self._d1.current(anode - o) - o / self.load_resistance - self._d2.current(o - cathode)
+            self._d1.current(anode - o)
+            - o * _load_conductance(self)
+            - self._d2.current(o - cathode)
         )
 
     def _node(self, y, inputs):
         if self.node_capacitance:
             return y[-1]
         anode, cathode = self._drivers(y, inputs)
-        return solve_limited_node(self._d1, self._d2, self.load_resistance, anode, cathode)
+        return solve_limited_node(self._d1, self._d2, 1.0 / _load_conductance(self), anode, cathode)
 
     def initial_state(self):
         count = int(self.super_diode) + int(self.active_limiter) + int(bool(self.node_capacitance))
         return jnp.zeros(count)
 
-    def steady_output(self, v):
-        """The output at steady state for the input ``v`` (V), elementwise over any shape.
+    def steady_output(self, v, load_conductance=None):
+        """The output at steady state for the input ``v`` (V), elementwise over any shape;
+        ``load_conductance`` (S, broadcast against ``v``): the node's load to ground, R_L and
+        rows together (None: this block's own).
 
         The same static equations as ``vector_field(..., static=True)``: each op-amp's
         output is its closed-form static root (:meth:`OpAmp.static_output`) for a given node
@@ -298,26 +319,27 @@ class DiodeReLU(_DiodeNode):
         ReLUs needs at steady state without a Newton solve over every op-amp state.
         """
         v = jnp.asarray(v)
+        g = _load_conductance(self) if load_conductance is None else load_conductance
         if not self.super_diode:
             cathode = jnp.asarray(self.clamp_reference, v.dtype)
             return jnp.vectorize(
-                lambda v: solve_limited_node(self._d1, self._d2, self.load_resistance, v, cathode)
-            )(v)
+                lambda v, g: solve_limited_node(self._d1, self._d2, 1.0 / g, v, cathode)
+            )(v, g)
         amp = self.opamp
 
-        def node(v):
+        def node(v, g):
             def net(o):
                 u = amp.static_output(v - o, 0.0)
                 if self.active_limiter:
                     w = amp.static_output(self.clamp_reference - o, 0.0)
                 else:
                     w = self.clamp_reference
-                return self._d1.current(u - o) - o / self.load_resistance - self._d2.current(o - w)
+                return self._d1.current(u - o) - o * g - self._d2.current(o - w)
 
             guess = jnp.clip(v, 0.0, self.clamp_reference)
             return solve_node(net, amp.rail_low, amp.rail_high, guess)
 
-        return jnp.vectorize(node)(v)
+        return jnp.vectorize(node)(v, g)
 
     def steady_guess(self, inputs):
         """The exact steady state: the node from :meth:`steady_output`, each op-amp at its
@@ -341,7 +363,7 @@ class DiodeReLU(_DiodeNode):
             rates.append(self.opamp.output_rate(y[1], self.clamp_reference - o, static))
         if self.node_capacitance:
             current = self._net_current(o, y, inputs)
-            scale = 1.0 / self.load_resistance if static else self.node_capacitance
+            scale = _load_conductance(self) if static else self.node_capacitance
             rates.append(current / scale)
         return jnp.stack(rates) if rates else jnp.zeros(0)
 
@@ -383,6 +405,11 @@ class DiodeMaxPool(_DiodeNode):
         super_diode: False for the diode-OR, True for super diodes.
         series_resistance: resistance in series with each super diode's diode, ohm.
         node_capacitance: C of the output node to ground, F (0: algebraic node).
+        row_conductance: the crossbar rows the output drives, S (scalar, or one per neuron
+            under a vmap): each of their cells runs from the node to a bit line held at
+            virtual ground, so they load the node in parallel with R_L; their dissipation is
+            the next crossbar's memristors', counted there, not here (0: the rows are driven
+            from elsewhere; ``HardwareConfig.row_drive``).
     """
 
     diode: Diode
@@ -392,6 +419,7 @@ class DiodeMaxPool(_DiodeNode):
     super_diode: bool = eqx.field(static=True, default=False)
     series_resistance: float = 1e3
     node_capacitance: float = 0.0
+    row_conductance: float | Array = 0.0
 
     def __check_init__(self):
         _check_diode_block("DiodeMaxPool", self)
@@ -406,7 +434,7 @@ class DiodeMaxPool(_DiodeNode):
         return y[: self.count] if self.super_diode else inputs
 
     def _net_current(self, o, y, inputs):
-        return jnp.sum(self._d.current(self._anodes(y, inputs) - o)) - o / self.load_resistance
+        return jnp.sum(self._d.current(self._anodes(y, inputs) - o)) - o * _load_conductance(self)
 
     def _node(self, y, inputs):
         if self.node_capacitance:
@@ -416,7 +444,7 @@ class DiodeMaxPool(_DiodeNode):
         high = jnp.maximum(jnp.max(anodes), 0.0) + 1.0
         # the largest input alone carrying the load current: a few Newton steps from the root
         largest = jnp.max(anodes)
-        drop = self._d.voltage_at(jnp.maximum(largest, 0.0) / self.load_resistance)
+        drop = self._d.voltage_at(jnp.maximum(largest, 0.0) * _load_conductance(self))
         guess = jnp.clip(largest - drop, low, high)
         return solve_node(lambda o: self._net_current(o, y, inputs), low, high, guess)
 
@@ -425,12 +453,13 @@ class DiodeMaxPool(_DiodeNode):
             (self.count if self.super_diode else 0) + (1 if self.node_capacitance else 0)
         )
 
-    def steady_output(self, inputs):
+    def steady_output(self, inputs, load_conductance=None):
         """The output at steady state for ``inputs`` (V) of shape (..., count): one monotone
         KCL equation in the node per output, the super diodes' op-amps at their closed-form
-        static roots (see :meth:`DiodeReLU.steady_output`)."""
+        static roots (see :meth:`DiodeReLU.steady_output`, also for ``load_conductance``)."""
+        g = _load_conductance(self) if load_conductance is None else load_conductance
 
-        def node(v):
+        def node(v, g):
             if self.super_diode:
                 amp = self.opamp
                 low, high = amp.rail_low, amp.rail_high
@@ -440,13 +469,13 @@ class DiodeMaxPool(_DiodeNode):
                 high = jnp.maximum(jnp.max(v), 0.0) + 1.0
                 anodes = lambda o: v  # noqa: E731
             return solve_node(
-                lambda o: jnp.sum(self._d.current(anodes(o) - o)) - o / self.load_resistance,
+                lambda o: jnp.sum(self._d.current(anodes(o) - o)) - o * g,
                 low,
                 high,
                 jnp.clip(jnp.max(v), low, high),
             )
 
-        return jnp.vectorize(node, signature="(n)->()")(jnp.asarray(inputs))
+        return jnp.vectorize(node, signature="(n),()->()")(jnp.asarray(inputs), g)
 
     def steady_guess(self, inputs):
         """The exact steady state: the node from :meth:`steady_output`, each super diode's
@@ -466,7 +495,7 @@ class DiodeMaxPool(_DiodeNode):
             rates.append(self.opamp.output_rate(y[: self.count], inputs - o, static))
         if self.node_capacitance:
             current = self._net_current(o, y, inputs)
-            scale = 1.0 / self.load_resistance if static else self.node_capacitance
+            scale = _load_conductance(self) if static else self.node_capacitance
             rates.append((current / scale)[None])
         return jnp.concatenate(rates) if rates else jnp.zeros(0)
 
@@ -505,6 +534,11 @@ class DiodeClamp(_DiodeNode):
         clamp_reference: V_p, V (> 0).
         opamp: the op-amp of U1, U2 and U3.
         series_resistance: from U1's output to o, ohm: it lets a limiter take over the node.
+        row_conductance: the crossbar rows the output drives, S (scalar, or one per neuron
+            under a vmap): each of their cells runs from the node to a bit line held at
+            virtual ground, so they load the node in parallel with R_L; their dissipation is
+            the next crossbar's memristors', counted there, not here (0: the rows are driven
+            from elsewhere; ``HardwareConfig.row_drive``).
     """
 
     diode: Diode
@@ -512,6 +546,7 @@ class DiodeClamp(_DiodeNode):
     clamp_reference: float
     opamp: OpAmp
     series_resistance: float = 1e3
+    row_conductance: float | Array = 0.0
 
     super_diode = True  # its op-amps' output resistance is in series with their branches
 
@@ -519,15 +554,17 @@ class DiodeClamp(_DiodeNode):
         require_positive("DiodeClamp", "load_resistance", self.load_resistance)
         require_positive("DiodeClamp", "series_resistance", self.series_resistance)
         require_positive("DiodeClamp", "clamp_reference", self.clamp_reference)
+        _check_rows("DiodeClamp", self)
 
     @property
     def _d(self):
         return _in_series(self.diode, self._r_out) if self._r_out else self.diode
 
-    def _net_current(self, o, u, w, z):
+    def _net_current(self, o, u, w, z, g=None):
+        g = _load_conductance(self) if g is None else g
         return (
             (u - o) / (self.series_resistance + self._r_out)
-            - o / self.load_resistance
+            - o * g
             - self._d.current(o - w)
             + self._d.current(z - o)
         )
@@ -542,7 +579,7 @@ class DiodeClamp(_DiodeNode):
         """The node in closed form with U1's branch and R_L as a Thevenin source and each
         limiter diode's correction taken alone (at most one conducts; the other leaks ~I_s):
         a Newton start microvolts from the root."""
-        r_s, r_l = self.series_resistance + self._r_out, self.load_resistance
+        r_s, r_l = self.series_resistance + self._r_out, 1.0 / _load_conductance(self)
         r_th = r_s * r_l / (r_s + r_l)
         v_th = u * r_l / (r_s + r_l)
         drained = self._d.current_through(v_th - w, r_th)
@@ -566,22 +603,24 @@ class DiodeClamp(_DiodeNode):
             ]
         )
 
-    def steady_output(self, v):
+    def steady_output(self, v, load_conductance=None):
         """The output at steady state for the input ``v`` (V), elementwise: the op-amps at
-        their closed-form static roots, one monotone KCL equation in the node."""
+        their closed-form static roots, one monotone KCL equation in the node
+        (``load_conductance``: see :meth:`DiodeReLU.steady_output`)."""
         amp, v_p = self.opamp, self.clamp_reference
+        g = _load_conductance(self) if load_conductance is None else load_conductance
 
-        def node(v):
+        def node(v, g):
             def net(o):
                 u = amp.static_output(v - o, 0.0)
                 w = amp.static_output(v_p - o, 0.0)
                 z = amp.static_output(-v_p - o, 0.0)
-                return self._net_current(o, u, w, z)
+                return self._net_current(o, u, w, z, g)
 
             guess = jnp.clip(v, -v_p, v_p)
             return solve_node(net, amp.rail_low, amp.rail_high, guess)
 
-        return jnp.vectorize(node)(jnp.asarray(v))
+        return jnp.vectorize(node)(jnp.asarray(v), g)
 
     def steady_guess(self, inputs):
         """The exact steady state: the node from :meth:`steady_output`, each op-amp at its

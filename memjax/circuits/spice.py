@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import equinox as eqx
 import numpy as np
 
 from memjax.circuits.crossbar import ColumnKernel, PairKernel
@@ -218,9 +219,24 @@ def _diode_relu_body(block: DiodeReLU, input_node: str, p: str = "") -> list[str
             f"R{p}s {p}a {p}o {block.series_resistance:.12g}",
             f"D{p}2 {p}o {p}ref dmod",
         ]
-    lines.append(f"R{p}L {p}o 0 {block.load_resistance:.12g}")
+    lines += _node_load(block, f"{p}o", p)
     if block.node_capacitance:
         lines.append(f"C{p}o {p}o 0 {block.node_capacitance:.12g}")
+    return lines
+
+
+def _node_load(block, node: str, prefix: str) -> list[str]:
+    """A diode block's load: R_L and, where it drives crossbar rows, their conductance as
+    one resistor to ground (each cell ends on a bit line at virtual ground)."""
+    lines = [f"R{prefix}L {node} 0 {block.load_resistance:.12g}"]
+    rows = np.asarray(block.row_conductance)
+    if rows.ndim:
+        raise MemjaxError(
+            f"{type(block).__name__}.row_conductance: one neuron's netlist takes one value, "
+            f"not an array of shape {rows.shape}"
+        )
+    if rows > 0:
+        lines.append(f"R{prefix}rows {node} 0 {1.0 / float(rows):.12g}")
     return lines
 
 
@@ -246,7 +262,7 @@ def diode_clamp_netlist(block: DiodeClamp, inputs, t_end: float, t_step: float) 
         "D2 o y2 dmod",
         "XU3 lo o y3 opamp",
         "D3 y3 o dmod",
-        f"RL o 0 {block.load_resistance:.12g}",
+        *_node_load(block, "o", ""),
     ]
     return _finish(lines, t_end, t_step)
 
@@ -270,6 +286,35 @@ def kernel_relu_netlist(chain, inputs, t_end: float, t_step: float) -> str:
     return _finish(lines, t_end, t_step)
 
 
+def two_layer_netlist(first: list, second: list, inputs, t_end: float, t_step: float) -> str:
+    """A small network of :class:`~memjax.circuits.chain.Chain` neurons (each a PairKernel
+    and a DiodeReLU): every ``first`` neuron reads ``inputs``; every ``second`` neuron reads
+    the first layer's outputs on its rows, which those outputs drive themselves (the cells,
+    not a stand-in: the first layer's ``row_conductance`` is left out here, as the rows are
+    there). Output nodes r{i}o (first layer) and t{j}o (second)."""
+    for chain in (*first, *second):
+        kernel, relu = chain.blocks
+        if relu.opamp is not None and relu.opamp != kernel.opamp:
+            raise MemjaxError("two_layer_netlist: one op-amp subcircuit serves every block")
+    kernel, relu = first[0].blocks
+    lines = ["* memjax two-layer network", opamp_subcircuit(kernel.opamp), diode_model(relu.diode)]
+    lines += _sources(inputs)
+    rows = [f"in{i}" for i in range(len(np.asarray(inputs)))]
+    for i, chain in enumerate(first):
+        kernel, relu = chain.blocks
+        relu = eqx.tree_at(lambda r: r.row_conductance, relu, 0.0)
+        lines += _pair_kernel_body(kernel, rows, f"k{i}") + _diode_relu_body(
+            relu, f"k{i}yo", f"r{i}"
+        )
+    outputs = [f"r{i}o" for i in range(len(first))]
+    for j, chain in enumerate(second):
+        kernel, relu = chain.blocks
+        lines += _pair_kernel_body(kernel, outputs, f"s{j}") + _diode_relu_body(
+            relu, f"s{j}yo", f"t{j}"
+        )
+    return _finish(lines, t_end, t_step)
+
+
 def diode_max_pool_netlist(block: DiodeMaxPool, inputs, t_end: float, t_step: float) -> str:
     """Diode-OR or super-diode max pooling of ``inputs``."""
     lines = ["* memjax DiodeMaxPool", diode_model(block.diode)]
@@ -285,7 +330,7 @@ def diode_max_pool_netlist(block: DiodeMaxPool, inputs, t_end: float, t_step: fl
             ]
         else:
             lines.append(f"D{i} in{i} o dmod")
-    lines.append(f"RL o 0 {block.load_resistance:.12g}")
+    lines += _node_load(block, "o", "")
     if block.node_capacitance:
         lines.append(f"Co o 0 {block.node_capacitance:.12g}")
     return _finish(lines, t_end, t_step)
@@ -351,8 +396,10 @@ def simulate_netlist(netlist: str, amp: OpAmp, outputs: list[str]) -> dict:
     (including a diode's external series resistor); diodes dissipate V_D I_D;
     each op-amp instance X... dissipates in its class-B output stage (supplies at the rails;
     its static bias power is reported apart, as memjax's blocks do) for the current its
-    output source delivers. Returns ``time``, the ``outputs`` and ``power`` {memristors,
-    resistors, opamps} sampled at ngspice's time points.
+    output source delivers. Resistors named ...rows stand for the crossbar rows a block's
+    output drives (:func:`_node_load`): their dissipation is the next stage's, returned apart
+    as ``driven_rows``. Returns ``time``, the ``outputs``, ``power`` {memristors, resistors,
+    opamps, diodes} and ``driven_rows``, sampled at ngspice's time points.
     """
     resistors, opamps, diodes = [], [], []
     for line in netlist.splitlines():
@@ -381,10 +428,12 @@ def simulate_netlist(netlist: str, amp: OpAmp, outputs: list[str]) -> dict:
         ]
     data = run_ngspice(netlist, vectors)
     voltage = lambda n: 0.0 if n == "0" else data[f"v({n})"]  # noqa: E731
-    memristors = resistors_power = 0.0
+    memristors = resistors_power = rows = 0.0
     for name, a, b, r in resistors:
         power = (voltage(a) - voltage(b)) ** 2 / r
-        if name[:2] in ("Rp", "Rm", "Rb"):
+        if name.endswith("rows"):
+            rows = rows + power
+        elif name[:2] in ("Rp", "Rm", "Rb"):
             memristors = memristors + power
         else:
             resistors_power = resistors_power + power
@@ -404,6 +453,7 @@ def simulate_netlist(netlist: str, amp: OpAmp, outputs: list[str]) -> dict:
             "opamps": opamp_power + zeros,
             "diodes": diode_power + zeros,
         },
+        "driven_rows": rows + zeros,
     }
 
 

@@ -41,8 +41,22 @@ class HardwareConfig:
             "active" (an op-amp drives that diode to hold the output at V_p exactly; super
             ReLU only).
         max_pool: "plain" diode-OR or "super" diodes.
-        relu_load_resistance: R_L of each ReLU and max-pool output node, ohm: the input of the
-            stage it drives.
+        relu_load_resistance: R_L of each ReLU, clamp and max-pool output node, ohm: a
+            resistor from the node to ground (with ``row_drive`` "ideal", the stand-in for
+            everything the node drives).
+        row_drive: how an activation reaches the rows of the crossbars that read it.
+            "direct": the node drives them itself; each ReLU, clamp and max-pool node carries
+            the conductance of every row it feeds, from the network's wiring and the cells'
+            conductances now (``memjax.hardware.loads``), in parallel with R_L, in the steady
+            state, the operating point and the transient alike, and the average pool's
+            op-amps supply the fully connected rows' current (needs ``dc_transfer``
+            "exact": a table cannot follow a node's rows across the kink where its driver
+            reaches a rail, measured 3.8 mV off at V_p = 0.1 V with 8 load rows per decade,
+            2026-12-06). "ideal", a stated assumption
+            (until 2026-12-06 the only model): the rows are held at the node's voltage by
+            ideal drivers, so the node sees R_L alone and the rows' current comes from
+            nothing the power reports count (their memristors' dissipation is counted in
+            their crossbar either way).
         relu_series_resistance: resistance in series with each ReLU / super-diode D1, ohm.
         relu_supply: the positive supply of a super-diode ReLU's op-amps (U1, and U2 of an
             active limiter): "shared", the op-amp's ``rail_high``; "bounded",
@@ -84,6 +98,7 @@ class HardwareConfig:
     relu_load_resistance: float = 10e3
     relu_series_resistance: float = 1e3
     relu_supply: Literal["shared", "bounded"] = "shared"
+    row_drive: Literal["ideal", "direct"] = "ideal"
     batch_norm: Literal["separate", "folded"] = "separate"
     topology: Literal["proposed", "original"] = "proposed"
     dc_transfer: Literal["table", "exact"] = "table"
@@ -110,9 +125,15 @@ class HardwareConfig:
             "topology": ("proposed", "original"),
             "dc_transfer": ("table", "exact"),
             "relu_supply": ("shared", "bounded"),
+            "row_drive": ("ideal", "direct"),
         }
         for name, allowed in choices.items():
             require_choice(owner, name, getattr(self, name), allowed)
+        if self.row_drive == "direct" and self.dc_transfer == "table":
+            raise MemjaxError(
+                f"{owner}.dc_transfer: a table holds one curve per node kind, for R_L alone; "
+                "row_drive='direct' loads every node with its own rows: use dc_transfer='exact'"
+            )
         if self.relu == "plain" and self.limiter == "active":
             raise MemjaxError(
                 f"{owner}.limiter: an active limiter behind a plain diode ReLU is not built; "
@@ -231,6 +252,11 @@ PAPER_ASSUMPTIONS = {
     "relu_load_resistance, relu_series_resistance": "10 kohm, 1 kohm. Not published. Guess",
     "relu_supply": "shared: the ReLU's op-amps on the rails of every other op-amp. Not "
     "published (the group's Simulink op-amps have no rails). Guess",
+    "row_drive": "ideal: the next crossbar's rows held at each activation's voltage by ideal "
+    "drivers, the node loaded by R_L alone. Not published (the group's Simulink blocks "
+    "pass signals between layers without loading). A stated assumption: at the rows' real "
+    "conductance (up to ~44 mS per node at these memristors) the ReLUs as built here do not "
+    "hold V_p (README, 'What each activation drives')",
 }
 """For each field of the "paper" preset: what the paper, its sibling papers and the physics
 notes support, and what is a guess."""

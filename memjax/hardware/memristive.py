@@ -41,7 +41,9 @@ from memjax.devices import OpAmp
 from memjax.devices.opamp import OpAmpErrors
 from memjax.errors import MemjaxError
 from memjax.hardware.config import HardwareConfig
+from memjax.hardware.graph import UNIT_ROLES, propagate
 from memjax.hardware.layers import network_layers
+from memjax.hardware.loads import row_loads
 from memjax.hardware.transfer import TransferTable
 from memjax.network.folding import fold_batchnorm
 from memjax.network.shufflenet import BasicUnit, ConvBN, DownsamplingUnit, ShuffleNetV2
@@ -91,7 +93,7 @@ class CrossbarStage(eqx.Module):
         """Output voltages at steady state for input voltages ``v`` (NHWC or (N, C))."""
         return self.steady_with_peak(v)[0]
 
-    def steady_with_peak(self, v: Float[Array, "n ... c"]) -> tuple[Array, Array]:
+    def steady_with_peak(self, v: Float[Array, "n ... c"], rows=None) -> tuple[Array, Array]:
         """(output voltages, the largest |V| across any memristor of the stage) at steady
         state. A crossbar cell sees its row's voltage (an input, or V_b on the bias row) less
         its bit line's; an MBN cell its terminal's (the kernel output, +-V_b, or the MBN
@@ -100,7 +102,9 @@ class CrossbarStage(eqx.Module):
         the op-amp sits on one (where the largest voltages are). The crossbar's peak takes,
         for every neuron, the batch's largest and smallest input against its lines' nodes:
         exact while the lines are at ground, an upper bound when a line amplifier is on a
-        rail (its own inputs may not reach the batch's extremes)."""
+        rail (its own inputs may not reach the batch's extremes). ``rows``: the conductance
+        of the rows each output node drives, S, broadcast against the outputs
+        (``HardwareConfig.row_drive`` "direct"), or None."""
         if self.kind != "stem":  # the stem's lines use up to ~40 % of their swing: no proof
             y = jax.lax.cond(
                 self.lines_cannot_saturate(v),
@@ -128,11 +132,12 @@ class CrossbarStage(eqx.Module):
             node = (drive + self.mbn.bias_conductance * v_b + g_f * y) / total
             for terminal in (kernel_output, v_b, -v_b, y):  # input, bias pair, feedback
                 peak = jnp.maximum(peak, jnp.max(jnp.abs(terminal - node)))
-        if self.transfer is not None:
+        node = self.relu if self.relu is not None else self.clamp
+        if node is None:
+            return y, peak  # an op-amp output: its voltage does not depend on its load
+        if self.transfer is not None:  # one load (R_L): HardwareConfig refuses rows with it
             return self.transfer(y), peak
-        if self.relu is not None:
-            return self.relu.steady_output(y), peak
-        return (self.clamp.steady_output(y) if self.clamp is not None else y), peak
+        return node.steady_output(y, None if rows is None else node_load(node, rows)), peak
 
     def _crossbar_peak(self, v):
         """The largest |V| across the stage's crossbar cells (:meth:`steady_with_peak`)."""
@@ -239,54 +244,81 @@ class MemristiveShuffleNet(eqx.Module):
         """Logits (network units) of the circuit at steady state, for (N, 48, 48) images."""
         return self.steady_state(gray_levels)[0]
 
+    def steps(self) -> list:
+        """The stages in signal order with their wiring, as :func:`~memjax.hardware.graph.
+        propagate` walks them: (name, unit kind, unit index, role, stage), the stage a
+        :class:`CrossbarStage`, the max pool or the average pool (unit index -1 outside the
+        units; the roles of a unit are :data:`~memjax.hardware.graph.UNIT_ROLES`)."""
+        steps = [
+            ("input.conv", "input", -1, "stem", self.input_stage),
+            ("input.max_pool", "input", -1, "max_pool", self.max_pool),
+        ]
+        for index, (kind, stages) in enumerate(zip(self.unit_kinds, self.units, strict=True)):
+            for role, stage in zip(UNIT_ROLES[kind], stages, strict=True):
+                steps.append((f"unit{index}.{role}", kind, index, role, stage))
+        steps.append(("output.conv", "output", -1, "output_conv", self.output_stage))
+        steps.append(("output.average_pool", "output", -1, "pool", self.average_pool))
+        steps.append(("output.fc", "output", -1, "fc", self.fully_connected))
+        return steps
+
     def steady_state(self, gray_levels) -> tuple[Array, dict[str, Array]]:
         """(logits, the largest |V| across any memristor at steady state, V, by unit kind:
         "input", "basic", "downsampling", "output") for (N, 48, 48) images. Under ``jax.jit``
         the peaks cost nothing where the caller drops them."""
         peaks = {}
 
-        def steady(stage, v, kind):
-            out, peak = stage.steady_with_peak(v)
+        def run(name, kind, stage, v):
+            if name == "input.max_pool":
+                return self._max_pool_steady(v, None if rows is None else rows[name])
+            if name == "output.average_pool":
+                pooled = self._average_pool_steady(v)
+                # the pool's cells see its inputs and (feedback) its output
+                pool_peak = jnp.maximum(jnp.max(jnp.abs(v)), jnp.max(jnp.abs(pooled)))
+                peaks[kind] = jnp.maximum(peaks[kind], pool_peak)
+                return pooled
+            out, peak = stage.steady_with_peak(v, None if rows is None else rows[name])
             peaks[kind] = jnp.maximum(peaks.get(kind, 0.0), peak)
             return out
 
-        x = steady(self.input_stage, self.input_voltages(gray_levels), "input")
+        rows = None
+        if self.hardware.row_drive == "direct":
+            rows = row_loads(self.steps(), np.shape(gray_levels)[-2:])
+        logits = propagate(
+            self.steps(),
+            self.input_voltages(gray_levels),
+            run,
+            lambda x: jnp.split(x, 2, axis=-1),
+            lambda a, b: jnp.concatenate([a, b], axis=-1),
+            conv.channel_shuffle,
+        )
+        return logits / self.volts_per_unit, peaks
+
+    def _max_pool_steady(self, x, rows):
         if self.max_pool_transfer is not None:  # the largest of each window, 0 V padding
-            x = self.max_pool_transfer(
-                functools.reduce(jnp.maximum, (w for _, _, w in conv._taps(x, 2, 0.0)))
-            )
-        else:
-            windows = jnp.stack([w for _, _, w in conv._taps(x, 2, 0.0)], axis=-1)
-            x = self.max_pool.steady_output(windows)
-        for kind, stages in zip(self.unit_kinds, self.units, strict=True):
-            if kind == "basic":
-                kept, branch = jnp.split(x, 2, axis=-1)
-                for stage in stages:
-                    branch = steady(stage, branch, kind)
-                x = jnp.concatenate([kept, branch], axis=-1)
-            else:
-                left_depthwise, left_project, *right = stages
-                left = steady(left_project, steady(left_depthwise, x, kind), kind)
-                for stage in right:
-                    x = steady(stage, x, kind)
-                x = jnp.concatenate([left, x], axis=-1)
-            x = conv.channel_shuffle(x)
-        x = steady(self.output_stage, x, "output")
+            largest = functools.reduce(jnp.maximum, (w for _, _, w in conv._taps(x, 2, 0.0)))
+            return self.max_pool_transfer(largest)
+        windows = jnp.stack([w for _, _, w in conv._taps(x, 2, 0.0)], axis=-1)
+        load = None if rows is None else node_load(self.max_pool, rows)
+        return self.max_pool.steady_output(windows, load)
+
+    def _average_pool_steady(self, x):
         count = x.shape[1] * x.shape[2]
         if count != self.average_pool.input_conductances.shape[0]:
             raise MemjaxError(f"average pool built for a different map size than {count}")
         g = self.average_pool.input_conductances[0]
         errors = self.average_pool_errors
-        pooled = summing_amplifier_dc(
+        return summing_amplifier_dc(
             self.average_pool,
             g * jnp.sum(x, axis=(1, 2)),
             None if errors is None else errors.offset[:, 0],
             None if errors is None else errors.open_loop_gain[:, 0],
         )
-        # the pool's cells see its inputs and (feedback) its output
-        pool_peak = jnp.maximum(jnp.max(jnp.abs(x)), jnp.max(jnp.abs(pooled)))
-        peaks["output"] = jnp.maximum(peaks["output"], pool_peak)
-        return steady(self.fully_connected, pooled, "output") / self.volts_per_unit, peaks
+
+
+def node_load(node, rows):
+    """The load conductance of a diode node (ReLU, clamp, max pool) that drives ``rows`` (S):
+    its R_L and the rows."""
+    return 1.0 / node.load_resistance + rows
 
 
 def with_pool_inputs(net: MemristiveShuffleNet, count: int) -> MemristiveShuffleNet:
@@ -409,7 +441,7 @@ def convert(model: ShuffleNetV2, hardware: HardwareConfig) -> MemristiveShuffleN
         weights, np.asarray(output.fc.bias[...]) * scale, None, None, None, "fully_connected", (), 1
     )
     max_pool = builder.max_pool
-    return MemristiveShuffleNet(
+    net = MemristiveShuffleNet(
         input_stage=input_stage,
         max_pool=max_pool,
         max_pool_transfer=_max_pool_table(max_pool, hardware),
@@ -421,6 +453,7 @@ def convert(model: ShuffleNetV2, hardware: HardwareConfig) -> MemristiveShuffleN
         volts_per_unit=scale,
         hardware=hardware,
     )
+    return net
 
 
 TRACED_OPAMP_FIELDS = ("gain_bandwidth", "slew_rate")

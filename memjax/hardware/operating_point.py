@@ -22,13 +22,15 @@ from jaxtyping import Array
 
 from memjax import convolution as conv
 from memjax.circuits.simulate import steady_state
+from memjax.hardware.graph import propagate
 from memjax.hardware.memristive import MemristiveShuffleNet
 from memjax.hardware.stages import (
     NeuronStage,
     channel_axes,
+    observe,
     plan,
-    propagate,
     rows_against_bit_lines,
+    with_rows,
 )
 from memjax.hardware.transient import KINDS, float64
 
@@ -64,11 +66,13 @@ def stage_point(
     channels = shape[-1]
     flat = drive.reshape(-1, channels, drive.shape[-1])
 
-    def neuron(block, u, high, low):
+    def neuron(block, u, high, low, rows):
+        if rows is not None:
+            block = with_rows(block, rows)
         y = block.steady_guess(u)
         if newton:
             y = steady_state(block, u, rtol=rtol, atol=atol)
-        out, power, peak, _ = block.observe(y, u)
+        out, power, peak, _ = observe(block, y, u, rows)
         if stage.is_crossbar:
             peak = jnp.maximum(peak, rows_against_bit_lines(block, y, u, high, low))
         return out[0], jnp.stack([getattr(power, k) for k in KINDS]), peak
@@ -77,9 +81,12 @@ def stage_point(
         high = low = jnp.zeros(shape)
     else:
         high, low = (jnp.broadcast_to(a, shape) for a in stage.row_extremes(v))
-    over_channels = jax.vmap(neuron, in_axes=(channel_axes(stage.block), 0, 0, 0))
-    out, kinds, peak = jax.vmap(over_channels, in_axes=(None, 0, 0, 0))(
-        stage.block, flat, high.reshape(-1, channels), low.reshape(-1, channels)
+    rows = None
+    if stage.rows is not None:
+        rows = jnp.broadcast_to(stage.rows, shape).reshape(-1, channels)
+    over_channels = eqx.filter_vmap(neuron, in_axes=(channel_axes(stage.block), 0, 0, 0, 0))
+    out, kinds, peak = eqx.filter_vmap(over_channels, in_axes=(None, 0, 0, 0, 0))(
+        stage.block, flat, high.reshape(-1, channels), low.reshape(-1, channels), rows
     )
     kinds = kinds.reshape(shape + (len(KINDS),))
     kinds = kinds.at[..., 0].add(stage.spread(v, drive))
@@ -123,8 +130,9 @@ def _operating_point(net, gray_levels, newton):
         points.append((name, kind, point))
         return point.output
 
+    steps = plan(net, np.shape(gray_levels)[-2:])
     logits = propagate(
-        plan(net), net.input_voltages(gray_levels), run, _split, _concat, conv.channel_shuffle
+        steps, net.input_voltages(gray_levels), run, _split, _concat, conv.channel_shuffle
     )
     return points, logits / net.volts_per_unit
 

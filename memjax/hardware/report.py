@@ -8,18 +8,8 @@ import jax
 import numpy as np
 
 from memjax.circuits.waveform import Waveform, integral, sample
+from memjax.hardware.graph import DEPTH_OF_ROLE
 from memjax.hardware.transient import KINDS, TransientOptions, settling_time
-
-DEPTH_OF_ROLE = {
-    "expand": 1,
-    "depthwise": 2,
-    "project": 3,
-    "left_depthwise": 1,
-    "left_project": 2,
-    "right_expand": 1,
-    "right_depthwise": 2,
-    "right_project": 3,
-}
 
 
 def _segment(wave: Waveform, start: float, stop: float) -> Waveform:

@@ -40,8 +40,9 @@ from memjax.circuits import Chain, KernelConductances
 from memjax.circuits.amplifiers import SummingAmplifier
 from memjax.circuits.block import Block
 from memjax.circuits.chain import ConstantInputs
-from memjax.circuits.diodes import DiodeReLU, _DiodeNode
+from memjax.circuits.diodes import DiodeClamp, DiodeMaxPool, DiodeReLU, _DiodeNode
 from memjax.devices.opamp import OpAmpErrors
+from memjax.hardware.loads import row_loads
 from memjax.hardware.memristive import CrossbarStage, MemristiveShuffleNet
 from memjax.hardware.transfer import TransferTable
 
@@ -57,6 +58,8 @@ class NeuronStage(eqx.Module):
         stride: the stage's stride (convolutions and pooling).
         bias_voltage: the bias row's voltage, V (crossbar kinds).
         pool_conductance: each input conductance of the average pool, S.
+        rows: the conductance of the rows each output node drives, S, shape (1, *output)
+            (``HardwareConfig.row_drive`` "direct", :mod:`memjax.hardware.loads`), or None.
     """
 
     block: Block
@@ -65,6 +68,7 @@ class NeuronStage(eqx.Module):
     stride: int = eqx.field(static=True, default=1)
     bias_voltage: float = 0.0
     pool_conductance: float = 0.0
+    rows: Array | None = None
 
     @property
     def is_crossbar(self) -> bool:
@@ -127,6 +131,29 @@ def rows_against_bit_lines(block, y, inputs, high, low):
     kernel = block.blocks[0]
     nodes = kernel.bit_line_voltages(block._split(y)[0], inputs)
     return jnp.max(jnp.stack([jnp.maximum(high - n, n - low) for n in nodes]))
+
+
+def with_rows(block: Block, rows) -> Block:
+    """One neuron's ``block`` with the rows its output drives (S): a diode node (ReLU, clamp,
+    max pool) carries them in its node equation; an op-amp output holds its voltage whatever
+    it drives, so the block is unchanged (:func:`observe` adds the rows' current)."""
+    chain = isinstance(block, Chain)
+    last = block.blocks[-1] if chain else block
+    if not isinstance(last, DiodeReLU | DiodeClamp | DiodeMaxPool):
+        return block
+    if chain:
+        return eqx.tree_at(lambda b: b.blocks[-1].row_conductance, block, rows)
+    return eqx.tree_at(lambda b: b.row_conductance, block, rows)
+
+
+def observe(block: Block, y, inputs, rows=None):
+    """``block.observe(y, inputs)`` for one neuron that drives ``rows`` (S, or None): an
+    op-amp output supplies their current, rows times its voltage (each cell ends on a bit
+    line at virtual ground), in its output stage; a diode node already carries them
+    (:func:`with_rows`)."""
+    if rows is None or not block.drives_loads:
+        return block.observe(y, inputs)
+    return block.observe(y, inputs, rows * block.outputs(y, inputs))
 
 
 def is_per_channel(a) -> bool:
@@ -284,54 +311,23 @@ def average_pool_stage(net: MemristiveShuffleNet, channels: int) -> NeuronStage:
     )
 
 
-def plan(net: MemristiveShuffleNet) -> list:
-    """The stages in signal order with their wiring: (name, unit kind, unit index, role,
-    NeuronStage); roles follow ``MemristiveShuffleNet.steady_logits``."""
-    steps = [("input.conv", "input", -1, "stem", crossbar_stage(net.input_stage))]
-    steps.append(("input.max_pool", "input", -1, "max_pool", max_pool_stage(net)))
-    names = {
-        "basic": ("expand", "depthwise", "project"),
-        "downsampling": (
-            "left_depthwise",
-            "left_project",
-            "right_expand",
-            "right_depthwise",
-            "right_project",
-        ),
-    }
-    for index, (kind, stages) in enumerate(zip(net.unit_kinds, net.units, strict=True)):
-        for name, stage in zip(names[kind], stages, strict=True):
-            steps.append((f"unit{index}.{name}", kind, index, name, crossbar_stage(stage)))
+def plan(net: MemristiveShuffleNet, input_shape: tuple[int, int] = (48, 48)) -> list:
+    """The stages in signal order with their wiring (:meth:`MemristiveShuffleNet.steps`),
+    each as a :class:`NeuronStage`; with ``row_drive`` "direct", each with the rows its
+    outputs drive for inputs of ``input_shape`` (height, width)."""
     channels = net.output_stage.kernel.conductances.positive.shape[0]
-    steps.append(("output.conv", "output", -1, "output_conv", crossbar_stage(net.output_stage)))
-    steps.append(("output.average_pool", "output", -1, "pool", average_pool_stage(net, channels)))
-    steps.append(("output.fc", "output", -1, "fc", crossbar_stage(net.fully_connected)))
-    return steps
-
-
-def propagate(steps: list, x, run, split, concat, shuffle):
-    """Run the stages of ``plan`` in signal order from the layer input ``x``, wired as the
-    network is: ``run(name, kind, stage, x)`` gives a stage's output; ``split`` (one value
-    into the kept and the branch half of the channels), ``concat`` and ``shuffle`` are the
-    wiring for whatever ``x`` is (arrays, waveforms). Returns the last stage's output."""
-    index = 0
-    while index < len(steps):
-        name, kind, unit, _, stage = steps[index]
-        if unit < 0:
-            x, index = run(name, kind, stage, x), index + 1
-            continue
-        unit_steps = [s for s in steps if s[2] == unit]
-        if kind == "basic":
-            kept, branch = split(x)
-            for name, kind, _, _, stage in unit_steps:
-                branch = run(name, kind, stage, branch)
-            x = concat(kept, branch)
-        else:
-            left = right = x
-            for name, kind, _, _, stage in unit_steps[:2]:
-                left = run(name, kind, stage, left)
-            for name, kind, _, _, stage in unit_steps[2:]:
-                right = run(name, kind, stage, right)
-            x = concat(left, right)
-        x, index = shuffle(x), index + len(unit_steps)
-    return x
+    convert = {
+        "max_pool": lambda _: max_pool_stage(net),
+        "pool": lambda _: average_pool_stage(net, channels),
+    }
+    steps = net.steps()
+    rows = row_loads(steps, input_shape) if net.hardware.row_drive == "direct" else {}
+    planned = []
+    for name, kind, unit, role, stage in steps:
+        neurons = convert.get(role, crossbar_stage)(stage)
+        if name in rows:
+            neurons = eqx.tree_at(
+                lambda s: s.rows, neurons, rows[name], is_leaf=lambda x: x is None
+            )
+        planned.append((name, kind, unit, role, neurons))
+    return planned

@@ -1,12 +1,13 @@
 """Whole-network transient of the memristive ShuffleNetV2 for an input step, stage by stage.
 
-Every stage output is an op-amp output or a diode node whose load is its own R_L (the same
-modelling as the steady state), so no stage feels the ones after it: the network is a DAG of
-stages, and integrating them one at a time in signal order, each driven by the saved waveform
-of what feeds it, is the monolithic transient without the approximation of waveform
-relaxation. It is far cheaper than one solve of the whole state: each stage's adaptive solver
-takes small steps only while that stage moves, where one solver for all would take the
-smallest step of any stage all the time.
+Every stage output is an op-amp output or a diode node loaded by fixed conductances (its R_L,
+and with ``HardwareConfig.row_drive`` "direct" the rows it drives, each cell ending on a bit
+line taken at virtual ground: the same modelling as the steady state), so no stage feels the
+dynamics of the ones after it: the network is a DAG of stages, and integrating them one at a
+time in signal order, each driven by the saved waveform of what feeds it, is the monolithic
+transient without the approximation of waveform relaxation. It is far cheaper than one solve
+of the whole state: each stage's adaptive solver takes small steps only while that stage
+moves, where one solver for all would take the smallest step of any stage all the time.
 
 Within a stage the neurons are independent too, given the stage's input: each neuron
 (``memjax.hardware.stages``: its kernel column, MBN and ReLU) is integrated with its own
@@ -18,10 +19,10 @@ average). Every stage saves on one common time grid (``TransientOptions.grid``: 
 early edges and late tails both get knots): its outputs with their time derivatives (a cubic
 Hermite waveform for the stages it drives), its power by kind with its derivative (energy by
 exact integration of the interpolant), the largest neuron power and the largest memristor
-voltage at the grid times. Channel split, concat and shuffle stay wiring. Not counted: the
-current a crossbar's rows draw from an op-amp output stage of the layer before adds to that
-op-amp's output-stage dissipation (the memristors' own dissipation is counted); the diode
-outputs' loads are their R_L, as in the steady state.
+voltage at the grid times. Channel split, concat and shuffle stay wiring. With "direct" the
+average pool's op-amps also supply the fully connected rows' current; with "ideal" the rows'
+current is drawn from nothing counted (the memristors' own dissipation is counted either
+way).
 """
 
 from __future__ import annotations
@@ -41,14 +42,16 @@ from memjax.circuits.waveform import Waveform, last_time_outside
 from memjax.devices import OpAmp
 from memjax.errors import MemjaxError
 from memjax.hardware.config import HardwareConfig
+from memjax.hardware.graph import propagate
 from memjax.hardware.memristive import TRACED_OPAMP_FIELDS, MemristiveShuffleNet
 from memjax.hardware.stages import (
     NeuronStage,
     channel_axes,
     map_per_channel,
+    observe,
     plan,
-    propagate,
     rows_against_bit_lines,
+    with_rows,
 )
 
 KINDS = ("memristors", "resistors", "diodes", "opamps")
@@ -266,20 +269,23 @@ def _vector_field(block, t, y, u):
 def _neuron_solver(
     crossbar: bool, grid, drive_ts, integrator: _Integrator, tolerances, readouts=True
 ):
-    """``solve(block, drive values, drive slopes, drive before, extras)`` of one neuron:
+    """``solve(block, drive values, drive slopes, drive before, rows, extras)`` of one neuron
+    (``rows``: what its output drives, S, or None; see ``stages.with_rows``):
     (output, its slope, power by kind, its slope, neuron power, memristor peak, its slope) on
     the grid,
     its steps and result; without ``readouts`` (output, its slope) only."""
     unit = integrator.time_unit
 
-    def solve(block, values, slopes, before, extras):
+    def solve(block, values, slopes, before, rows, extras):
         drive = Waveform(drive_ts, values, slopes)
+        if rows is not None:
+            block = with_rows(block, rows)
 
         def field(tau, y, _):
             return _vector_field(block, tau * unit, y, drive.at(tau)[0]) * unit
 
         def quantities(y, u, high, low):
-            out, power, peak, _ = block.observe(y, u)
+            out, power, peak, _ = observe(block, y, u, rows)
             kinds = jnp.stack([getattr(power, k) for k in KINDS])
             if crossbar:
                 peak = jnp.maximum(peak, rows_against_bit_lines(block, y, u, high, low))
@@ -325,10 +331,10 @@ def _neuron_solver(
 @eqx.filter_jit
 def _prepare(stage: NeuronStage, source: Waveform, before, grid, readouts: bool = True):
     """What every neuron of a stage needs, neuron-major: its block, its drive at the source's
-    knots (values and slopes), its drive before the step, and per grid time its highest and
-    lowest row voltage and the memristor power its equivalent rows do not see; plus the
-    stage's total of that power and its slope on the grid. Without ``readouts``, only the
-    block, drive values, slopes and drive before."""
+    knots (values and slopes), its drive before the step, the rows it drives (or None), and
+    per grid time its highest and lowest row voltage and the memristor power its equivalent
+    rows do not see; plus the stage's total of that power and its slope on the grid. Without
+    ``readouts``, only the block, drive values, slopes, drive before and rows."""
     drive_before = stage.drive(before)
     shape = drive_before.shape[:-1]
     count = int(np.prod(shape))
@@ -339,8 +345,9 @@ def _prepare(stage: NeuronStage, source: Waveform, before, grid, readouts: bool 
     block = _per_neuron_block(stage.block, shape[-1], count)
     values = neuron_major(jax.vmap(stage.drive)(source.values))
     slopes = neuron_major(jax.vmap(stage.drive)(source.slopes))
+    rows = None if stage.rows is None else jnp.broadcast_to(stage.rows, shape).reshape(count)
     if not readouts:
-        return block, values, slopes, drive_before.reshape(count, -1)
+        return block, values, slopes, drive_before.reshape(count, -1), rows
     inputs = jax.vmap(source.at)(grid)  # (values, slopes) of the layer input at the grid
 
     def extras_at(v):
@@ -358,7 +365,8 @@ def _prepare(stage: NeuronStage, source: Waveform, before, grid, readouts: bool 
         *inputs
     )
 
-    per_neuron = (block, values, slopes, drive_before.reshape(count, -1), neuron_major(extras))
+    before = drive_before.reshape(count, -1)
+    per_neuron = (block, values, slopes, before, rows, neuron_major(extras))
     totals = (
         jnp.sum(spread.reshape(grid.shape[0], -1), -1),
         jnp.sum(spread_slope.reshape(grid.shape[0], -1), -1),
@@ -368,17 +376,28 @@ def _prepare(stage: NeuronStage, source: Waveform, before, grid, readouts: bool 
 
 @eqx.filter_jit
 def _solve_chunk(
-    block, values, slopes, before, extras, mask, drive_ts, grid, crossbar, integrator, tolerances
+    block,
+    values,
+    slopes,
+    before,
+    rows,
+    extras,
+    mask,
+    drive_ts,
+    grid,
+    crossbar,
+    integrator,
+    tolerances,
 ):
     """One chunk of neurons, each on its own adaptive steps (vectorised): outputs on the grid,
     the chunk's power totals, and its largest neuron power (with its split by kind),
     memristor |V| (largest, and per neuron on the grid with its slope) and step count."""
     solve = eqx.filter_vmap(
         _neuron_solver(crossbar, grid, drive_ts, integrator, tolerances),
-        in_axes=(channel_axes(block), 0, 0, 0, 0),
+        in_axes=(channel_axes(block), 0, 0, 0, 0, 0),
     )
     (out, dout, kinds, dkinds, neuron, peak, dpeak), steps, ok = solve(
-        block, values, slopes, before, extras
+        block, values, slopes, before, rows, extras
     )
     weight = mask[:, None, None]
     neuron = jnp.where(mask[:, None], neuron, 0.0)
@@ -403,7 +422,9 @@ def _solve_chunk(
 
 @eqx.filter_jit
 @eqx.filter_checkpoint
-def _chunk_outputs(block, values, slopes, before, mask, drive_ts, grid, integrator, tolerances):
+def _chunk_outputs(
+    block, values, slopes, before, rows, mask, drive_ts, grid, integrator, tolerances
+):
     """One chunk's outputs and their slopes on the grid, and its failed neurons: the
     differentiable path. Checkpointed (rematerialised): reverse mode keeps only the chunk's
     inputs and integrates it again on the way back. Stored instead, the linearisation of
@@ -411,10 +432,10 @@ def _chunk_outputs(block, values, slopes, before, mask, drive_ts, grid, integrat
     of 512 neurons, so a whole network's gradient outgrew 12 GB on 8x8 inputs)."""
     solve = eqx.filter_vmap(
         _neuron_solver(False, grid, drive_ts, integrator, tolerances, readouts=False),
-        in_axes=(channel_axes(block), 0, 0, 0, 0),
+        in_axes=(channel_axes(block), 0, 0, 0, 0, 0),
     )
     unused = jnp.zeros((mask.shape[0], grid.shape[0], 3), grid.dtype)  # read-outs' extras
-    (out, dout), _, ok = solve(block, values, slopes, before, unused)
+    (out, dout), _, ok = solve(block, values, slopes, before, rows, unused)
     return out, dout, jnp.sum(mask & ~ok)
 
 
@@ -616,7 +637,7 @@ def _simulate(net, gray_levels, options, progress, failures=None):
             progress(name)
         return output
 
-    logits = propagate(plan(net), image, run, _split, _concat, _shuffle)
+    logits = propagate(plan(net, v.shape[1:3]), image, run, _split, _concat, _shuffle)
     scale = 1.0 / net.volts_per_unit
     return records, Waveform(logits.ts, logits.values * scale, logits.slopes * scale)
 
