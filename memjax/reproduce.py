@@ -404,6 +404,8 @@ def _preset_row(name, hardware, config, steady, dc_power, transient) -> dict:
         "accuracy": steady["accuracy"] if steady else None,
         "agreement_with_software": steady["agreement_with_software"] if steady else None,
         "v_p_V": hardware.v_p,
+        # "ideal": each activation's rows held by ideal drivers (PAPER_ASSUMPTIONS)
+        "row_drive": hardware.row_drive,
         "paper_style_periods": {
             "layers_on_critical_path": len(path),
             "period_ns": PAPER_PERIOD_NS,

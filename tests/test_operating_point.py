@@ -36,7 +36,6 @@ DIRECT = {"row_drive": "direct", "dc_transfer": "exact"}
         ("paper_plain_diode_relu", {}),
         ("paper_calibrated", {}),
         ("paper_calibrated", DIRECT),
-        ("paper", DIRECT),
     ],
 )
 def test_operating_point_gives_the_steady_state_logits(small_model, preset, changes):

@@ -267,13 +267,20 @@ def _vector_field(block, t, y, u):
 
 
 def _neuron_solver(
-    crossbar: bool, grid, drive_ts, integrator: _Integrator, tolerances, readouts=True
+    crossbar: bool,
+    grid,
+    drive_ts,
+    integrator: _Integrator,
+    tolerances,
+    readouts=True,
+    envelopes=False,
 ):
     """``solve(block, drive values, drive slopes, drive before, rows, extras)`` of one neuron
     (``rows``: what its output drives, S, or None; see ``stages.with_rows``):
     (output, its slope, power by kind, its slope, neuron power, memristor peak, its slope) on
-    the grid,
-    its steps and result; without ``readouts`` (output, its slope) only."""
+    the grid, its steps and result; the peak's slope only with ``envelopes`` (zero without:
+    only the envelope's Hermite waveform needs it); without ``readouts`` (output, its slope)
+    only."""
     unit = integrator.time_unit
 
     def solve(block, values, slopes, before, rows, extras):
@@ -298,9 +305,18 @@ def _neuron_solver(
                 return jax.jvp(lambda y, u: block.observe(y, u)[0][0], (y, u), (dy, du))
             # the row extremes' slopes are not tracked: the peak's slope is the bit line's part
             zero = jnp.zeros_like(high)
-            (out, kinds, peak), (dout, dkinds, dpeak) = jax.jvp(
-                quantities, (y, u, high, low), (dy, du, zero, zero)
-            )
+            if envelopes:
+                (out, kinds, peak), (dout, dkinds, dpeak) = jax.jvp(
+                    quantities, (y, u, high, low), (dy, du, zero, zero)
+                )
+            else:  # the peak as a by-product, outside the linearisation
+
+                def split(y, u):
+                    out, kinds, peak = quantities(y, u, high, low)
+                    return (out, kinds), peak
+
+                (out, kinds), (dout, dkinds), peak = jax.jvp(split, (y, u), (dy, du), has_aux=True)
+                dpeak = jnp.zeros_like(peak)
             return out, dout, kinds, dkinds, jnp.sum(kinds) + spread, peak, dpeak
 
         y0 = block.steady_guess(before)
@@ -388,12 +404,14 @@ def _solve_chunk(
     crossbar,
     integrator,
     tolerances,
+    envelopes=False,
 ):
     """One chunk of neurons, each on its own adaptive steps (vectorised): outputs on the grid,
     the chunk's power totals, and its largest neuron power (with its split by kind),
-    memristor |V| (largest, and per neuron on the grid with its slope) and step count."""
+    memristor |V| (largest, and per neuron on the grid, with its slope when ``envelopes``)
+    and step count."""
     solve = eqx.filter_vmap(
-        _neuron_solver(crossbar, grid, drive_ts, integrator, tolerances),
+        _neuron_solver(crossbar, grid, drive_ts, integrator, tolerances, envelopes=envelopes),
         in_axes=(channel_axes(block), 0, 0, 0, 0, 0),
     )
     (out, dout, kinds, dkinds, neuron, peak, dpeak), steps, ok = solve(
@@ -496,6 +514,7 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
             stage.is_crossbar,
             integrator,
             tolerances,
+            options.memristor_envelopes,
         )
         out, dout, kinds, dkinds, neuron, split, peak, envelope, slope, most, total, bad = result
         outs.append(out[:kept])
