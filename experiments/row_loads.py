@@ -9,9 +9,11 @@ A node (one channel at one position of a ReLU, clamp or max-pool output) drives 
 every kernel copy that reads it, each row a G+ and a G- cell to a bit line at virtual
 ground; its load is the sum of those cells, through the network's wiring (a basic unit's
 kept half is read by a later unit, a down-sampling unit's input by both branches). Per
-variant: the per-node loads (median and largest over every node of every stage), whether
-the preset's ReLU holds V_p against them (its steady output for an input at V_p, loaded by
-each stage's median and largest node), the steady-state accuracy and agreement with the
+variant: the per-node loads (median and largest over the nodes of every stage that drives
+rows), whether the preset's ReLU holds V_p against them (in the stages that end in a ReLU:
+its steady output for an input at V_p, loaded by the stage's median and largest node; until
+fcf3283 every driving stage was counted, clamps and pools included, under the ReLU's curve),
+the steady-state accuracy and agreement with the
 software model on the PrivateTest images ``memjax reproduce`` draws, both ways, and the DC
 operating point's power (largest neuron, split by kind; the network's total) both ways.
 Writes results.json (the command and the commit with it).
@@ -39,9 +41,8 @@ from memjax.training.checkpoint import load_model, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 
-VARIANTS = {
+VARIANTS = {  # paper_plain_diode_relu: its diode-OR pool refuses row_drive="direct"
     "paper": ("paper", {}),
-    "paper_plain_diode_relu": ("paper_plain_diode_relu", {}),
     "paper_calibrated": ("paper_calibrated", {}),
     # the calibrated ReLU with a series resistor that lets it drive its rows: 10 kohm,
     # the shared +-1 V supply (the bounded one is sized for R_L alone)
@@ -63,31 +64,29 @@ def node_drive(relu, load: float, v_p: float) -> float:
 
 
 def loads_summary(net, relu, v_p: float) -> dict:
-    """Per stage, the median and largest load of its output nodes (S) and the ReLU's output
-    at V_p under each (in V_p); their spread over the stages."""
+    """Per stage that drives rows, the median and largest load of its output nodes (S); for
+    the stages that end in a ReLU, the ReLU's output at V_p under each (in V_p); their
+    spread over the stages."""
+    ends_in_relu = {step[0] for step in net.steps() if getattr(step[4], "relu", None)}
     stages = {}
     for name, load in row_loads(net.steps(), (48, 48)).items():
         load = np.asarray(load)
-        if name in ("input.conv", "output.fc") or not load.max():
-            continue  # the stem feeds the pool's op-amp inputs; the logits drive nothing
+        if not load.max():
+            continue  # the stem feeds a super-diode pool's op-amp inputs; the logits nothing
         median, largest = float(np.median(load)), float(load.max())
-        stages[name] = {
-            "median_S": median,
-            "max_S": largest,
-            "output_at_median_load_v_p": node_drive(relu, median, v_p),
-            "output_at_max_load_v_p": node_drive(relu, largest, v_p),
-        }
+        stages[name] = {"median_S": median, "max_S": largest}
+        if name in ends_in_relu:
+            stages[name]["relu_output_at_median_load_v_p"] = node_drive(relu, median, v_p)
+            stages[name]["relu_output_at_max_load_v_p"] = node_drive(relu, largest, v_p)
     medians = np.array([s["median_S"] for s in stages.values()])
+    relus = [s["relu_output_at_median_load_v_p"] for s in stages.values() if len(s) > 2]
     return {
-        "stages_fed": len(stages),
+        "stages_driving_rows": len(stages),
         "median_of_stage_medians_S": float(np.median(medians)),
         "largest_S": max(s["max_S"] for s in stages.values()),
-        "stages_reaching_99pct_v_p_at_median_load": sum(
-            s["output_at_median_load_v_p"] >= 0.99 for s in stages.values()
-        ),
-        "lowest_output_at_median_load_v_p": min(
-            s["output_at_median_load_v_p"] for s in stages.values()
-        ),
+        "relu_stages": len(relus),
+        "relu_stages_reaching_99pct_v_p_at_median_load": sum(o >= 0.99 for o in relus),
+        "lowest_relu_output_at_median_load_v_p": min(relus),
         "stages": stages,
     }
 
@@ -136,7 +135,9 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {
-        "command": " ".join(["python", "experiments/row_loads.py", *sys.argv[1:]]),
+        "command": " ".join(
+            ["python", "experiments/row_loads.py", *(sys.argv[1:] if argv is None else argv)]
+        ),
         "checkpoint": args.checkpoint,
         "data": used,
         "images": int(len(chosen)),
@@ -168,7 +169,7 @@ def main(argv=None) -> None:
                 flush=True,
             )
         results["variants"][name] = row
-        write_json_atomic(out / "results.json", results)  # after every variant: resumable view
+        write_json_atomic(out / "results.json", results)  # after every variant, atomically
 
 
 if __name__ == "__main__":

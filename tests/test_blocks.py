@@ -288,7 +288,8 @@ def _random_blocks(rng):
 
 BLOCKS = sorted(_random_blocks(np.random.default_rng(0)))
 
-# Agreement with ngspice as measured on the 45 cases below (2026-12-05), each tolerance the
+# Agreement with ngspice as measured on the 45 cases below (2026-12-05; the 12 *_rows cases
+# added 2026-12-06 pass within them, not re-measured), each tolerance the
 # worst case times a margin of 2.3-3.7, so that a 1 % error in energy (or 0.2 % in settling
 # time) fails every case. Every pytest.approx here has abs=0: its default abs of 1e-12 is
 # 0.5 % to 4x these energies (0.23 pJ to 0.21 nJ) and 0.02-0.3 % of these settling times

@@ -3,6 +3,8 @@ through the network's wiring; the nodes carrying them in every solver; and the p
 small network that drives its rows directly, element by element in ngspice, equal to the
 sum memjax reports, each element counted once."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -102,14 +104,33 @@ def test_row_loads_follow_the_wiring(small_net):
     np.testing.assert_allclose(pool[2, 2], taps[:, 4] + cells, rtol=1e-6)
     corners = taps[:, 0] + taps[:, 2] + taps[:, 6] + taps[:, 8]
     np.testing.assert_allclose(pool[1, 1], corners + cells, rtol=1e-6)
-    assert float(jnp.min(loads["input.conv"])) == 0.0  # the super-diode pool: op-amp inputs
+    assert float(jnp.max(loads["input.conv"])) == 0.0  # the super-diode pool: op-amp inputs
     assert float(jnp.max(loads["output.fc"])) == 0.0  # the logits drive nothing
 
 
-def test_direct_rows_need_exact_node_solves():
-    """A transfer table holds one load per node kind: "direct" with "table" is refused."""
+def test_direct_rows_reach_every_solver_and_are_refused_where_not_modelled(small_net):
+    """With "direct" every diode stage of the plan carries its rows, the steady state's
+    logits move against "ideal" (the calibrated ReLUs cannot feed their rows) and the plan
+    for another input size refuses an average pool built for this one. Refused: a transfer
+    table (one load per node kind), a diode-OR max pool (it would pass unit 0's rows to the
+    stem), an unknown value."""
+    from memjax.hardware.stages import plan
+
+    planned = plan(small_net, (8, 8))
+    for name, _, _, role, stage in planned:
+        if role != "fc":
+            assert stage.rows is not None and stage.rows.shape[0] == 1, name
+    images = np.random.default_rng(5).integers(0, 256, (2, 8, 8)).astype(np.float64)
+    ideal = dataclasses.replace(small_net, hardware=small_net.hardware.replace(row_drive="ideal"))
+    with jax.enable_x64(True):
+        moved = np.abs(np.asarray(small_net.steady_logits(images) - ideal.steady_logits(images)))
+    assert moved.max() > 0.01
+    with pytest.raises(MemjaxError, match="average_pool"):
+        plan(small_net, (64, 64))  # a 2x2 last map
     with pytest.raises(MemjaxError, match="dc_transfer"):
         HardwareConfig(row_drive="direct")
+    with pytest.raises(MemjaxError, match="max_pool"):
+        HardwareConfig(row_drive="direct", dc_transfer="exact", max_pool="plain")
     with pytest.raises(MemjaxError, match="row_drive"):
         HardwareConfig(row_drive="buffered")
 

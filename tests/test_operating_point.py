@@ -59,12 +59,12 @@ def test_operating_point_gives_the_steady_state_logits(small_model, preset, chan
     )
 
 
-@pytest.mark.parametrize("changes", [{}, DIRECT])
+@pytest.mark.parametrize("changes", [{}, DIRECT | {"max_pool": "super"}])
 def test_long_transient_ends_at_the_operating_point_power(small_model, changes):
     """The transient's power by kind at 300 ns, stage by stage, equals the operating point's
     (plain diodes: the transient settles in ~70 ns): within 1e-6 relative of the stage's
     total (the end of an adaptive solve at rtol 1e-3 is at its static root to the op-amps'
-    1/A0; with every node driving its rows, measured 2e-8 at worst, 2026-12-06), and so do
+    1/A0), and so do
     the largest neuron powers; the transient's largest neuron power is split by kind, no part
     negative."""
     from memjax.hardware.transient import TransientOptions, simulate
@@ -73,14 +73,18 @@ def test_long_transient_ends_at_the_operating_point_power(small_model, changes):
     image = _images(1)
     points, _ = operating_point(net, image)
     records, _ = simulate(net, image, TransientOptions(t_end=300e-9, chunk=64))
+    # with rows the pool is a super-diode one, whose idle op-amps creep to their rail for
+    # microseconds: its power was 0.6 % from the DC point's at 300 ns, 0.14 % at 3 us
+    # (2026-12-06); with rows behind a diode-OR (refused now) every stage agreed to 2e-8
+    rtol = 1e-2 if changes else 1e-6
     for (name, _, point), (other, _, record) in zip(points, records, strict=True):
         assert name == other
         ours = np.asarray(point.power)[0]
         theirs = np.asarray(record.power.values)[-1]
         scale = max(ours.sum(), 1e-12)
-        assert np.max(np.abs(ours - theirs)) < 1e-6 * scale + 1e-15, name
+        assert np.max(np.abs(ours - theirs)) < rtol * scale + 1e-15, name
         neuron = float(np.asarray(point.neuron_power).sum(-1).max())
-        assert float(record.max_neuron_power) >= neuron * (1 - 1e-6), name
+        assert float(record.max_neuron_power) >= neuron * (1 - rtol), name
         split = np.asarray(record.max_neuron_power_by_kind)
         assert np.all(split >= -1e-15), name  # every part, the memristors' spread included
 

@@ -82,7 +82,7 @@ def test_blend_phases_in_the_diodes_forward_drop():
     assert float(circuit.relu(jnp.asarray(2.0))) < 0.2
     with pytest.raises(MemjaxError, match="blend"):
         circuit_activations(hardware, model.config, 1.5)
-    direct = hardware.replace(row_drive="direct", dc_transfer="exact")
+    direct = PRESETS["paper"]().replace(row_drive="direct", dc_transfer="exact")
     with pytest.raises(MemjaxError, match="row_drive"):  # one curve per kind cannot hold rows
         circuit_activations(direct, model.config)
 

@@ -3,9 +3,10 @@
 Every block's output is either an op-amp output, which holds its voltage whatever the next block
 draws (that current only adds to the op-amp's output-stage dissipation, which the chain passes
 on as the block's ``load``), or a passive node whose load is already modelled (a diode block's
-R_L) and which the next block reads through op-amp inputs. So a chain is the concatenation of
-the blocks' states with their vector fields evaluated in order; a passive node driving a block
-that draws current would need a joint node solve and is refused at construction.
+R_L and rows) and which the next block reads through op-amp inputs. So a chain is the
+concatenation of the blocks' states with their vector fields evaluated in order; a passive node
+driving a block that draws current would need a joint node solve and is refused at
+construction.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Chain(Block):
                 raise MemjaxError(
                     f"Chain.blocks[{index + 1}] ({type(driven).__name__}) draws current from "
                     f"its inputs, but blocks[{index}] ({type(driver).__name__}) has a passive "
-                    "output node whose load is its own load resistance; put an op-amp stage "
+                    "output node whose load is its own (R_L and rows); put an op-amp stage "
                     "(a super-diode variant or a buffer) between them"
                 )
 

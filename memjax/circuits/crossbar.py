@@ -47,7 +47,10 @@ def output_stage_power(amp: OpAmp, y, i_out):
     A state pressed against a rail sits microvolts beyond it (the static residual's penalty
     branch, :data:`~memjax.devices.opamp.RAIL_PENALTY`), where the stage has no headroom:
     none is counted, not a negative one (measured -2.6e-15 W on a super-diode max pool's
-    idle op-amp at its low rail, sinking its diode's leakage, 2026-12-06).
+    idle op-amp at its low rail, sinking its diode's leakage, 2026-12-06). The rails are the
+    output's limits (no saturation voltage is modelled), so an output on its rail that still
+    sources or sinks current dissipates nothing in its stage here; a real stage keeps a few
+    hundred mV of headroom there.
     """
     high = jnp.maximum(amp.rail_high - y, 0.0)
     low = jnp.maximum(y - amp.rail_low, 0.0)

@@ -1,6 +1,7 @@
 """Diode circuits: ReLU with the output limiter at V_p, and max pooling.
 
-Each block has one output node o with a load R_L to ground. Its voltage is algebraic (KCL with
+Each block has one output node o loaded to ground by R_L and by the crossbar rows it drives
+(``row_conductance``, bit lines at virtual ground). Its voltage is algebraic (KCL with
 diodes, solved to machine precision at every evaluation by a bracketed Newton iteration, with
 implicit differentiation) unless ``node_capacitance`` > 0 makes it a state.
 
@@ -159,8 +160,9 @@ def _check_rows(owner: str, block) -> None:
     require_non_negative(owner, "row_conductance", block.row_conductance)
 
 
-def _load_conductance(block):
-    """Everything that loads a diode block's output node to ground, S: R_L and the rows."""
+def total_load_conductance(block):
+    """Everything that loads a diode block's output node to ground, S: R_L and the rows it
+    drives (``row_conductance``)."""
     return 1.0 / block.load_resistance + block.row_conductance
 
 
@@ -228,7 +230,8 @@ class DiodeReLU(_DiodeNode):
 
     Attributes:
         diode: D1 and D2.
-        load_resistance: R_L from the output to ground, ohm (the next stage's input).
+        load_resistance: R_L from the output to ground, ohm (a resistor; the rows the output
+            drives are ``row_conductance``).
         clamp_reference: reference of the limiter, V: V_p for the active limiter (U2),
             V_p - V_D for a diode limiter (its diode adds V_D).
         opamp: the op-amp of U1 and U2 (super-diode variant only).
@@ -294,7 +297,7 @@ class DiodeReLU(_DiodeNode):
         anode, cathode = self._drivers(y, inputs)
         return (
             self._d1.current(anode - o)
-            - o * _load_conductance(self)
+            - o * total_load_conductance(self)
             - self._d2.current(o - cathode)
         )
 
@@ -302,7 +305,9 @@ class DiodeReLU(_DiodeNode):
         if self.node_capacitance:
             return y[-1]
         anode, cathode = self._drivers(y, inputs)
-        return solve_limited_node(self._d1, self._d2, 1.0 / _load_conductance(self), anode, cathode)
+        return solve_limited_node(
+            self._d1, self._d2, 1.0 / total_load_conductance(self), anode, cathode
+        )
 
     def initial_state(self):
         count = int(self.super_diode) + int(self.active_limiter) + int(bool(self.node_capacitance))
@@ -319,7 +324,7 @@ class DiodeReLU(_DiodeNode):
         ReLUs needs at steady state without a Newton solve over every op-amp state.
         """
         v = jnp.asarray(v)
-        g = _load_conductance(self) if load_conductance is None else load_conductance
+        g = total_load_conductance(self) if load_conductance is None else load_conductance
         if not self.super_diode:
             cathode = jnp.asarray(self.clamp_reference, v.dtype)
             return jnp.vectorize(
@@ -363,7 +368,7 @@ class DiodeReLU(_DiodeNode):
             rates.append(self.opamp.output_rate(y[1], self.clamp_reference - o, static))
         if self.node_capacitance:
             current = self._net_current(o, y, inputs)
-            scale = _load_conductance(self) if static else self.node_capacitance
+            scale = total_load_conductance(self) if static else self.node_capacitance
             rates.append(current / scale)
         return jnp.stack(rates) if rates else jnp.zeros(0)
 
@@ -434,7 +439,9 @@ class DiodeMaxPool(_DiodeNode):
         return y[: self.count] if self.super_diode else inputs
 
     def _net_current(self, o, y, inputs):
-        return jnp.sum(self._d.current(self._anodes(y, inputs) - o)) - o * _load_conductance(self)
+        return jnp.sum(self._d.current(self._anodes(y, inputs) - o)) - o * total_load_conductance(
+            self
+        )
 
     def _node(self, y, inputs):
         if self.node_capacitance:
@@ -444,7 +451,7 @@ class DiodeMaxPool(_DiodeNode):
         high = jnp.maximum(jnp.max(anodes), 0.0) + 1.0
         # the largest input alone carrying the load current: a few Newton steps from the root
         largest = jnp.max(anodes)
-        drop = self._d.voltage_at(jnp.maximum(largest, 0.0) * _load_conductance(self))
+        drop = self._d.voltage_at(jnp.maximum(largest, 0.0) * total_load_conductance(self))
         guess = jnp.clip(largest - drop, low, high)
         return solve_node(lambda o: self._net_current(o, y, inputs), low, high, guess)
 
@@ -457,7 +464,7 @@ class DiodeMaxPool(_DiodeNode):
         """The output at steady state for ``inputs`` (V) of shape (..., count): one monotone
         KCL equation in the node per output, the super diodes' op-amps at their closed-form
         static roots (see :meth:`DiodeReLU.steady_output`, also for ``load_conductance``)."""
-        g = _load_conductance(self) if load_conductance is None else load_conductance
+        g = total_load_conductance(self) if load_conductance is None else load_conductance
 
         def node(v, g):
             if self.super_diode:
@@ -495,7 +502,7 @@ class DiodeMaxPool(_DiodeNode):
             rates.append(self.opamp.output_rate(y[: self.count], inputs - o, static))
         if self.node_capacitance:
             current = self._net_current(o, y, inputs)
-            scale = _load_conductance(self) if static else self.node_capacitance
+            scale = total_load_conductance(self) if static else self.node_capacitance
             rates.append((current / scale)[None])
         return jnp.concatenate(rates) if rates else jnp.zeros(0)
 
@@ -530,7 +537,8 @@ class DiodeClamp(_DiodeNode):
 
     Attributes:
         diode: D2 and D3.
-        load_resistance: R_L from the output to ground, ohm (the next stage's input).
+        load_resistance: R_L from the output to ground, ohm (a resistor; the rows the output
+            drives are ``row_conductance``).
         clamp_reference: V_p, V (> 0).
         opamp: the op-amp of U1, U2 and U3.
         series_resistance: from U1's output to o, ohm: it lets a limiter take over the node.
@@ -561,7 +569,7 @@ class DiodeClamp(_DiodeNode):
         return _in_series(self.diode, self._r_out) if self._r_out else self.diode
 
     def _net_current(self, o, u, w, z, g=None):
-        g = _load_conductance(self) if g is None else g
+        g = total_load_conductance(self) if g is None else g
         return (
             (u - o) / (self.series_resistance + self._r_out)
             - o * g
@@ -579,7 +587,7 @@ class DiodeClamp(_DiodeNode):
         """The node in closed form with U1's branch and R_L as a Thevenin source and each
         limiter diode's correction taken alone (at most one conducts; the other leaks ~I_s):
         a Newton start microvolts from the root."""
-        r_s, r_l = self.series_resistance + self._r_out, 1.0 / _load_conductance(self)
+        r_s, r_l = self.series_resistance + self._r_out, 1.0 / total_load_conductance(self)
         r_th = r_s * r_l / (r_s + r_l)
         v_th = u * r_l / (r_s + r_l)
         drained = self._d.current_through(v_th - w, r_th)
@@ -608,7 +616,7 @@ class DiodeClamp(_DiodeNode):
         their closed-form static roots, one monotone KCL equation in the node
         (``load_conductance``: see :meth:`DiodeReLU.steady_output`)."""
         amp, v_p = self.opamp, self.clamp_reference
-        g = _load_conductance(self) if load_conductance is None else load_conductance
+        g = total_load_conductance(self) if load_conductance is None else load_conductance
 
         def node(v, g):
             def net(o):

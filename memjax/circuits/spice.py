@@ -292,11 +292,20 @@ def two_layer_netlist(first: list, second: list, inputs, t_end: float, t_step: f
     the first layer's outputs on its rows, which those outputs drive themselves (the cells,
     not a stand-in: the first layer's ``row_conductance`` is left out here, as the rows are
     there). Output nodes r{i}o (first layer) and t{j}o (second)."""
-    for chain in (*first, *second):
-        kernel, relu = chain.blocks
-        if relu.opamp is not None and relu.opamp != kernel.opamp:
-            raise MemjaxError("two_layer_netlist: one op-amp subcircuit serves every block")
     kernel, relu = first[0].blocks
+    for chain in (*first, *second):
+        other_kernel, other = chain.blocks
+        if other_kernel.opamp != kernel.opamp or other.opamp not in (None, kernel.opamp):
+            raise MemjaxError("two_layer_netlist: one op-amp subcircuit serves every block")
+        if other.diode != relu.diode:
+            raise MemjaxError("two_layer_netlist: one diode model serves every block")
+    for j, chain in enumerate(second):
+        rows = chain.blocks[0].conductances.positive.shape[-1] - 1
+        if rows != len(first):
+            raise MemjaxError(
+                f"two_layer_netlist: second[{j}] has {rows} rows for {len(first)} first-layer "
+                "outputs"
+            )
     lines = ["* memjax two-layer network", opamp_subcircuit(kernel.opamp), diode_model(relu.diode)]
     lines += _sources(inputs)
     rows = [f"in{i}" for i in range(len(np.asarray(inputs)))]

@@ -49,10 +49,14 @@ class HardwareConfig:
             the conductance of every row it feeds, from the network's wiring and the cells'
             conductances now (``memjax.hardware.loads``), in parallel with R_L, in the steady
             state, the operating point and the transient alike, and the average pool's
-            op-amps supply the fully connected rows' current (needs ``dc_transfer``
+            op-amps (any op-amp output that drives rows) supply their current (needs
+            ``dc_transfer``
             "exact": a table cannot follow a node's rows across the kink where its driver
             reaches a rail, measured 3.8 mV off at V_p = 0.1 V with 8 load rows per decade,
-            2026-12-06). "ideal", a stated assumption
+            2026-12-06; and ``max_pool`` "super": a diode-OR would pass unit 0's rows
+            through its diodes to the stem, which the blocks do not model). The bounded ReLU
+            supply and a diode limiter's reference stay sized for R_L alone, so with rows a
+            heavily loaded ReLU may not reach V_p. "ideal", a stated assumption
             (until 2026-12-06 the only model): the rows are held at the node's voltage by
             ideal drivers, so the node sees R_L alone and the rows' current comes from
             nothing the power reports count (their memristors' dissipation is counted in
@@ -129,6 +133,12 @@ class HardwareConfig:
         }
         for name, allowed in choices.items():
             require_choice(owner, name, getattr(self, name), allowed)
+        if self.row_drive == "direct" and self.max_pool == "plain":
+            raise MemjaxError(
+                f"{owner}.max_pool: a diode-OR pool carries unit 0's rows through its diodes "
+                "out of the stem's ReLUs, a load the blocks do not model; row_drive='direct' "
+                "needs max_pool='super'"
+            )
         if self.row_drive == "direct" and self.dc_transfer == "table":
             raise MemjaxError(
                 f"{owner}.dc_transfer: a table holds one curve per node kind, for R_L alone; "

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from memjax import convolution as conv
+from memjax.errors import MemjaxError
 from memjax.hardware.graph import propagate
 
 
@@ -36,6 +37,11 @@ def consumer_rows(role: str, stage, shape: tuple[int, ...]) -> jax.Array:
     if role == "max_pool":
         return jnp.zeros(shape)
     if role == "pool":  # one input cell per position of the last map
+        if stage.input_conductances.shape[0] != shape[1] * shape[2]:
+            raise MemjaxError(
+                f"average_pool.input_conductances: built for {stage.input_conductances.shape[0]} "
+                f"positions, the last map has {shape[1] * shape[2]} (with_pool_inputs)"
+            )
         cells = stage.input_conductances.reshape((1, shape[1], shape[2], 1))
         return jnp.broadcast_to(cells, shape)
     c = stage.kernel.conductances

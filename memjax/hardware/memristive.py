@@ -36,7 +36,7 @@ from memjax.circuits.crossbar import (
     pair_kernel_line_nodes,
     pair_kernel_line_offsets,
 )
-from memjax.circuits.diodes import DiodeClamp, DiodeMaxPool, DiodeReLU
+from memjax.circuits.diodes import DiodeClamp, DiodeMaxPool, DiodeReLU, total_load_conductance
 from memjax.devices import OpAmp
 from memjax.devices.opamp import OpAmpErrors
 from memjax.errors import MemjaxError
@@ -135,7 +135,9 @@ class CrossbarStage(eqx.Module):
         node = self.relu if self.relu is not None else self.clamp
         if node is None:
             return y, peak  # an op-amp output: its voltage does not depend on its load
-        if self.transfer is not None:  # one load (R_L): HardwareConfig refuses rows with it
+        if self.transfer is not None:
+            if rows is not None:  # HardwareConfig refuses the combination; so does this
+                raise MemjaxError("a transfer table holds R_L alone: rows need dc_transfer='exact'")
             return self.transfer(y), peak
         return node.steady_output(y, None if rows is None else node_load(node, rows)), peak
 
@@ -280,12 +282,13 @@ class MemristiveShuffleNet(eqx.Module):
             peaks[kind] = jnp.maximum(peaks.get(kind, 0.0), peak)
             return out
 
+        x = self.input_voltages(gray_levels)
         rows = None
         if self.hardware.row_drive == "direct":
-            rows = row_loads(self.steps(), np.shape(gray_levels)[-2:])
+            rows = row_loads(self.steps(), x.shape[1:3])
         logits = propagate(
             self.steps(),
-            self.input_voltages(gray_levels),
+            x,
             run,
             lambda x: jnp.split(x, 2, axis=-1),
             lambda a, b: jnp.concatenate([a, b], axis=-1),
@@ -318,7 +321,7 @@ class MemristiveShuffleNet(eqx.Module):
 def node_load(node, rows):
     """The load conductance of a diode node (ReLU, clamp, max pool) that drives ``rows`` (S):
     its R_L and the rows."""
-    return 1.0 / node.load_resistance + rows
+    return total_load_conductance(eqx.tree_at(lambda n: n.row_conductance, node, rows))
 
 
 def with_pool_inputs(net: MemristiveShuffleNet, count: int) -> MemristiveShuffleNet:
@@ -441,7 +444,7 @@ def convert(model: ShuffleNetV2, hardware: HardwareConfig) -> MemristiveShuffleN
         weights, np.asarray(output.fc.bias[...]) * scale, None, None, None, "fully_connected", (), 1
     )
     max_pool = builder.max_pool
-    net = MemristiveShuffleNet(
+    return MemristiveShuffleNet(
         input_stage=input_stage,
         max_pool=max_pool,
         max_pool_transfer=_max_pool_table(max_pool, hardware),
@@ -453,7 +456,6 @@ def convert(model: ShuffleNetV2, hardware: HardwareConfig) -> MemristiveShuffleN
         volts_per_unit=scale,
         hardware=hardware,
     )
-    return net
 
 
 TRACED_OPAMP_FIELDS = ("gain_bandwidth", "slew_rate")

@@ -130,10 +130,8 @@ def _operating_point(net, gray_levels, newton):
         points.append((name, kind, point))
         return point.output
 
-    steps = plan(net, np.shape(gray_levels)[-2:])
-    logits = propagate(
-        steps, net.input_voltages(gray_levels), run, _split, _concat, conv.channel_shuffle
-    )
+    x = net.input_voltages(gray_levels)
+    logits = propagate(plan(net, x.shape[1:3]), x, run, _split, _concat, conv.channel_shuffle)
     return points, logits / net.volts_per_unit
 
 

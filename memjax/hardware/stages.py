@@ -42,6 +42,7 @@ from memjax.circuits.block import Block
 from memjax.circuits.chain import ConstantInputs
 from memjax.circuits.diodes import DiodeClamp, DiodeMaxPool, DiodeReLU, _DiodeNode
 from memjax.devices.opamp import OpAmpErrors
+from memjax.errors import MemjaxError
 from memjax.hardware.loads import row_loads
 from memjax.hardware.memristive import CrossbarStage, MemristiveShuffleNet
 from memjax.hardware.transfer import TransferTable
@@ -139,6 +140,11 @@ def with_rows(block: Block, rows) -> Block:
     it drives, so the block is unchanged (:func:`observe` adds the rows' current)."""
     chain = isinstance(block, Chain)
     last = block.blocks[-1] if chain else block
+    if isinstance(last, _DiodeNode) and not isinstance(last, DiodeReLU | DiodeClamp | DiodeMaxPool):
+        raise MemjaxError(
+            f"with_rows: a {type(last).__name__} reads its node from a table for R_L alone; "
+            "rows need the node solved (HardwareConfig.dc_transfer='exact')"
+        )
     if not isinstance(last, DiodeReLU | DiodeClamp | DiodeMaxPool):
         return block
     if chain:
@@ -311,7 +317,7 @@ def average_pool_stage(net: MemristiveShuffleNet, channels: int) -> NeuronStage:
     )
 
 
-def plan(net: MemristiveShuffleNet, input_shape: tuple[int, int] = (48, 48)) -> list:
+def plan(net: MemristiveShuffleNet, input_shape: tuple[int, int] | None = None) -> list:
     """The stages in signal order with their wiring (:meth:`MemristiveShuffleNet.steps`),
     each as a :class:`NeuronStage`; with ``row_drive`` "direct", each with the rows its
     outputs drive for inputs of ``input_shape`` (height, width)."""
@@ -321,7 +327,11 @@ def plan(net: MemristiveShuffleNet, input_shape: tuple[int, int] = (48, 48)) -> 
         "pool": lambda _: average_pool_stage(net, channels),
     }
     steps = net.steps()
-    rows = row_loads(steps, input_shape) if net.hardware.row_drive == "direct" else {}
+    rows = {}
+    if net.hardware.row_drive == "direct":
+        if input_shape is None:
+            raise MemjaxError("plan: row_drive='direct' needs the input's (height, width)")
+        rows = row_loads(steps, input_shape)
     planned = []
     for name, kind, unit, role, stage in steps:
         neurons = convert.get(role, crossbar_stage)(stage)

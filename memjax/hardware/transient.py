@@ -19,10 +19,11 @@ average). Every stage saves on one common time grid (``TransientOptions.grid``: 
 early edges and late tails both get knots): its outputs with their time derivatives (a cubic
 Hermite waveform for the stages it drives), its power by kind with its derivative (energy by
 exact integration of the interpolant), the largest neuron power and the largest memristor
-voltage at the grid times. Channel split, concat and shuffle stay wiring. With "direct" the
-average pool's op-amps also supply the fully connected rows' current; with "ideal" the rows'
-current is drawn from nothing counted (the memristors' own dissipation is counted either
-way).
+voltage at the grid times. Channel split, concat and shuffle stay wiring. With "direct" every
+op-amp output that drives rows (the average pool's, a linear stage's without a clamp) also
+supplies their current; with "ideal" the rows' current is drawn from nothing counted (the
+memristors' own dissipation is counted either way). Taking the next stage's bit lines at
+virtual ground for the rows is the one approximation of the stage-by-stage solve.
 """
 
 from __future__ import annotations

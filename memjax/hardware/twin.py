@@ -88,12 +88,6 @@ def circuit_activations(
         )
     if not 0.0 <= blend <= 1.0:
         raise MemjaxError(f"circuit_activations: blend {blend} must lie in [0, 1]")
-    if hardware.row_drive != "ideal":
-        raise MemjaxError(
-            "circuit_activations: the twin's curves are each node kind's for R_L alone; "
-            f"row_drive={hardware.row_drive!r} gives every node its own rows (train the twin "
-            "on row_drive='ideal', or fine-tune the chip itself)"
-        )
     scale = hardware.v_p / model.activation_limit
     curves = _curves(hardware, model)  # the tables, built once
     offsets = _offsets(curves, hardware) if blend < 1.0 else {"relu": 0.0, "max_pool": 0.0}
@@ -206,6 +200,12 @@ def recentre(
 
 def _curves(hardware: HardwareConfig, model: ShuffleNetConfig):
     """(ReLU curve, clamp curve or None, max pool (volts, padding)) in volts."""
+    if hardware.row_drive != "ideal":
+        raise MemjaxError(
+            "circuit twin: its curves are each node kind's for R_L alone; "
+            f"row_drive={hardware.row_drive!r} gives every node its own rows (use "
+            "row_drive='ideal' for the twin, or fine-tune the chip itself)"
+        )
     relu, clamp, pool = nonlinear_blocks(hardware)
     relu_curve = transfer_table(relu, hardware)
     clamp_curve = transfer_table(clamp, hardware) if model.clamp_linear else None
