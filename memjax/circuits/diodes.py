@@ -151,13 +151,9 @@ def _check_diode_block(owner: str, block) -> None:
     require_positive(owner, "load_resistance", block.load_resistance)
     require_positive(owner, "series_resistance", block.series_resistance)
     require_non_negative(owner, "node_capacitance", block.node_capacitance)
-    _check_rows(owner, block)
+    require_non_negative(owner, "row_conductance", block.row_conductance)
     if block.super_diode and block.opamp is None:
         raise MemjaxError(f"{owner}.opamp: the super-diode variant needs an op-amp")
-
-
-def _check_rows(owner: str, block) -> None:
-    require_non_negative(owner, "row_conductance", block.row_conductance)
 
 
 def total_load_conductance(block):
@@ -562,7 +558,7 @@ class DiodeClamp(_DiodeNode):
         require_positive("DiodeClamp", "load_resistance", self.load_resistance)
         require_positive("DiodeClamp", "series_resistance", self.series_resistance)
         require_positive("DiodeClamp", "clamp_reference", self.clamp_reference)
-        _check_rows("DiodeClamp", self)
+        require_non_negative("DiodeClamp", "row_conductance", self.row_conductance)
 
     @property
     def _d(self):

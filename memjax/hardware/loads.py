@@ -77,8 +77,10 @@ def row_loads(steps: list, input_shape: tuple[int, int]) -> dict[str, jax.Array]
         count += size
         return out
 
+    roles = {step[0]: step[3] for step in steps}
+
     def run(name, kind, stage, read):
-        role = next(step[3] for step in steps if step[0] == name)
+        role = roles[name]
         consumers.append((read, consumer_rows(role, stage, read.shape)))
         shape = _output_shape(role, stage, read.shape)
         ranges[name] = (count, shape)

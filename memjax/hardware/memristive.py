@@ -139,7 +139,8 @@ class CrossbarStage(eqx.Module):
             if rows is not None:  # HardwareConfig refuses the combination; so does this
                 raise MemjaxError("a transfer table holds R_L alone: rows need dc_transfer='exact'")
             return self.transfer(y), peak
-        return node.steady_output(y, None if rows is None else node_load(node, rows)), peak
+        load = None if rows is None else total_load_conductance(node) + rows
+        return node.steady_output(y, load), peak
 
     def _crossbar_peak(self, v):
         """The largest |V| across the stage's crossbar cells (:meth:`steady_with_peak`)."""
@@ -283,11 +284,10 @@ class MemristiveShuffleNet(eqx.Module):
             return out
 
         x = self.input_voltages(gray_levels)
-        rows = None
-        if self.hardware.row_drive == "direct":
-            rows = row_loads(self.steps(), x.shape[1:3])
+        steps = self.steps()
+        rows = row_loads(steps, x.shape[1:3]) if self.hardware.row_drive == "direct" else None
         logits = propagate(
-            self.steps(),
+            steps,
             x,
             run,
             lambda x: jnp.split(x, 2, axis=-1),
@@ -301,7 +301,7 @@ class MemristiveShuffleNet(eqx.Module):
             largest = functools.reduce(jnp.maximum, (w for _, _, w in conv._taps(x, 2, 0.0)))
             return self.max_pool_transfer(largest)
         windows = jnp.stack([w for _, _, w in conv._taps(x, 2, 0.0)], axis=-1)
-        load = None if rows is None else node_load(self.max_pool, rows)
+        load = None if rows is None else total_load_conductance(self.max_pool) + rows
         return self.max_pool.steady_output(windows, load)
 
     def _average_pool_steady(self, x):
@@ -316,12 +316,6 @@ class MemristiveShuffleNet(eqx.Module):
             None if errors is None else errors.offset[:, 0],
             None if errors is None else errors.open_loop_gain[:, 0],
         )
-
-
-def node_load(node, rows):
-    """The load conductance of a diode node (ReLU, clamp, max pool) that drives ``rows`` (S):
-    its R_L and the rows."""
-    return total_load_conductance(eqx.tree_at(lambda n: n.row_conductance, node, rows))
 
 
 def with_pool_inputs(net: MemristiveShuffleNet, count: int) -> MemristiveShuffleNet:

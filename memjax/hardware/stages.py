@@ -140,13 +140,13 @@ def with_rows(block: Block, rows) -> Block:
     it drives, so the block is unchanged (:func:`observe` adds the rows' current)."""
     chain = isinstance(block, Chain)
     last = block.blocks[-1] if chain else block
-    if isinstance(last, _DiodeNode) and not isinstance(last, DiodeReLU | DiodeClamp | DiodeMaxPool):
+    if not isinstance(last, _DiodeNode):
+        return block
+    if not isinstance(last, DiodeReLU | DiodeClamp | DiodeMaxPool):
         raise MemjaxError(
             f"with_rows: a {type(last).__name__} reads its node from a table for R_L alone; "
             "rows need the node solved (HardwareConfig.dc_transfer='exact')"
         )
-    if not isinstance(last, DiodeReLU | DiodeClamp | DiodeMaxPool):
-        return block
     if chain:
         return eqx.tree_at(lambda b: b.blocks[-1].row_conductance, block, rows)
     return eqx.tree_at(lambda b: b.row_conductance, block, rows)
