@@ -18,8 +18,8 @@ from memjax.devices import Diode, OpAmp
 from memjax.errors import MemjaxError
 from memjax.hardware.config import PRESETS, HardwareConfig
 from memjax.hardware.graph import propagate
-from memjax.hardware.loads import row_loads
-from memjax.hardware.memristive import convert, with_pool_inputs
+from memjax.hardware.loads import heaviest_row_load, row_loads
+from memjax.hardware.memristive import convert, nonlinear_blocks, with_pool_inputs
 from memjax.hardware.stages import observe, with_rows
 from memjax.network import ShuffleNetConfig, build_model
 
@@ -133,6 +133,33 @@ def test_direct_rows_reach_every_solver_and_are_refused_where_not_modelled(small
         HardwareConfig(row_drive="direct", dc_transfer="exact", max_pool="plain")
     with pytest.raises(MemjaxError, match="row_drive"):
         HardwareConfig(row_drive="buffered")
+
+
+def test_bounded_supply_sized_for_the_rows_holds_every_relu_at_v_p(small_net):
+    """``relu_rail_conductance`` = the heaviest row load a ReLU drives: the bounded supply's
+    ReLU then holds that node within 1 % of V_p (an input well above it), where the supply
+    sized for R_L alone leaves it short; the field is refused negative and off the bounded
+    supply."""
+    heaviest = heaviest_row_load(small_net, (8, 8))
+    loads = row_loads(small_net.steps(), (8, 8))
+    steps = small_net.steps()
+    relus = [name for name, _, _, _, stage in steps if getattr(stage, "relu", None) is not None]
+    assert heaviest == max(float(jnp.max(loads[name])) for name in relus) > 0
+    base = small_net.hardware.replace(relu_series_resistance=1e3)
+    v_p = base.v_p
+    with jax.enable_x64(True):
+        drive = jnp.asarray([3 * v_p], jnp.float64)
+        reached = {}
+        for extra in (0.0, heaviest):
+            relu = nonlinear_blocks(base.replace(relu_rail_conductance=extra))[0]
+            load = jnp.asarray(1.0 / relu.load_resistance + heaviest)
+            reached[extra] = float(relu.steady_output(drive, load)[0]) / v_p
+    assert 0.99 < reached[heaviest] < 1.0 + 1e-5  # the active limiter's finite gain: 1.2e-6
+    assert reached[0.0] < 0.9
+    with pytest.raises(MemjaxError, match="relu_rail_conductance"):
+        base.replace(relu_rail_conductance=-1e-6)
+    with pytest.raises(MemjaxError, match="relu_rail_conductance"):
+        base.replace(relu_supply="shared", relu_rail_conductance=1e-6)
 
 
 def test_small_network_power_is_every_element_once_against_ngspice():

@@ -12,7 +12,12 @@ from typing import Literal
 
 from memjax.circuits import ConductanceMapping
 from memjax.devices import Diode, OpAmp
-from memjax.devices.validation import require_choice, require_ordered, require_positive
+from memjax.devices.validation import (
+    require_choice,
+    require_non_negative,
+    require_ordered,
+    require_positive,
+)
 from memjax.errors import MemjaxError
 
 
@@ -69,6 +74,14 @@ class HardwareConfig:
             while the limiter is still swinging in from its rail (measured 2026-12-06, the
             calibrated input layer on an 8x8 crop: peak output 0.186 V shared, 0.1003 V
             bounded; README, "Memristors within V_p during inference"). Super ReLU only.
+        relu_rail_conductance: conductance besides R_L that the bounded ReLU supply is sized
+            to hold at V_p, S (0: R_L alone). With ``row_drive`` "direct" a ReLU also drives
+            its rows, and a supply sized for R_L alone leaves a heavily loaded node short of
+            V_p (measured 2026-12-06: 0 of 36 of the calibrated preset's ReLU stages hold
+            99 % of V_p). Set it to the network's heaviest row load
+            (:func:`memjax.hardware.loads.heaviest_row_load`) so that every node reaches
+            V_p; a lighter node's driver then sits on its rail and the limiter takes the
+            difference, which its power counts. Bounded supply only.
         batch_norm: "separate" (an MBN stage after each convolution) or "folded" into the
             kernels and their bias rows (``convert`` folds a model's batch norm for it;
             a model trained folded needs "folded").
@@ -102,6 +115,7 @@ class HardwareConfig:
     relu_load_resistance: float = 10e3
     relu_series_resistance: float = 1e3
     relu_supply: Literal["shared", "bounded"] = "shared"
+    relu_rail_conductance: float = 0.0
     row_drive: Literal["ideal", "direct"] = "ideal"
     batch_norm: Literal["separate", "folded"] = "separate"
     topology: Literal["proposed", "original"] = "proposed"
@@ -156,6 +170,12 @@ class HardwareConfig:
                 f"V_p - V_D = {reference:.3f} V, below 0 V, where it would conduct "
                 "at a 0 V output; use limiter='active' (or a larger v_p)"
             )
+        require_non_negative(owner, "relu_rail_conductance", self.relu_rail_conductance)
+        if self.relu_rail_conductance and self.relu_supply != "bounded":
+            raise MemjaxError(
+                f"{owner}.relu_rail_conductance: sizes the bounded ReLU supply; "
+                f"relu_supply={self.relu_supply!r} is not bounded"
+            )
         if self.bitline_capacitance < 0 or self.wire_resistance < 0:
             raise MemjaxError(f"{owner}: bitline_capacitance and wire_resistance must be >= 0")
         if self.v_p > min(self.opamp.rail_high, -self.opamp.rail_low):
@@ -200,14 +220,14 @@ class HardwareConfig:
     def relu_rail_high(self) -> float:
         """The positive supply of a super-diode ReLU's op-amps, V: the op-amp's ``rail_high``
         when ``relu_supply`` is "shared"; when "bounded", V_p + V_D(I_L) + I_L (R_s + R_o)
-        with I_L = V_p / R_L, the highest output U1 needs to hold its node at V_p against
-        the load alone (D1's forward voltage at that current, the series resistor and the
-        op-amp's output resistance). On that supply the node cannot exceed V_p at any
-        time; the limiter (which then only has to take what U1 pushes beyond the load)
-        still sets the level at steady state."""
+        with I_L = V_p (1 / R_L + :attr:`relu_rail_conductance`), the highest output U1
+        needs to hold its node at V_p against that load (D1's forward voltage at that
+        current, the series resistor and the op-amp's output resistance). On that supply
+        the node cannot exceed V_p at any time; the limiter (which then only has to take
+        what U1 pushes beyond the load) still sets the level at steady state."""
         if self.relu_supply == "shared":
             return self.opamp.rail_high
-        current = self.v_p / self.relu_load_resistance
+        current = self.v_p * (1.0 / self.relu_load_resistance + self.relu_rail_conductance)
         series = self.relu_series_resistance + self.opamp.output_resistance
         return self.v_p + float(self.diode.voltage_at(current)) + current * series
 
@@ -262,6 +282,7 @@ PAPER_ASSUMPTIONS = {
     "relu_load_resistance, relu_series_resistance": "10 kohm, 1 kohm. Not published. Guess",
     "relu_supply": "shared: the ReLU's op-amps on the rails of every other op-amp. Not "
     "published (the group's Simulink op-amps have no rails). Guess",
+    "relu_rail_conductance": "0 S: unused on the shared supply",
     "row_drive": "ideal: the next crossbar's rows held at each activation's voltage by ideal "
     "drivers, the node loaded by R_L alone. Not published (the group's Simulink blocks "
     "pass signals between layers without loading). A stated assumption: at the rows' real "
