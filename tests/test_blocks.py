@@ -283,7 +283,17 @@ def _random_blocks(rng):
             diode_relu_netlist,
             "v(o)",
         ),
+        # a clamp's driver U1 on a supply sized for its rows (HardwareConfig.clamp_supply),
+        # limiting: U1 on its rail, at most 2.4 V (the limiters keep +-2.5 V)
+        "clamp_above_bounded_driver_rows": _clamp_on_driver_supply(rng, load, rows(), 1.0),
+        "clamp_below_bounded_driver_rows": _clamp_on_driver_supply(rng, load, rows(), -1.0),
     }
+
+
+def _clamp_on_driver_supply(rng, load, rows, sign):
+    swing = min(V_P + V_P * (1.0 / load + rows) * (1e3 + AMP_RO.output_resistance), 2.4)
+    clamp = DiodeClamp(DIODE, load, V_P, AMP_RO, row_conductance=rows, driver_swing=swing)
+    return clamp, [sign * rng.uniform(1.1, 2.0)], diode_clamp_netlist, "v(o)"
 
 
 BLOCKS = sorted(_random_blocks(np.random.default_rng(0)))
@@ -317,12 +327,17 @@ def crossing(ts, outputs, band):
     return float(ts[i] + fraction * (ts[i + 1] - ts[i]))
 
 
-SLOW_TAIL = {"relu_limited_bounded_supply": 2e-5}
+SLOW_TAIL = {
+    "relu_limited_bounded_supply": 2e-5,
+    "clamp_above_bounded_driver_rows": 2e-5,
+    "clamp_below_bounded_driver_rows": 2e-5,
+}
 """Blocks not at their steady state by 30 ns, with how far (V). On the bounded supply U1 sits
 on its rail and holds the output at V_p against the load alone (1.0000034 V in memjax and
 ngspice alike, 1.5e-7 V apart, measured 2026-12-06), while the limiter's U2 creeps down from
 its rail at its small-signal rate (A0 (V_p - o) - y) / tau ~ 0.1 mV/ns: D2 takes the last
-1.3e-5 V only microseconds later."""
+1.3e-5 V only microseconds later. The same for a clamp whose U1 is on a supply sized for its
+rows (9.2e-6 V at 30 ns, 2026-12-06)."""
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -339,6 +354,8 @@ def test_block_agrees_with_ngspice_and_its_steady_state(name, seed):
     steady_atol = SLOW_TAIL.get(name, 1e-6)
     np.testing.assert_allclose(ours.final, steady_outputs(block, inputs), atol=steady_atol)
     amp = getattr(block, "opamp", None) or AMP  # the block's own supply (bounded ReLU)
+    if getattr(block, "driver_swing", None) is not None:  # a clamp's U1 on its own supply
+        amp = {"opamp": block.opamp, "driver": block.driver}
     spice = simulate_netlist(netlist(block, inputs, 30e-9, 5e-12), amp, [probe])
     out = spice[probe]
     assert abs(float(ours.final[0]) - out[-1]) <= FINAL_TOLERANCE

@@ -135,31 +135,42 @@ def test_direct_rows_reach_every_solver_and_are_refused_where_not_modelled(small
         HardwareConfig(row_drive="buffered")
 
 
-def test_bounded_supply_sized_for_the_rows_holds_every_relu_at_v_p(small_net):
-    """``relu_rail_conductance`` = the heaviest row load a ReLU drives: the bounded supply's
-    ReLU then holds that node within 1 % of V_p (an input well above it), where the supply
-    sized for R_L alone leaves it short; the field is refused negative and off the bounded
-    supply."""
+def test_bounded_supplies_sized_for_the_rows_hold_every_node_at_v_p(small_net):
+    """``supply_load_conductance`` = the heaviest row load a ReLU or clamp drives: on the
+    bounded supplies the ReLU and the clamp then hold that node within 1 % of V_p (an input
+    well beyond it), where supplies sized for R_L alone leave it short; the field is refused
+    negative and with no bounded supply, a clamp supply beyond the rails is refused."""
     heaviest = heaviest_row_load(small_net, (8, 8))
     loads = row_loads(small_net.steps(), (8, 8))
     steps = small_net.steps()
-    relus = [name for name, _, _, _, stage in steps if getattr(stage, "relu", None) is not None]
-    assert heaviest == max(float(jnp.max(loads[name])) for name in relus) > 0
-    base = small_net.hardware.replace(relu_series_resistance=1e3)
+    driving = [
+        name
+        for name, _, _, _, stage in steps
+        if getattr(stage, "relu", None) is not None or getattr(stage, "clamp", None) is not None
+    ]
+    assert heaviest == max(float(jnp.max(loads[name])) for name in driving) > 0
+    base = small_net.hardware.replace(relu_series_resistance=1e3, clamp_supply="bounded")
     v_p = base.v_p
     with jax.enable_x64(True):
-        drive = jnp.asarray([3 * v_p], jnp.float64)
         reached = {}
         for extra in (0.0, heaviest):
-            relu = nonlinear_blocks(base.replace(relu_rail_conductance=extra))[0]
+            relu, clamp, _ = nonlinear_blocks(base.replace(supply_load_conductance=extra))
             load = jnp.asarray(1.0 / relu.load_resistance + heaviest)
-            reached[extra] = float(relu.steady_output(drive, load)[0]) / v_p
-    assert 0.99 < reached[heaviest] < 1.0 + 1e-5  # the active limiter's finite gain: 1.2e-6
-    assert reached[0.0] < 0.9
-    with pytest.raises(MemjaxError, match="relu_rail_conductance"):
-        base.replace(relu_rail_conductance=-1e-6)
-    with pytest.raises(MemjaxError, match="relu_rail_conductance"):
-        base.replace(relu_supply="shared", relu_rail_conductance=1e-6)
+            for block, sign in ((relu, 1.0), (clamp, 1.0), (clamp, -1.0)):
+                drive = jnp.asarray([3 * sign * v_p], jnp.float64)
+                out = float(block.steady_output(drive, load)[0]) * sign / v_p
+                reached[type(block).__name__, sign, extra] = out
+    for key, out in reached.items():
+        if key[2]:  # the active limiters' finite gain: 1.2e-6 above
+            assert 0.99 < out < 1.0 + 1e-5, key
+        else:
+            assert out < 0.9, key
+    with pytest.raises(MemjaxError, match="supply_load_conductance"):
+        base.replace(supply_load_conductance=-1e-6)
+    with pytest.raises(MemjaxError, match="supply_load_conductance"):
+        base.replace(relu_supply="shared", clamp_supply="shared", supply_load_conductance=1e-6)
+    with pytest.raises(MemjaxError, match="clamp_supply"):
+        base.replace(supply_load_conductance=1e-2)  # +-(0.1 V + 1 mA x 1 kohm): beyond +-1 V
 
 
 def test_small_network_power_is_every_element_once_against_ngspice():

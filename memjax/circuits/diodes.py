@@ -25,6 +25,7 @@ an output limiter at V_p and max pooling, not their schematics.
 from __future__ import annotations
 
 import abc
+import dataclasses
 
 import equinox as eqx
 import jax
@@ -543,6 +544,10 @@ class DiodeClamp(_DiodeNode):
             virtual ground, so they load the node in parallel with R_L; their dissipation is
             the next crossbar's memristors', counted there, not here (0: the rows are driven
             from elsewhere; ``HardwareConfig.row_drive``).
+        driver_swing: U1's rails, +-V (None: ``opamp``'s): on a supply just above V_p U1
+            cannot push more into a limiter than the node's load takes at V_p (U2 and U3
+            stay on ``opamp``'s rails, which they need to pull their diodes a forward drop
+            beyond +-V_p). Between ``clamp_reference`` and ``opamp``'s rails.
     """
 
     diode: Diode
@@ -551,6 +556,7 @@ class DiodeClamp(_DiodeNode):
     opamp: OpAmp
     series_resistance: float = 1e3
     row_conductance: float | Array = 0.0
+    driver_swing: float | None = None
 
     super_diode = True  # its op-amps' output resistance is in series with their branches
 
@@ -559,6 +565,22 @@ class DiodeClamp(_DiodeNode):
         require_positive("DiodeClamp", "series_resistance", self.series_resistance)
         require_positive("DiodeClamp", "clamp_reference", self.clamp_reference)
         require_non_negative("DiodeClamp", "row_conductance", self.row_conductance)
+        swing = self.driver_swing
+        rails = min(self.opamp.rail_high, -self.opamp.rail_low)
+        if swing is not None and not self.clamp_reference < swing <= rails:
+            raise MemjaxError(
+                f"DiodeClamp.driver_swing = {swing} V: must lie above clamp_reference "
+                f"({self.clamp_reference} V) and within the op-amp's rails (+-{rails} V)"
+            )
+
+    @property
+    def driver(self) -> OpAmp:
+        """U1: ``opamp`` on +-``driver_swing`` (its own rails when that is None)."""
+        if self.driver_swing is None:
+            return self.opamp
+        return dataclasses.replace(
+            self.opamp, rail_high=self.driver_swing, rail_low=-self.driver_swing
+        )
 
     @property
     def _d(self):
@@ -601,7 +623,7 @@ class DiodeClamp(_DiodeNode):
         amp, v_p = self.opamp, self.clamp_reference
         return jnp.stack(
             [
-                amp.output_rate(y[0], inputs[0] - o, static),
+                self.driver.output_rate(y[0], inputs[0] - o, static),
                 amp.output_rate(y[1], v_p - o, static),
                 amp.output_rate(y[2], -v_p - o, static),
             ]
@@ -616,7 +638,7 @@ class DiodeClamp(_DiodeNode):
 
         def node(v, g):
             def net(o):
-                u = amp.static_output(v - o, 0.0)
+                u = self.driver.static_output(v - o, 0.0)
                 w = amp.static_output(v_p - o, 0.0)
                 z = amp.static_output(-v_p - o, 0.0)
                 return self._net_current(o, u, w, z, g)
@@ -634,7 +656,7 @@ class DiodeClamp(_DiodeNode):
         o = self.steady_output(inputs[0])
         return jnp.stack(
             [
-                amp.static_output(inputs[0] - o, 0.0),
+                self.driver.static_output(inputs[0] - o, 0.0),
                 amp.static_output(v_p - o, 0.0),
                 amp.static_output(-v_p - o, 0.0),
             ]
@@ -653,7 +675,7 @@ class DiodeClamp(_DiodeNode):
         resistors = i_1 * (t_1 - o) + o**2 / self.load_resistance
         diodes = i_2 * (o - t_2) + i_3 * (t_3 - o)
         opamps = (
-            output_stage_power(self.opamp, t_1, i_1)
+            output_stage_power(self.driver, t_1, i_1)
             + output_stage_power(self.opamp, t_2, -i_2)
             + output_stage_power(self.opamp, t_3, i_3)
         )

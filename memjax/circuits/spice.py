@@ -252,11 +252,15 @@ def diode_relu_netlist(block: DiodeReLU, inputs, t_end: float, t_step: float) ->
 def diode_clamp_netlist(block: DiodeClamp, inputs, t_end: float, t_step: float) -> str:
     """The precision symmetric limiter driven by a step of ``inputs[0]``."""
     lines = ["* memjax DiodeClamp", diode_model(block.diode), opamp_subcircuit(block.opamp)]
+    driver = "opamp"
+    if block.driver_swing is not None:  # U1 on its own supply
+        driver = "driver"
+        lines.append(opamp_subcircuit(block.driver, driver))
     lines += _sources(inputs[:1])
     lines += [
         f"Vhi hi 0 DC {block.clamp_reference:.12g}",
         f"Vlo lo 0 DC {-block.clamp_reference:.12g}",
-        "XU1 in0 o y1 opamp",
+        f"XU1 in0 o y1 {driver}",
         f"Rs y1 o {block.series_resistance:.12g}",
         "XU2 hi o y2 opamp",
         "D2 o y2 dmod",
@@ -398,8 +402,10 @@ def run_ngspice(netlist: str, vectors: list[str], timeout: float = 600.0) -> dic
     return columns
 
 
-def simulate_netlist(netlist: str, amp: OpAmp, outputs: list[str]) -> dict:
+def simulate_netlist(netlist: str, amp: OpAmp | dict[str, OpAmp], outputs: list[str]) -> dict:
     """Run ngspice and compute the power of the run from its own node voltages and currents.
+    ``amp``: the op-amp whose rails supply every op-amp instance's output stage, or one per
+    subcircuit name (e.g. a clamp's ``driver`` on its own supply).
 
     Resistors named R<p|m|b>... are memristors (crossbar cells), other R elements resistors
     (including a diode's external series resistor); diodes dissipate V_D I_D;
@@ -422,14 +428,15 @@ def simulate_netlist(netlist: str, amp: OpAmp, outputs: list[str]) -> dict:
         if parts[0][0] == "R":
             resistors.append((parts[0], parts[1], parts[2], float(parts[3])))
         elif parts[0][0] == "X":
-            opamps.append((parts[0].lower(), parts[3]))
+            supply = amp[parts[4]] if isinstance(amp, dict) else amp
+            opamps.append((parts[0].lower(), parts[3], supply))
         elif parts[0][0] == "D":
             diodes.append((parts[0].lower(), parts[1], parts[2]))
     node = lambda n: "0" if n == "0" else f"v({n})"  # noqa: E731
     vectors = list(outputs)
     for _, a, b, _ in resistors:
         vectors += [node(a) for a in (a, b) if node(a) != "0" and node(a) not in vectors]
-    for name, out in opamps:
+    for name, out, _ in opamps:
         vectors += [f"i(e.{name}.eout)"] + ([f"v({out})"] if f"v({out})" not in vectors else [])
     for name, a, k in diodes:
         vectors += [f"@{name}[id]"] + [
@@ -447,9 +454,10 @@ def simulate_netlist(netlist: str, amp: OpAmp, outputs: list[str]) -> dict:
         else:
             resistors_power = resistors_power + power
     opamp_power = 0.0
-    for name, out in opamps:
+    for name, out, supply in opamps:
         y, i_out = voltage(out), -data[f"i(e.{name}.eout)"]
-        stage = np.where(i_out > 0, (amp.rail_high - y) * i_out, (y - amp.rail_low) * -i_out)
+        high, low = supply.rail_high, supply.rail_low
+        stage = np.where(i_out > 0, (high - y) * i_out, (y - low) * -i_out)
         opamp_power = opamp_power + stage
     diode_power = sum((voltage(a) - voltage(k)) * data[f"@{name}[id]"] for name, a, k in diodes)
     zeros = np.zeros_like(data["time"])

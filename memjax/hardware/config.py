@@ -59,14 +59,16 @@ class HardwareConfig:
             "exact": a table cannot follow a node's rows across the kink where its driver
             reaches a rail, measured 3.8 mV off at V_p = 0.1 V with 8 load rows per decade,
             2026-12-06; and ``max_pool`` "super": a diode-OR would pass unit 0's rows
-            through its diodes to the stem, which the blocks do not model). The bounded ReLU
-            supply and a diode limiter's reference stay sized for R_L alone, so with rows a
-            heavily loaded ReLU may not reach V_p. "ideal", a stated assumption
+            through its diodes to the stem, which the blocks do not model). The bounded
+            supplies are sized for R_L and ``supply_load_conductance`` and a diode limiter's
+            reference for R_L alone, so with rows a heavily loaded node may not reach V_p
+            unless ``supply_load_conductance`` covers its rows. "ideal", a stated assumption
             (until 2026-12-06 the only model): the rows are held at the node's voltage by
             ideal drivers, so the node sees R_L alone and the rows' current comes from
             nothing the power reports count (their memristors' dissipation is counted in
             their crossbar either way).
-        relu_series_resistance: resistance in series with each ReLU / super-diode D1, ohm.
+        relu_series_resistance: resistance in series with each ReLU / super-diode D1 and
+            with each clamp's driver U1, ohm.
         relu_supply: the positive supply of a super-diode ReLU's op-amps (U1, and U2 of an
             active limiter): "shared", the op-amp's ``rail_high``; "bounded",
             :attr:`relu_rail_high`, V_p plus what D1 and the series resistances drop at the
@@ -74,14 +76,22 @@ class HardwareConfig:
             while the limiter is still swinging in from its rail (measured 2026-12-06, the
             calibrated input layer on an 8x8 crop: peak output 0.186 V shared, 0.1003 V
             bounded; README, "Memristors within V_p during inference"). Super ReLU only.
-        relu_rail_conductance: conductance besides R_L that the bounded ReLU supply is sized
-            to hold at V_p, S (0: R_L alone). With ``row_drive`` "direct" a ReLU also drives
-            its rows, and a supply sized for R_L alone leaves a heavily loaded node short of
-            V_p (measured 2026-12-06: 0 of 36 of the calibrated preset's ReLU stages hold
-            99 % of V_p). Set it to the network's heaviest row load
+        clamp_supply: the supply of U1, the driver of each linear stage's clamp
+            (``DiodeClamp.driver_swing``): "shared", the op-amp's rails; "bounded", +-(V_p +
+            I (R_s + R_o)) with I = V_p (1 / R_L + :attr:`supply_load_conductance`), so that
+            U1 on its rail pushes into the clamp's limiters no more than its heaviest node
+            takes at V_p (on the shared +-1 V with R_s = 1 kohm it pushes 0.9 mA: 1.8 mW in
+            one neuron of unit 3's depthwise stage, measured 2026-12-06). U2 and U3 stay on
+            the shared rails.
+        supply_load_conductance: conductance besides R_L that the bounded supplies
+            (``relu_supply``, ``clamp_supply``) are sized to hold at V_p, S (0: R_L alone).
+            With ``row_drive`` "direct" a ReLU or clamp also drives its rows, and a supply
+            sized for R_L alone leaves a heavily loaded node short of V_p (measured
+            2026-12-06: 0 of 36 of the calibrated preset's ReLU stages hold 99 % of V_p).
+            Set it to the network's heaviest row load
             (:func:`memjax.hardware.loads.heaviest_row_load`) so that every node reaches
             V_p; a lighter node's driver then sits on its rail and the limiter takes the
-            difference, which its power counts. Bounded supply only.
+            difference, which its power counts. Bounded supplies only.
         batch_norm: "separate" (an MBN stage after each convolution) or "folded" into the
             kernels and their bias rows (``convert`` folds a model's batch norm for it;
             a model trained folded needs "folded").
@@ -115,7 +125,8 @@ class HardwareConfig:
     relu_load_resistance: float = 10e3
     relu_series_resistance: float = 1e3
     relu_supply: Literal["shared", "bounded"] = "shared"
-    relu_rail_conductance: float = 0.0
+    clamp_supply: Literal["shared", "bounded"] = "shared"
+    supply_load_conductance: float = 0.0
     row_drive: Literal["ideal", "direct"] = "ideal"
     batch_norm: Literal["separate", "folded"] = "separate"
     topology: Literal["proposed", "original"] = "proposed"
@@ -143,6 +154,7 @@ class HardwareConfig:
             "topology": ("proposed", "original"),
             "dc_transfer": ("table", "exact"),
             "relu_supply": ("shared", "bounded"),
+            "clamp_supply": ("shared", "bounded"),
             "row_drive": ("ideal", "direct"),
         }
         for name, allowed in choices.items():
@@ -170,11 +182,20 @@ class HardwareConfig:
                 f"V_p - V_D = {reference:.3f} V, below 0 V, where it would conduct "
                 "at a 0 V output; use limiter='active' (or a larger v_p)"
             )
-        require_non_negative(owner, "relu_rail_conductance", self.relu_rail_conductance)
-        if self.relu_rail_conductance and self.relu_supply != "bounded":
+        require_non_negative(owner, "supply_load_conductance", self.supply_load_conductance)
+        if self.supply_load_conductance and "bounded" not in (
+            self.relu_supply,
+            self.clamp_supply,
+        ):
             raise MemjaxError(
-                f"{owner}.relu_rail_conductance: sizes the bounded ReLU supply; "
-                f"relu_supply={self.relu_supply!r} is not bounded"
+                f"{owner}.supply_load_conductance: sizes the bounded supplies; neither "
+                "relu_supply nor clamp_supply is bounded"
+            )
+        swing = self.clamp_driver_swing
+        if swing is not None and swing > min(self.opamp.rail_high, -self.opamp.rail_low):
+            raise MemjaxError(
+                f"{owner}.clamp_supply: the bounded clamp supply +-{swing:.3f} V lies beyond "
+                f"the op-amps' rails ({self.opamp.rail_low}, {self.opamp.rail_high}) V"
             )
         if self.bitline_capacitance < 0 or self.wire_resistance < 0:
             raise MemjaxError(f"{owner}: bitline_capacitance and wire_resistance must be >= 0")
@@ -220,16 +241,26 @@ class HardwareConfig:
     def relu_rail_high(self) -> float:
         """The positive supply of a super-diode ReLU's op-amps, V: the op-amp's ``rail_high``
         when ``relu_supply`` is "shared"; when "bounded", V_p + V_D(I_L) + I_L (R_s + R_o)
-        with I_L = V_p (1 / R_L + :attr:`relu_rail_conductance`), the highest output U1
+        with I_L = V_p (1 / R_L + :attr:`supply_load_conductance`), the highest output U1
         needs to hold its node at V_p against that load (D1's forward voltage at that
         current, the series resistor and the op-amp's output resistance). On that supply
         the node cannot exceed V_p at any time; the limiter (which then only has to take
         what U1 pushes beyond the load) still sets the level at steady state."""
         if self.relu_supply == "shared":
             return self.opamp.rail_high
-        current = self.v_p * (1.0 / self.relu_load_resistance + self.relu_rail_conductance)
+        current = self.v_p * (1.0 / self.relu_load_resistance + self.supply_load_conductance)
         series = self.relu_series_resistance + self.opamp.output_resistance
         return self.v_p + float(self.diode.voltage_at(current)) + current * series
+
+    @property
+    def clamp_driver_swing(self) -> float | None:
+        """U1's rails of a linear stage's clamp, +-V, or None on the shared supply
+        (``clamp_supply``): V_p + I (R_s + R_o), I = V_p (1 / R_L + supply load)."""
+        if self.clamp_supply == "shared":
+            return None
+        current = self.v_p * (1.0 / self.relu_load_resistance + self.supply_load_conductance)
+        series = self.relu_series_resistance + self.opamp.output_resistance
+        return self.v_p + current * series
 
     @property
     def relu_opamp(self) -> OpAmp:
@@ -282,7 +313,9 @@ PAPER_ASSUMPTIONS = {
     "relu_load_resistance, relu_series_resistance": "10 kohm, 1 kohm. Not published. Guess",
     "relu_supply": "shared: the ReLU's op-amps on the rails of every other op-amp. Not "
     "published (the group's Simulink op-amps have no rails). Guess",
-    "relu_rail_conductance": "0 S: unused on the shared supply",
+    "clamp_supply": "shared: the clamps' drivers on the rails of every other op-amp. The "
+    "clamps are a reconstruction (the paper names only the ReLU's limiter). Guess",
+    "supply_load_conductance": "0 S: unused on the shared supplies",
     "row_drive": "ideal: the next crossbar's rows held at each activation's voltage by ideal "
     "drivers, the node loaded by R_L alone. Not published (the group's Simulink blocks "
     "pass signals between layers without loading). A stated assumption: at the rows' real "

@@ -106,11 +106,15 @@ def row_loads(steps: list, input_shape: tuple[int, int]) -> dict[str, jax.Array]
 
 
 def heaviest_row_load(net, input_shape: tuple[int, int]) -> float:
-    """The largest row load (S) of any node a ReLU drives, for an input image of
-    ``input_shape``: what a bounded ReLU supply must hold at V_p besides R_L
-    (``HardwareConfig.relu_rail_conductance``). Clamps and max pools are left out: their
-    op-amps are on the shared supply."""
+    """The largest row load (S) of any node a ReLU or a linear stage's clamp drives, for an
+    input image of ``input_shape``: what the bounded supplies must hold at V_p besides R_L
+    (``HardwareConfig.supply_load_conductance``). The max pool is left out: its super
+    diodes have no limiter for a supply to spare."""
     steps = net.steps()
-    relu_stages = {step[0] for step in steps if getattr(step[4], "relu", None) is not None}
+    driven = {
+        step[0]
+        for step in steps
+        if getattr(step[4], "relu", None) is not None or getattr(step[4], "clamp", None) is not None
+    }
     loads = row_loads(steps, input_shape)
-    return max(float(jnp.max(loads[name])) for name in relu_stages if name in loads)
+    return max(float(jnp.max(loads[name])) for name in driven if name in loads)

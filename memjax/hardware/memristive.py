@@ -565,6 +565,7 @@ def nonlinear_blocks(hardware: HardwareConfig) -> tuple[DiodeReLU, DiodeClamp, D
         hardware.v_p,
         hardware.opamp,
         hardware.relu_series_resistance,
+        driver_swing=hardware.clamp_driver_swing,
     )
     super_diode = hardware.relu == "super"
     active = hardware.limiter == "active"
