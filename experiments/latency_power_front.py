@@ -78,6 +78,7 @@ POINTS = {
     "direct GBW 0.5 GHz": _direct(gbw=0.5e9),
     "direct GBW 2 GHz": _direct(gbw=2e9),
     "direct GBW 4 GHz": _direct(gbw=4e9),
+    "direct GBW 10 GHz": _direct(gbw=10e9),
     "direct C 1 fF": _direct(capacitance=1e-15),
     "direct C 10 fF": _direct(capacitance=10e-15),
 }
