@@ -25,7 +25,9 @@ shipped, whose rows are held by ideal drivers (a stated assumption,
 - the transient on the central ``--crop`` pixels of the main job's transient image: logits
   settled (1 % of V_p), the last layer settled, energy. A crop keeps every stage of the
   network (59) with few neurons each; a whole-image super-diode transient takes tens of
-  minutes on this machine (benchmarks/README.md), so the latency here is a crop's.
+  minutes on this machine (benchmarks/README.md), so the latency here is a crop's. With
+  ``direct`` rows the crop's bounded supplies are sized for the crop's own heaviest node
+  (a crop's border nodes drive fewer rows), the DC measurements' for the whole image's.
 
 A point that the configuration refuses (a bounded supply above the op-amps' rail) is kept
 with the reason. Writes results.json after every point (the command and commit with it) and
@@ -136,11 +138,13 @@ def measure(model, point: dict, images, labels, software, transient_image, args)
     started = time.time()
     pooled = network_layers(model.config, args.crop)[-2].inputs_per_kernel
     if point["row_drive"] == "direct":  # the crop's own rows size its supply
-        crop_hardware = hardware.replace(
-            supply_load_conductance=heaviest_row_load(
-                with_pool_inputs(convert(model, hardware), pooled), (args.crop, args.crop)
+        crop_net = with_pool_inputs(convert(model, hardware), pooled)
+        try:
+            crop_hardware = hardware.replace(
+                supply_load_conductance=heaviest_row_load(crop_net, (args.crop, args.crop))
             )
-        )
+        except MemjaxError as error:
+            return {**row, "transient_refused": str(error)}
     else:
         crop_hardware = hardware
     crop_net = with_pool_inputs(convert(model, crop_hardware), pooled)
@@ -171,7 +175,8 @@ def main(argv=None) -> None:
     parser.add_argument("--t-end", type=float, default=1e-6)
     parser.add_argument("--points", nargs="*", default=list(POINTS), choices=list(POINTS))
     parser.add_argument("--out", default="results/latency_power_front")
-    args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(given)
     data, used = find_data(args.data)
     if data is None:
         print(used, file=sys.stderr)
@@ -190,7 +195,7 @@ def main(argv=None) -> None:
     low = (48 - args.crop) // 2
     transient_image = test.images[transient][:, low : low + args.crop, low : low + args.crop]
     results = {
-        "command": " ".join(["python", "experiments/latency_power_front.py", *sys.argv[1:]]),
+        "command": " ".join(["python", "experiments/latency_power_front.py", *given]),
         "checkpoint": args.checkpoint,
         "data": used,
         "images": int(len(images)),
@@ -212,8 +217,8 @@ def main(argv=None) -> None:
 
 
 def _line(row: dict) -> str:
-    if "refused" in row:
-        return f"refused: {row['refused']}"
+    if "refused" in row or "transient_refused" in row:
+        return f"refused: {row.get('refused') or row['transient_refused']}"
     return (
         f"accuracy {row['accuracy']:.4f} (software {row['software_accuracy']:.4f}), busiest "
         f"neuron {row['max_neuron_power_W'] * 1e6:.3f} uW ({row['max_neuron_stage']}), "
@@ -230,7 +235,7 @@ def _figure(path: Path, results: dict) -> None:
 
     figure, axes = plt.subplots(figsize=(8, 5.5))
     for name, row in results["points"].items():
-        if "refused" in row:
+        if "refused" in row or "transient_refused" in row:
             continue
         power = row["max_neuron_power_W"] * 1e6
         latency = row["transient"]["logits_settling_ns"]

@@ -284,7 +284,8 @@ def _random_blocks(rng):
             "v(o)",
         ),
         # a clamp's driver U1 on a supply sized for its rows (HardwareConfig.clamp_supply),
-        # limiting: U1 on its rail, at most 2.4 V (the limiters keep +-2.5 V)
+        # limiting: U1 on its rail; the swing is capped at 2.4 V (the limiters keep +-2.5 V),
+        # where U1 falls short of V_p instead (about one draw in five)
         "clamp_above_bounded_driver_rows": _clamp_on_driver_supply(rng, load, rows(), 1.0),
         "clamp_below_bounded_driver_rows": _clamp_on_driver_supply(rng, load, rows(), -1.0),
     }
@@ -299,7 +300,8 @@ def _clamp_on_driver_supply(rng, load, rows, sign):
 BLOCKS = sorted(_random_blocks(np.random.default_rng(0)))
 
 # Agreement with ngspice as measured on the 45 cases below (2026-12-05; the 12 *_rows cases
-# added 2026-12-06 pass within them, not re-measured), each tolerance the
+# and the 6 *_bounded_driver_rows cases added 2026-12-06 pass within them, not
+# re-measured), each tolerance the
 # worst case times a margin of 2.3-3.7, so that a 1 % error in energy (or 0.2 % in settling
 # time) fails every case. Every pytest.approx here has abs=0: its default abs of 1e-12 is
 # 0.5 % to 4x these energies (0.23 pJ to 0.21 nJ) and 0.02-0.3 % of these settling times

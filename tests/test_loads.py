@@ -149,6 +149,9 @@ def test_bounded_supplies_sized_for_the_rows_hold_every_node_at_v_p(small_net):
         if getattr(stage, "relu", None) is not None or getattr(stage, "clamp", None) is not None
     ]
     assert heaviest == max(float(jnp.max(loads[name])) for name in driving) > 0
+    # the supplies sized for R_L alone must leave that node short: an unsized clamp reaches
+    # R_L-and-rows' divider of its swing, below 0.9 V_p only for rows > 1.1e-4 S here
+    assert heaviest > 1.2e-4
     base = small_net.hardware.replace(relu_series_resistance=1e3, clamp_supply="bounded")
     v_p = base.v_p
     with jax.enable_x64(True):

@@ -537,7 +537,7 @@ class DiodeClamp(_DiodeNode):
         load_resistance: R_L from the output to ground, ohm (a resistor; the rows the output
             drives are ``row_conductance``).
         clamp_reference: V_p, V (> 0).
-        opamp: the op-amp of U1, U2 and U3.
+        opamp: the op-amp of U1 (on +-``driver_swing`` when that is set), U2 and U3.
         series_resistance: from U1's output to o, ohm: it lets a limiter take over the node.
         row_conductance: the crossbar rows the output drives, S (scalar, or one per neuron
             under a vmap): each of their cells runs from the node to a bit line held at
@@ -566,8 +566,10 @@ class DiodeClamp(_DiodeNode):
         require_positive("DiodeClamp", "clamp_reference", self.clamp_reference)
         require_non_negative("DiodeClamp", "row_conductance", self.row_conductance)
         swing = self.driver_swing
+        if swing is None:
+            return
         rails = min(self.opamp.rail_high, -self.opamp.rail_low)
-        if swing is not None and not self.clamp_reference < swing <= rails:
+        if not self.clamp_reference < swing <= rails:
             raise MemjaxError(
                 f"DiodeClamp.driver_swing = {swing} V: must lie above clamp_reference "
                 f"({self.clamp_reference} V) and within the op-amp's rails (+-{rails} V)"

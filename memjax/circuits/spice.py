@@ -428,6 +428,11 @@ def simulate_netlist(netlist: str, amp: OpAmp | dict[str, OpAmp], outputs: list[
         if parts[0][0] == "R":
             resistors.append((parts[0], parts[1], parts[2], float(parts[3])))
         elif parts[0][0] == "X":
+            if isinstance(amp, dict) and parts[4] not in amp:
+                raise MemjaxError(
+                    f"simulate_netlist: no op-amp given for subcircuit {parts[4]!r} "
+                    f"(instance {parts[0]}); amp names {sorted(amp)}"
+                )
             supply = amp[parts[4]] if isinstance(amp, dict) else amp
             opamps.append((parts[0].lower(), parts[3], supply))
         elif parts[0][0] == "D":

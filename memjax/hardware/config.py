@@ -91,7 +91,9 @@ class HardwareConfig:
             Set it to the network's heaviest row load
             (:func:`memjax.hardware.loads.heaviest_row_load`) so that every node reaches
             V_p; a lighter node's driver then sits on its rail and the limiter takes the
-            difference, which its power counts. Bounded supplies only.
+            difference, which its power counts (with "ideal" rows every node is such a
+            lighter one). One value sizes both supplies: the clamps' for the heavier of the
+            two kinds' nodes. Bounded supplies only.
         batch_norm: "separate" (an MBN stage after each convolution) or "folded" into the
             kernels and their bias rows (``convert`` folds a model's batch norm for it;
             a model trained folded needs "folded").
@@ -191,18 +193,19 @@ class HardwareConfig:
                 f"{owner}.supply_load_conductance: sizes the bounded supplies; neither "
                 "relu_supply nor clamp_supply is bounded"
             )
-        swing = self.clamp_driver_swing
-        if swing is not None and swing > min(self.opamp.rail_high, -self.opamp.rail_low):
-            raise MemjaxError(
-                f"{owner}.clamp_supply: the bounded clamp supply +-{swing:.3f} V lies beyond "
-                f"the op-amps' rails ({self.opamp.rail_low}, {self.opamp.rail_high}) V"
-            )
         if self.bitline_capacitance < 0 or self.wire_resistance < 0:
             raise MemjaxError(f"{owner}: bitline_capacitance and wire_resistance must be >= 0")
         if self.v_p > min(self.opamp.rail_high, -self.opamp.rail_low):
             raise MemjaxError(
                 f"{owner}.v_p = {self.v_p} V lies beyond the op-amp rails "
                 f"({self.opamp.rail_low}, {self.opamp.rail_high}) V"
+            )
+        swing = self.clamp_driver_swing
+        if swing is not None and swing > min(self.opamp.rail_high, -self.opamp.rail_low):
+            raise MemjaxError(
+                f"{owner}.clamp_supply: the bounded clamp supply +-{swing:.3f} V (V_p + I "
+                "(R_s + R_o), I from relu_load_resistance and supply_load_conductance) lies "
+                f"beyond the op-amps' rails ({self.opamp.rail_low}, {self.opamp.rail_high}) V"
             )
         if self.relu_supply == "bounded" and self.relu != "super":
             raise MemjaxError(

@@ -116,5 +116,7 @@ def heaviest_row_load(net, input_shape: tuple[int, int]) -> float:
         for step in steps
         if getattr(step[4], "relu", None) is not None or getattr(step[4], "clamp", None) is not None
     }
+    if not driven:
+        raise MemjaxError("heaviest_row_load: the network has no ReLU or clamp stage")
     loads = row_loads(steps, input_shape)
-    return max(float(jnp.max(loads[name])) for name in driven if name in loads)
+    return max(float(jnp.max(loads[name])) for name in driven)
