@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -175,6 +176,12 @@ def main(argv=None) -> None:
     parser.add_argument("--t-end", type=float, default=1e-6)
     parser.add_argument("--points", nargs="*", default=list(POINTS), choices=list(POINTS))
     parser.add_argument("--out", default="results/latency_power_front")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the points already in OUT/results.json (each with its own provenance) "
+        "and measure only the others",
+    )
     given = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(given)
     data, used = find_data(args.data)
@@ -205,10 +212,21 @@ def main(argv=None) -> None:
         "provenance": provenance(),
         "points": {},
     }
+    if args.resume and (out / "results.json").exists():
+        kept = json.loads((out / "results.json").read_text())
+        for key in ("checkpoint", "data", "images", "crop"):
+            if kept.get(key) != results[key]:
+                print(f"{out / 'results.json'}: {key} differs; not resumed", file=sys.stderr)
+                raise SystemExit(2)
+        results["points"] = kept["points"]
+        results["resumed"] = [kept["command"], *kept.get("resumed", [])]
     for name in args.points:
+        if name in results["points"]:
+            continue
         started = time.time()
         row = measure(model, POINTS[name], images, labels, software, transient_image, args)
         row["seconds"] = time.time() - started
+        row["provenance"] = results["provenance"]
         results["points"][name] = row
         write_json_atomic(out / "results.json", results)
         print(name, _line(row), flush=True)
