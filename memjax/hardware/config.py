@@ -251,9 +251,8 @@ class HardwareConfig:
         what U1 pushes beyond the load) still sets the level at steady state."""
         if self.relu_supply == "shared":
             return self.opamp.rail_high
-        current = self.v_p * (1.0 / self.relu_load_resistance + self.supply_load_conductance)
-        series = self.relu_series_resistance + self.opamp.output_resistance
-        return self.v_p + float(self.diode.voltage_at(current)) + current * series
+        current = self._sized_current
+        return self.v_p + float(self.diode.voltage_at(current)) + current * self._driver_series
 
     @property
     def clamp_driver_swing(self) -> float | None:
@@ -261,9 +260,18 @@ class HardwareConfig:
         (``clamp_supply``): V_p + I (R_s + R_o), I = V_p (1 / R_L + supply load)."""
         if self.clamp_supply == "shared":
             return None
-        current = self.v_p * (1.0 / self.relu_load_resistance + self.supply_load_conductance)
-        series = self.relu_series_resistance + self.opamp.output_resistance
-        return self.v_p + current * series
+        return self.v_p + self._sized_current * self._driver_series
+
+    @property
+    def _sized_current(self) -> float:
+        """What a bounded supply is sized to drive at V_p, A: R_L and the supply load."""
+        return self.v_p * (1.0 / self.relu_load_resistance + self.supply_load_conductance)
+
+    @property
+    def _driver_series(self) -> float:
+        """From a driver's state to its node, ohm: the series resistor and the op-amp's
+        output resistance."""
+        return self.relu_series_resistance + self.opamp.output_resistance
 
     @property
     def relu_opamp(self) -> OpAmp:
