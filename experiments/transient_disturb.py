@@ -36,6 +36,7 @@ and reused. Writes results.json (command and commit) and transient_disturb.png (
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -66,6 +67,15 @@ VARIANTS = {
     # name: (preset, changes to it, t_end in s: long enough for every layer to settle)
     "calibrated_bounded": ("paper_calibrated", {}, 1e-6),
     "calibrated_shared": ("paper_calibrated", {"relu_supply": "shared"}, 1e-6),
+    # the calibrated design driving its own rows, as shipped (kernels on +-V_p), and with
+    # its kernels on the shared supply: U1's rail, sized for the heaviest node, then lets a
+    # light node rise above V_p
+    "calibrated_driven": ("paper_calibrated_driven", {}, 5e-7),
+    "calibrated_driven_shared_kernels": (
+        "paper_calibrated_driven",
+        {"preactivation_supply": "shared"},
+        5e-7,
+    ),
     "paper": ("paper", {}, 300e-9),
     "super_diodes": ("paper_super_diodes", {}, 300e-9),
     "plain_diode": ("paper_plain_diode_relu", {}, 300e-9),
@@ -132,6 +142,12 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--cache", help="folder for the transients' envelopes (default --out; ~45 MB each)"
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the variants already in OUT/results.json (with the command that measured "
+        "them) and measure only the others",
+    )
     args = parser.parse_args(argv)
     data, used = find_data(args.data)
     if data is None:
@@ -155,12 +171,26 @@ def main(argv=None) -> None:
         "variants": {},
         "provenance": provenance(),
     }
+    if args.resume and (out / "results.json").exists():
+        kept = json.loads((out / "results.json").read_text())
+        if kept["image"] != results["image"] or kept["inferences"] != results["inferences"]:
+            print(
+                f"{out / 'results.json'}: image or inferences differ; not resumed", file=sys.stderr
+            )
+            raise SystemExit(2)
+        results["variants"] = kept["variants"]
+        results["resumed"] = [kept["command"], *kept.get("resumed", [])]
     for variant in args.variants:
         preset, changes, t_end = VARIANTS[variant]
+        cached = cache / f"waves_{variant}.npz"
+        if variant in results["variants"]:  # kept; in the figure where its envelope is cached
+            if cached.exists():
+                envelopes[variant] = largest_envelope(
+                    transient_waves(None, None, None, 0, 0, cached)
+                )
+            continue
         hardware = PRESETS[preset]().replace(**changes)
-        waves = transient_waves(
-            model, hardware, test.images[index], args.crop, t_end, cache / f"waves_{variant}.npz"
-        )
+        waves = transient_waves(model, hardware, test.images[index], args.crop, t_end, cached)
         results["variants"][variant] = {
             f"threshold_margin_{margin:g}": disturb(hardware, waves, margin, args)
             for margin in args.threshold_margins

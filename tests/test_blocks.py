@@ -23,6 +23,7 @@ from memjax.circuits.spice import (
     diode_relu_netlist,
     kernel_relu_netlist,
     ngspice_available,
+    pair_kernel_netlist,
     simulate_netlist,
     summing_amplifier_netlist,
 )
@@ -79,11 +80,12 @@ def test_relu_gradient_through_the_diode_node():
     )
 
 
-def _kernel(rng, inputs, weights=None):
-    """A random (M+1)x2 kernel whose output swings across the ReLU's range."""
+def _kernel(rng, inputs, weights=None, swing=None):
+    """A random (M+1)x2 kernel whose output swings across the ReLU's range (its difference
+    stage on +-``swing`` when given)."""
     weights = rng.normal(size=inputs) * 0.3 if weights is None else weights
     conductances = ConductanceMapping(1e-6, 1e-4).to_conductances(weights, rng.normal() * 0.2)
-    return PairKernel(conductances, AMP, difference_gain=4.0)
+    return PairKernel(conductances, AMP, difference_gain=4.0, output_swing=swing)
 
 
 def test_chain_passes_load_currents_to_the_driving_op_amp():
@@ -288,6 +290,25 @@ def _random_blocks(rng):
         # where U1 falls short of V_p instead (about one draw in five)
         "clamp_above_bounded_driver_rows": _clamp_on_driver_supply(rng, load, rows(), 1.0),
         "clamp_below_bounded_driver_rows": _clamp_on_driver_supply(rng, load, rows(), -1.0),
+        # the difference stage on +-V_p (HardwareConfig.preactivation_supply): a kernel
+        # driven past -V_p sits on its rail, and one past +V_p feeds the ReLU no more than V_p
+        "kernel_bounded_output": (
+            _kernel(rng, 16, weights=-np.abs(rng.normal(size=16)) * 0.4, swing=V_P),
+            list(rng.uniform(0, V_P, 16)),
+            pair_kernel_netlist,
+            "v(yo)",
+        ),
+        "kernel_relu_super_bounded_preactivation": (
+            Chain(
+                (
+                    _kernel(rng, 16, weights=np.abs(rng.normal(size=16)) * 0.4, swing=V_P),
+                    DiodeReLU(DIODE, load, V_P, opamp=AMP, super_diode=True),
+                )
+            ),
+            list(rng.uniform(0, V_P, 16)),
+            kernel_relu_netlist,
+            "v(ro)",
+        ),
     }
 
 
@@ -358,6 +379,9 @@ def test_block_agrees_with_ngspice_and_its_steady_state(name, seed):
     amp = getattr(block, "opamp", None) or AMP  # the block's own supply (bounded ReLU)
     if getattr(block, "driver_swing", None) is not None:  # a clamp's U1 on its own supply
         amp = {"opamp": block.opamp, "driver": block.driver}
+    kernel = block.blocks[0] if isinstance(block, Chain) else block
+    if getattr(kernel, "output_swing", None) is not None:  # the difference stage on its own
+        amp = {"opamp": AMP, "difference": kernel.difference_opamp}
     spice = simulate_netlist(netlist(block, inputs, 30e-9, 5e-12), amp, [probe])
     out = spice[probe]
     assert abs(float(ours.final[0]) - out[-1]) <= FINAL_TOLERANCE

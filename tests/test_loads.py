@@ -5,13 +5,14 @@ sum memjax reports, each element counted once."""
 
 import dataclasses
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from memjax import convolution as conv
-from memjax.circuits import Chain, ConductanceMapping, PairKernel, steady_state
+from memjax.circuits import Chain, ConductanceMapping, PairKernel, steady_state, transient
 from memjax.circuits.diodes import DiodeReLU
 from memjax.circuits.spice import ngspice_available, simulate_netlist, two_layer_netlist
 from memjax.devices import Diode, OpAmp
@@ -19,7 +20,12 @@ from memjax.errors import MemjaxError
 from memjax.hardware.config import PRESETS, HardwareConfig
 from memjax.hardware.graph import propagate
 from memjax.hardware.loads import heaviest_row_load, row_loads
-from memjax.hardware.memristive import convert, nonlinear_blocks, with_pool_inputs
+from memjax.hardware.memristive import (
+    convert,
+    nonlinear_blocks,
+    steady_state_in_batches,
+    with_pool_inputs,
+)
 from memjax.hardware.stages import observe, with_rows
 from memjax.network import ShuffleNetConfig, build_model
 
@@ -174,6 +180,55 @@ def test_bounded_supplies_sized_for_the_rows_hold_every_node_at_v_p(small_net):
         base.replace(relu_supply="shared", clamp_supply="shared", supply_load_conductance=1e-6)
     with pytest.raises(MemjaxError, match="clamp_supply"):
         base.replace(supply_load_conductance=1e-2)  # +-(0.1 V + 1 mA x 1 kohm): beyond +-1 V
+
+
+def test_bounded_preactivation_holds_a_light_node_within_v_p():
+    """Item 6 for the driven design: U1's bounded supply is sized for the heaviest node, so a
+    light node whose kernel drives it past V_p rises above V_p while the active limiter swings
+    in (0.158 V at V_p = 0.1 V, as the network's crop measured). With the kernel's difference
+    stage on +-V_p (``preactivation_supply="bounded"``) the rectifier, following its input,
+    stays within V_p at every sample, light or heavily loaded; the steady state stays at V_p
+    (U1's finite gain: 6e-5 V_p below) and a small network's logits do not move; a separate
+    MBN is refused."""
+    hardware = PRESETS["paper_calibrated_driven"]()
+    v_p = hardware.v_p
+    relu, _, _ = nonlinear_blocks(hardware)
+    rng = np.random.default_rng(0)
+    with jax.enable_x64(True):
+        conductances = hardware.mapping.to_conductances(
+            jnp.asarray(np.abs(rng.normal(size=16)) * 0.5), 0.0
+        )
+        inputs = jnp.asarray(rng.uniform(0, v_p, 16))
+        peaks = {}
+        for supply in ("shared", "bounded"):
+            kernel = PairKernel(
+                conductances,
+                hardware.opamp,
+                difference_resistance=hardware.difference_resistance,
+                difference_gain=hardware.difference_gain,
+                output_swing=v_p if supply == "bounded" else None,
+            )
+            for rows in (0.0, hardware.supply_load_conductance):
+                chain = Chain((kernel, eqx.tree_at(lambda r: r.row_conductance, relu, rows)))
+                result = transient(chain, inputs, 100e-9, rtol=1e-8, atol=1e-11)
+                peaks[supply, rows] = float(jnp.max(result.outputs)) / v_p
+                if supply == "bounded":
+                    assert 0.9999 < float(result.final[0]) / v_p < 1.0
+    assert peaks["shared", 0.0] > 1.4  # the light node overshoots on the shared kernel supply
+    for rows in (0.0, hardware.supply_load_conductance):
+        assert peaks["bounded", rows] <= 1.0, (rows, peaks)
+
+    model = build_model(ShuffleNetConfig(width=0.5, stage_repeats=(1, 1, 1)), seed=3)
+    images = np.random.default_rng(1).integers(0, 256, (4, 8, 8)).astype(np.uint8)
+    logits = {}
+    calibrated = PRESETS["paper_calibrated"]()  # ideal rows: the tables' fast steady state
+    for supply in ("shared", "bounded"):
+        net = with_pool_inputs(convert(model, calibrated.replace(preactivation_supply=supply)), 1)
+        logits[supply] = np.asarray(steady_state_in_batches(net, images)[0])
+    scale = np.max(np.abs(logits["shared"]))
+    np.testing.assert_allclose(logits["bounded"], logits["shared"], atol=1e-3 * scale)
+    with pytest.raises(MemjaxError, match="preactivation_supply"):
+        hardware.replace(batch_norm="separate")
 
 
 def test_small_network_power_is_every_element_once_against_ngspice():

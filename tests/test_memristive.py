@@ -118,6 +118,27 @@ def test_calibrated_preset_differs_from_paper_only_where_it_says():
     assert calibrated.v_p < min(calibrated.opamp.rail_high, -calibrated.opamp.rail_low)
 
 
+def test_driven_calibrated_preset_differs_only_where_it_says():
+    """``paper_calibrated_driven()``: every field that differs from ``paper_calibrated()`` is
+    named in CALIBRATED_DRIVEN_ASSUMPTIONS, every name there is a field that differs, and its
+    bounded supplies fit within the op-amps' rails."""
+    import dataclasses
+
+    from memjax.hardware.config import (
+        CALIBRATED_DRIVEN_ASSUMPTIONS,
+        paper_calibrated,
+        paper_calibrated_driven,
+    )
+
+    driven, calibrated = paper_calibrated_driven(), paper_calibrated()
+    named = {name for key in CALIBRATED_DRIVEN_ASSUMPTIONS for name in key.split(", ")}
+    fields = {f.name for f in dataclasses.fields(HardwareConfig)}
+    changed = {f for f in fields if getattr(driven, f) != getattr(calibrated, f)}
+    assert named == changed, named ^ changed
+    assert driven.v_p < driven.relu_rail_high < driven.opamp.rail_high
+    assert driven.v_p < driven.clamp_driver_swing < driven.opamp.rail_high
+
+
 def test_bias_voltage_and_folding_leave_the_computation_unchanged():
     """Two choices that must not change what a near-ideal chip computes: the bias rows' and
     MBN's reference voltage (until 2026-12-06 every MBN pair was driven at 1 V whatever

@@ -29,6 +29,8 @@ take them, so the transient settles where the convolution-form steady state says
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
@@ -83,7 +85,8 @@ def pair_kernel_dc(kernel: PairKernel, sum_a, sum_b, errors: OpAmpErrors | None 
     # per-kernel factors first: one multiply per neuron instead of a division
     y_a = amp.static_output(sum_a * (-1.0 / total_a), g_f / total_a, offset[0], gain[0])
     y_b = amp.static_output(sum_b * (-1.0 / total_b), g_f / total_b, offset[1], gain[1])
-    return amp.static_output((y_b - y_a) * (g / (1 + g)), 1.0 / (1 + g), offset[2], gain[2])
+    out = kernel.difference_opamp
+    return out.static_output((y_b - y_a) * (g / (1 + g)), 1.0 / (1 + g), offset[2], gain[2])
 
 
 def pair_kernel_line_nodes(kernel: PairKernel, sum_a, sum_b, errors: OpAmpErrors | None = None):
@@ -150,7 +153,9 @@ def pair_kernel_dc_unsaturated(kernel: PairKernel, difference, errors: OpAmpErro
     reach its rails. ``errors`` as for :func:`pair_kernel_dc`."""
     g = kernel.difference_gain
     offset, gain = _columns(_errors(kernel, errors))
-    return kernel.opamp.static_output(difference * (g / (1 + g)), 1.0 / (1 + g), offset[2], gain[2])
+    return kernel.difference_opamp.static_output(
+        difference * (g / (1 + g)), 1.0 / (1 + g), offset[2], gain[2]
+    )
 
 
 def wire_effective_conductances(g_cells, g_f, wire_resistance: float):
@@ -222,6 +227,9 @@ class PairKernel(Block):
             and rails stay ``opamp``'s (:class:`~memjax.devices.opamp.OpAmpErrors`). Used by
             the vector field (dynamic and static), :meth:`steady_guess` and
             :func:`pair_kernel_dc`, which therefore keep the same roots.
+        output_swing: the difference stage's rails, +-V (None: ``opamp``'s): its output, the
+            kernel's, cannot leave +-output_swing (``HardwareConfig.preactivation_supply``).
+            The two TIAs keep ``opamp``'s rails. Within those rails.
     """
 
     conductances: KernelConductances
@@ -231,6 +239,7 @@ class PairKernel(Block):
     bitline_capacitance: float = 0.0
     wire_resistance: float = 0.0
     opamp_errors: OpAmpErrors | None = None
+    output_swing: float | None = None
 
     def __check_init__(self):
         require_positive("PairKernel", "difference_resistance", self.difference_resistance)
@@ -241,6 +250,24 @@ class PairKernel(Block):
                 "PairKernel.opamp_errors: arrays (..., 3) expected (line A, line B, "
                 f"difference op-amps), got {jnp.shape(self.opamp_errors.offset)}"
             )
+        swing = self.output_swing
+        if swing is not None:
+            rails = min(self.opamp.rail_high, -self.opamp.rail_low)
+            if not 0.0 < swing <= rails:
+                raise MemjaxError(
+                    f"PairKernel.output_swing = {swing} V: must lie above 0 V and within the "
+                    f"op-amp's rails (+-{rails} V)"
+                )
+
+    @property
+    def difference_opamp(self) -> OpAmp:
+        """The difference stage's op-amp: ``opamp`` on +-``output_swing`` (its own rails
+        when that is None)."""
+        if self.output_swing is None:
+            return self.opamp
+        return dataclasses.replace(
+            self.opamp, rail_high=self.output_swing, rail_low=-self.output_swing
+        )
 
     @property
     def dynamic_nodes(self) -> bool:
@@ -272,7 +299,9 @@ class PairKernel(Block):
         y_b = amp.static_output(
             -jnp.sum(c.negative * rows) / total_b, self.g_f / total_b, offset[1], gain[1]
         )
-        y_d = amp.static_output(g * (y_b - y_a) / (1 + g), 1.0 / (1 + g), offset[2], gain[2])
+        y_d = self.difference_opamp.static_output(
+            g * (y_b - y_a) / (1 + g), 1.0 / (1 + g), offset[2], gain[2]
+        )
         if not self.dynamic_nodes:
             return jnp.stack([y_a, y_b, y_d])
         node_a = _node(c.positive, rows, self.g_f, y_a)
@@ -320,7 +349,7 @@ class PairKernel(Block):
         rates = [
             amp.output_rate(y[0], -node_a, static, offset[0], gain[0]),
             amp.output_rate(y[1], -node_b, static, offset[1], gain[1]),
-            amp.output_rate(y[2], v_plus - v_minus, static, offset[2], gain[2]),
+            self.difference_opamp.output_rate(y[2], v_plus - v_minus, static, offset[2], gain[2]),
         ]
         if self.dynamic_nodes:
             c = self.conductances
@@ -374,8 +403,12 @@ class PairKernel(Block):
         i_b = self.g_f * (y[1] - node_b) + g_d * (y[1] - v_plus)
         i_out = g_g * (y[2] - v_minus) + _load(load)
         opamps = sum(
-            output_stage_power(self.opamp, out, i)
-            for out, i in ((y[0], i_a), (y[1], i_b), (y[2], i_out))
+            output_stage_power(amp, out, i)
+            for amp, out, i in (
+                (self.opamp, y[0], i_a),
+                (self.opamp, y[1], i_b),
+                (self.difference_opamp, y[2], i_out),
+            )
         )
         wires = self._wire_power(cells_a, node_a, cells_b, node_b)
         return Power(memristors, feedback + difference + wires, jnp.zeros(()), opamps)

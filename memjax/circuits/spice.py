@@ -105,15 +105,28 @@ def _pair_kernel_body(block: PairKernel, rows_in: list[str], p: str = "") -> lis
         f"R{p}d2 {p}dm {p}yo {gain * r_d:.12g}",
         f"R{p}d3 {p}yb {p}dp {r_d:.12g}",
         f"R{p}d4 {p}dp 0 {gain * r_d:.12g}",
-        f"X{p}D {p}dp {p}dm {p}yo opamp",
+        f"X{p}D {p}dp {p}dm {p}yo {_difference_name(block)}",
     ]
+
+
+def _difference_name(block: PairKernel) -> str:
+    """The difference stage's subcircuit: "opamp", or "difference" on its own supply."""
+    return "opamp" if block.output_swing is None else "difference"
+
+
+def _difference_subcircuit(block: PairKernel) -> list[str]:
+    """The difference stage's own subcircuit where it has one (``PairKernel.output_swing``);
+    :func:`simulate_netlist` then takes its op-amp as ``{"difference": ...}``."""
+    if block.output_swing is None:
+        return []
+    return [opamp_subcircuit(block.difference_opamp, "difference")]
 
 
 def pair_kernel_netlist(block: PairKernel, inputs, t_end: float, t_step: float) -> str:
     """The (M+1)x2 kernel driven by a step of ``inputs`` at t = 0 (all nodes start at rest)."""
     m = len(np.asarray(inputs))
     lines = [f"* memjax PairKernel, M = {m}", opamp_subcircuit(block.opamp)]
-    lines += _sources(inputs)
+    lines += _difference_subcircuit(block) + _sources(inputs)
     lines += _pair_kernel_body(block, [f"in{i}" for i in range(m)])
     return _finish(lines, t_end, t_step)
 
@@ -125,6 +138,7 @@ def fully_connected_netlist(block, inputs, t_end: float, t_step: float) -> str:
     lines = [
         f"* memjax FullyConnected, M = {m}, K = {block.count}",
         opamp_subcircuit(block.kernels.opamp),
+        *_difference_subcircuit(block.kernels),
     ]
     lines += _sources(inputs)
     rows = [f"in{i}" for i in range(m)]
@@ -283,6 +297,7 @@ def kernel_relu_netlist(chain, inputs, t_end: float, t_step: float) -> str:
     lines = [
         "* memjax kernel + ReLU/limiter",
         opamp_subcircuit(kernel.opamp),
+        *_difference_subcircuit(kernel),
         diode_model(relu.diode),
     ]
     lines += _sources(inputs) + _pair_kernel_body(kernel, [f"in{i}" for i in range(m)], "k")
@@ -301,6 +316,12 @@ def two_layer_netlist(first: list, second: list, inputs, t_end: float, t_step: f
         other_kernel, other = chain.blocks
         if other_kernel.opamp != kernel.opamp or other.opamp not in (None, kernel.opamp):
             raise MemjaxError("two_layer_netlist: one op-amp subcircuit serves every block")
+        if other_kernel.output_swing is not None:
+            raise MemjaxError(
+                "two_layer_netlist: a kernel's difference stage on its own supply "
+                "(PairKernel.output_swing) is exported by pair_kernel_netlist and "
+                "kernel_relu_netlist only"
+            )
         if other.diode != relu.diode:
             raise MemjaxError("two_layer_netlist: one diode model serves every block")
     for j, chain in enumerate(second):

@@ -94,6 +94,18 @@ class HardwareConfig:
             difference, which its power counts (with "ideal" rows every node is such a
             lighter one). One value sizes both supplies: the clamps' for the heavier of the
             two kinds' nodes. Bounded supplies only.
+        preactivation_supply: the supply of the difference stage of every kernel that feeds a
+            ReLU or a clamp (``PairKernel.output_swing``): "shared", the op-amp's rails;
+            "bounded", +-V_p, so that no pre-activation leaves +-V_p. A rectifier or clamp
+            driver following its input then cannot lift its node above V_p while its limiter
+            swings in, whatever the node's load; the steady state is unchanged (a ReLU and its
+            limiter, or a clamp, map clip(v, -V_p, V_p) as they map v). With ``row_drive``
+            "direct" the bounded ReLU supply is sized for the heaviest node, and a lighter
+            node's D1 drops less (n V_T ln of the load ratio): on the shared supply the
+            calibrated design's nodes reached 0.158 V at V_p = 0.1 V in the transient
+            (measured 2026-12-06, central 8x8 pixels of the main job's image). The TIAs keep
+            the shared rails. Needs ``batch_norm`` "folded" (a separate MBN, not the
+            kernel, feeds the ReLU).
         batch_norm: "separate" (an MBN stage after each convolution) or "folded" into the
             kernels and their bias rows (``convert`` folds a model's batch norm for it;
             a model trained folded needs "folded").
@@ -129,6 +141,7 @@ class HardwareConfig:
     relu_supply: Literal["shared", "bounded"] = "shared"
     clamp_supply: Literal["shared", "bounded"] = "shared"
     supply_load_conductance: float = 0.0
+    preactivation_supply: Literal["shared", "bounded"] = "shared"
     row_drive: Literal["ideal", "direct"] = "ideal"
     batch_norm: Literal["separate", "folded"] = "separate"
     topology: Literal["proposed", "original"] = "proposed"
@@ -157,6 +170,7 @@ class HardwareConfig:
             "dc_transfer": ("table", "exact"),
             "relu_supply": ("shared", "bounded"),
             "clamp_supply": ("shared", "bounded"),
+            "preactivation_supply": ("shared", "bounded"),
             "row_drive": ("ideal", "direct"),
         }
         for name, allowed in choices.items():
@@ -166,6 +180,12 @@ class HardwareConfig:
                 f"{owner}.max_pool: a diode-OR pool carries unit 0's rows through its diodes "
                 "out of the stem's ReLUs, a load the blocks do not model; row_drive='direct' "
                 "needs max_pool='super'"
+            )
+        if self.preactivation_supply == "bounded" and self.batch_norm != "folded":
+            raise MemjaxError(
+                f"{owner}.preactivation_supply: bounds the kernel's difference stage, which "
+                "feeds the ReLU only with batch_norm='folded' (a separate MBN stage sits "
+                "between)"
             )
         if self.row_drive == "direct" and self.dc_transfer == "table":
             raise MemjaxError(
@@ -327,6 +347,8 @@ PAPER_ASSUMPTIONS = {
     "clamp_supply": "shared: the clamps' drivers on the rails of every other op-amp. The "
     "clamps are a reconstruction (the paper names only the ReLU's limiter). Guess",
     "supply_load_conductance": "0 S: unused on the shared supplies",
+    "preactivation_supply": "shared: every kernel's difference stage on the rails of every "
+    "other op-amp. Not published (Simulink's op-amps have no rails). Guess",
     "row_drive": "ideal: the next crossbar's rows held at each activation's voltage by ideal "
     "drivers, the node loaded by R_L alone. Not published (the group's Simulink blocks "
     "pass signals between layers without loading). A stated assumption: at the rows' real "
@@ -432,6 +454,61 @@ def paper_calibrated() -> HardwareConfig:
     )
 
 
+CALIBRATED_DRIVEN_ASSUMPTIONS = {
+    "row_drive": "direct: every ReLU, clamp and max-pool node drives the rows of the "
+    "crossbars it feeds (no ideal row drivers, the assumption :func:`paper_calibrated` "
+    "states). Their conductance sets the power: at the calibrated conductances the busiest "
+    "neuron takes 78.6 uW with its rows, at 0.03 of them 2.35 uW (measured 2026-12-06, "
+    "docs/results/latency_power_front)",
+    "g_min, g_max": "0.3 nS .. 30 nS (R_on 33 Mohm, R_off 3.3 Gohm): 0.03 of "
+    ":func:`paper_calibrated`'s (the front's centre), so that each node's rows draw ~1.3 uA "
+    "at V_p at most and the busiest neuron stays below 2.8 uW with them. High for an "
+    "on-state (low-current devices at the edge of what is reported); the front's axis shows "
+    "what larger ones cost. Guess",
+    "opamp": "GBW 4 GHz (else as paper_calibrated: A0 1e5, slew 1 V/ns, rails +-1 V): the "
+    "logits of the front's crop settled in 351 / 169 / 85 / 37 ns at 1 / 2 / 4 / 10 GHz, "
+    "latency ~ 1 / GBW (the rectifiers' dead zone); 137 ns needs >= ~2.6 GHz. A fast, "
+    "power-hungry op-amp: its bias power is reported apart (OpAmp.bias_power)",
+    "relu_series_resistance": "1 kohm: the driver feeds its rows through it; 1 Mohm would drop "
+    "the rows' current far below V_p",
+    "dc_transfer": "exact: every node solved with its own rows (a table holds R_L alone)",
+    "clamp_supply": "bounded, as relu_supply: each clamp's driver on +-(V_p + I (R_s + R_o)); "
+    "on the shared +-1 V a clamp's driver pushes 0.9 mA through 1 kohm into its limiter "
+    "(1.8 mW in one neuron, measured 2026-12-06)",
+    "supply_load_conductance": "13.1 uS: the heaviest row load of any ReLU or clamp node of "
+    "the shipped model at these conductances (memjax.hardware.loads.heaviest_row_load, "
+    "48x48 input, measured 2026-12-06), so that every node reaches V_p; a model whose rows "
+    "are heavier needs it again (its heaviest nodes would then stop short of V_p, which the "
+    "steady state shows)",
+    "preactivation_supply": "bounded: every kernel that feeds a ReLU or a clamp on +-V_p. "
+    "Sized for the heaviest node, U1's rail lets a lighter node rise above V_p (its D1 drops "
+    "n V_T ln of the load ratio less) while the limiter swings in: 0.158 V at V_p = 0.1 V on "
+    "the crop (measured 2026-12-06). With the pre-activation within V_p the rectifier, "
+    "following it, cannot pass V_p at any load",
+}
+"""For each field of :func:`paper_calibrated_driven` that differs from
+:func:`paper_calibrated`: the value, why, and what is a guess."""
+
+
+def paper_calibrated_driven() -> HardwareConfig:
+    """:func:`paper_calibrated` with every activation driving the rows it feeds (no ideal row
+    drivers): the design on the latency-power front (README) that meets 2.8 uW per neuron and
+    137 ns together, at 0.03 of the conductances, 4 GHz op-amps and every supply sized for
+    the rows; what differs and why is :data:`CALIBRATED_DRIVEN_ASSUMPTIONS`."""
+    base = paper_calibrated()
+    return base.replace(
+        g_min=base.g_min * 0.03,
+        g_max=base.g_max * 0.03,
+        opamp=dataclasses.replace(base.opamp, gain_bandwidth=4e9),
+        row_drive="direct",
+        dc_transfer="exact",
+        relu_series_resistance=1e3,
+        clamp_supply="bounded",
+        supply_load_conductance=13.1e-6,
+        preactivation_supply="bounded",
+    )
+
+
 def near_ideal() -> HardwareConfig:
     """Near-ideal components: continuous conductances, ideal op-amps (A0 1e9, GBW 1e15 Hz)
     and super diodes, so the circuit computes what the software model does."""
@@ -445,5 +522,6 @@ PRESETS = {
     "paper_plain_diode_relu": paper_plain_diode_relu,
     "paper_super_diodes": paper_super_diodes,
     "paper_calibrated": paper_calibrated,
+    "paper_calibrated_driven": paper_calibrated_driven,
     "near_ideal": near_ideal,
 }

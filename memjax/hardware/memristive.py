@@ -520,12 +520,14 @@ class _Builder:
     def stage(self, weights, bias, mbn, relu, clamp, kind, shape, stride) -> CrossbarStage:
         hw = self.hardware
         conductances = hw.mapping.to_conductances(jnp.asarray(weights), jnp.asarray(bias))
+        limited = relu is not None or clamp is not None
         kernel = PairKernel(
             conductances,
             hw.opamp,
             difference_resistance=hw.difference_resistance,
             difference_gain=hw.difference_gain,
             bitline_capacitance=hw.bitline_capacitance,
+            output_swing=hw.v_p if limited and hw.preactivation_supply == "bounded" else None,
         )
         transfer = None
         if self.hardware.dc_transfer == "table" and (relu is not None or clamp is not None):
