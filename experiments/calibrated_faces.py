@@ -56,6 +56,7 @@ def measure_face(net, image, options) -> dict:
         "argmax_settle_ns": summary["argmax_settle_ns"],
         "last_layer_settled_ns": summary["energy_window_ns"],
         "slowest_layer": max(summary["latency_ns"]["per_layer"].items(), key=lambda kv: kv[1])[0],
+        "per_layer_settling_ns": summary["latency_ns"]["per_layer"],
         "final_class": int(np.asarray(logit_wave.values[-1, 0]).argmax()),
         "steady_state_class": int(np.asarray(steady[0]).argmax()),
         "max_neuron_power_W": summary["max_neuron_power_W"],

@@ -465,10 +465,12 @@ CALIBRATED_DRIVEN_ASSUMPTIONS = {
     "at V_p at most and the busiest neuron stays below 2.8 uW with them. High for an "
     "on-state (low-current devices at the edge of what is reported); the front's axis shows "
     "what larger ones cost. Guess",
-    "opamp": "GBW 4 GHz (else as paper_calibrated: A0 1e5, slew 1 V/ns, rails +-1 V): the "
-    "logits of the front's crop settled in 351 / 169 / 85 / 37 ns at 1 / 2 / 4 / 10 GHz, "
-    "latency ~ 1 / GBW (the rectifiers' dead zone); 137 ns needs >= ~2.6 GHz. A fast, "
-    "power-hungry op-amp: its bias power is reported apart (OpAmp.bias_power)",
+    "opamp": "GBW 10 GHz (else as paper_calibrated: A0 1e5, slew 1 V/ns, rails +-1 V): "
+    "latency ~ 1 / GBW (the rectifiers' dead zone, crossed at 2 pi GBW v_in): on whole faces "
+    "at 4 GHz the argmax settled at 41.5 and 303.6 ns (faces 583 and 8 of PrivateTest; "
+    "measured 2026-12-06, experiments/calibrated_faces.py), the front's 8x8 crop at 85 ns "
+    "(its logits 351 / 169 / 85 / 37 ns at 1 / 2 / 4 / 10 GHz). A fast, power-hungry "
+    "op-amp: its bias power is reported apart (OpAmp.bias_power)",
     "relu_series_resistance": "1 kohm: the driver feeds its rows through it; 1 Mohm would drop "
     "the rows' current far below V_p",
     "dc_transfer": "exact: every node solved with its own rows (a table holds R_L alone)",
@@ -499,7 +501,7 @@ def paper_calibrated_driven() -> HardwareConfig:
     return base.replace(
         g_min=base.g_min * 0.03,
         g_max=base.g_max * 0.03,
-        opamp=dataclasses.replace(base.opamp, gain_bandwidth=4e9),
+        opamp=dataclasses.replace(base.opamp, gain_bandwidth=10e9),
         row_drive="direct",
         dc_transfer="exact",
         relu_series_resistance=1e3,
