@@ -13,7 +13,7 @@ steady-state accuracy, DC power per neuron, and the argmax's settling in whole-f
 - faces: the main job's transient image first, then its steady state's draws in order, each
   one 48x48 transient (every neuron of the network, ``TransientOptions.for_hardware`` with
   ``--t-end``) read by :func:`memjax.hardware.report.summarise`: the logits' settling (1 % of
-  V_p), the argmax's (the last time the winning class changes), the last layer's, the busiest
+  V_p), the argmax's (the last time the winning class changes), every layer's, the busiest
   neuron's power and the largest memristor |V| during the transient, and the energy; the
   transient's final class against the steady state's on the same face.
 
@@ -54,7 +54,8 @@ def measure_face(net, image, options) -> dict:
     return {
         "logits_settling_ns": summary["latency_ns"]["network"],
         "argmax_settle_ns": summary["argmax_settle_ns"],
-        "last_layer_settled_ns": summary["energy_window_ns"],
+        # every layer settled (the slowest, not necessarily the last)
+        "all_layers_settled_ns": summary["energy_window_ns"],
         "slowest_layer": max(summary["latency_ns"]["per_layer"].items(), key=lambda kv: kv[1])[0],
         "per_layer_settling_ns": summary["latency_ns"]["per_layer"],
         "final_class": int(np.asarray(logit_wave.values[-1, 0]).argmax()),
@@ -100,6 +101,7 @@ def main(argv=None) -> None:
     results = {
         "command": " ".join(["python", "experiments/calibrated_faces.py", *given]),
         "preset": args.preset,
+        "hardware": repr(hardware),
         "t_end_s": args.t_end,
         "checkpoint": args.checkpoint,
         "data": used,
@@ -108,13 +110,19 @@ def main(argv=None) -> None:
         "faces": {},
     }
     path = out / "results.json"
-    if path.exists():
+    if path.exists():  # keep what was measured on the same circuit, model and data
         kept = json.loads(path.read_text())
-        if kept.get("preset") == args.preset and kept.get("t_end_s") == args.t_end:
-            for key in ("faces", "steady_state", "dc_power"):
-                if key in kept:
-                    results[key] = kept[key]
-            results["resumed"] = [kept["command"], *kept.get("resumed", [])]
+        for key in ("preset", "hardware", "t_end_s", "checkpoint", "data"):
+            if kept.get(key) != results[key]:
+                print(f"{path}: {key} differs from this run's; not resumed", file=sys.stderr)
+                raise SystemExit(2)
+        for key in ("faces", "steady_state", "dc_power"):
+            if key in kept:
+                results[key] = kept[key]
+        results["resumed"] = [kept["command"], *kept.get("resumed", [])]
+    if not 1 <= args.dc_images <= len(chosen):
+        print(f"--dc-images: 1 to {len(chosen)} (the main job's draws)", file=sys.stderr)
+        raise SystemExit(2)
     dc = chosen[: args.dc_images]
     if results.get("steady_state", {}).get("images") != len(dc):
         started = time.time()
@@ -127,6 +135,7 @@ def main(argv=None) -> None:
             "agreement_with_software": float(np.mean(predicted == software[dc])),
             "max_memristor_voltage_V": max(peaks.values()),
             "seconds": time.time() - started,
+            "provenance": results["provenance"],
         }
         write_json_atomic(path, results)
     print("steady state:", results["steady_state"], flush=True)
@@ -139,6 +148,7 @@ def main(argv=None) -> None:
                 key: power[key]
                 for key in ("max_neuron_power_W", "max_neuron_stage", "max_neuron_power_by_kind_W")
             },
+            "provenance": results["provenance"],
         }
         write_json_atomic(path, results)
     print("DC power:", results["dc_power"], flush=True)
@@ -147,11 +157,12 @@ def main(argv=None) -> None:
             continue
         row = measure_face(net, test.images[face], options)
         row.update(label=int(label), software_class=int(predicted))
+        row["provenance"] = results["provenance"]
         results["faces"][str(face)] = row
         write_json_atomic(path, results)
         print(
             f"face {face}: argmax settled {row['argmax_settle_ns']:.1f} ns, logits "
-            f"{row['logits_settling_ns']:.1f} ns, last layer {row['last_layer_settled_ns']:.1f}"
+            f"{row['logits_settling_ns']:.1f} ns, every layer {row['all_layers_settled_ns']:.1f}"
             f" ns, memristor max {row['max_memristor_voltage_V']:.4f} V, class "
             f"{row['final_class']} (steady {row['steady_state_class']}, software "
             f"{row['software_class']}), {row['seconds']:.0f} s",

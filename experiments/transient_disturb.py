@@ -4,10 +4,11 @@ does to threshold devices, over one and over 10^6 inferences.
     python experiments/transient_disturb.py [--data PATH] [--variants calibrated_bounded
         calibrated_shared paper super_diodes plain_diode near_ideal] [--crop 8]
         [--inferences 1 1e3 1e6]
-        [--threshold-margins 0 0.02] [--out PATH] [--cache PATH]
+        [--threshold-margins 0 0.02] [--out PATH] [--cache PATH] [--resume]
 
 For each variant (``paper_calibrated()`` as shipped, with its ReLU op-amps on the bounded
-supply; the same on the shared +-1 V supply; every other preset, at 1 V): the whole network's
+supply; the same on the shared +-1 V supply; ``paper_calibrated_driven()`` as shipped and
+with its kernels on the shared supply, at 0.1 V; every other preset, at 1 V): the whole network's
 transient on the central ``--crop`` pixels of the main job's PrivateTest image (the one
 ``memjax reproduce`` draws with its defaults), to the variant's t_end. The transient
 records, per neuron and grid time, the largest |V| across any of its memristors (its rows
@@ -29,8 +30,10 @@ threshold, the largest state change after each count of inferences and what that
 weight: the largest conductance change of a cell, in the preset's
 levels (LSB), and the inferences after which the first cell has moved half a level (a
 refresh interval). The transient's envelopes are kept in ``--cache``/``waves_<variant>.npz``
-and reused. Writes results.json (command and commit) and transient_disturb.png (the largest
-|V| on any memristor of the network against time, per variant).
+and reused. Writes results.json (command and commit; ``measured_by``: the commit of each
+variant measured since 2026-12-06) and transient_disturb.png (the largest |V| on any
+memristor of the network against time, per variant). ``--resume`` keeps the variants already
+in results.json and adds the threshold margins they lack from their cached envelopes.
 """
 
 from __future__ import annotations
@@ -179,22 +182,30 @@ def main(argv=None) -> None:
             )
             raise SystemExit(2)
         results["variants"] = kept["variants"]
+        results["measured_by"] = kept.get("measured_by", {})
         results["resumed"] = [kept["command"], *kept.get("resumed", [])]
+    measured_by = results.setdefault("measured_by", {})  # variant -> provenance
     for variant in args.variants:
         preset, changes, t_end = VARIANTS[variant]
         cached = cache / f"waves_{variant}.npz"
-        if variant in results["variants"]:  # kept; in the figure where its envelope is cached
-            if cached.exists():
-                envelopes[variant] = largest_envelope(
-                    transient_waves(None, None, None, 0, 0, cached)
-                )
-            continue
+        kept = results["variants"].get(variant)
         hardware = PRESETS[preset]().replace(**changes)
+        if kept is not None:  # kept; margins it lacks are added from its cached envelopes
+            if not cached.exists():
+                continue
+            waves = transient_waves(None, None, None, 0, 0, cached)
+            for margin in args.threshold_margins:
+                key = f"threshold_margin_{margin:g}"
+                if key not in kept:
+                    kept[key] = disturb(hardware, waves, margin, args)
+            envelopes[variant] = largest_envelope(waves)
+            continue
         waves = transient_waves(model, hardware, test.images[index], args.crop, t_end, cached)
         results["variants"][variant] = {
             f"threshold_margin_{margin:g}": disturb(hardware, waves, margin, args)
             for margin in args.threshold_margins
         }
+        measured_by[variant] = results["provenance"]
         envelopes[variant] = largest_envelope(waves)
         write_json_atomic(out / "results.json", results)
     write_json_atomic(out / "results.json", results)

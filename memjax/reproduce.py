@@ -27,15 +27,15 @@ DEFAULT_PRESET = "paper_plain_diode_relu"
 consistent reading, since 2026-12-05: super-diode rectifiers and max pool, whose
 whole-network transient needs rtol 1e-5): its first stage alone took 323 s on one shared core
 (2026-12-05), far beyond the main job's 10 minutes. Every preset's steady state is in the
-table either way."""
+table either way, except :data:`SLOW_STEADY_STATE_PRESETS`'s."""
 
 SLOW_STEADY_STATE_PRESETS = ("paper_calibrated_driven",)
 """Presets the main job's table leaves out unless one is ``--preset``: their activations drive
 their rows (``row_drive="direct"``), so every node of the steady state is solved with its own
-load (``dc_transfer="exact"``, 40 bracketed Newton iterations per node in float32): 0.85 s
-per image, 5.4 minutes for the table's 384 images (measured 2026-12-06, one core), beyond
-the main job's 10 minutes beside the others. ``experiments/calibrated_faces.py`` and
-``experiments/latency_power_front.py`` measure them."""
+load (``dc_transfer="exact"``, 40 bracketed Newton iterations per node in float32): 174 s
+for the table's 384 images (0.45 s per image, measured 2026-12-06, one core), beside the
+main job's ~533 s. ``experiments/calibrated_faces.py`` measures them; ``results.json``
+names them under ``accuracy.presets_left_out``."""
 
 PAPER_PERIOD_NS = 1.0
 """The calculation period of the paper-style count, ns: 137 layers on the critical path of the
@@ -216,6 +216,7 @@ def reproduce(
             "images": int(len(chosen)),
             "split": "private_test",
             "presets": table,
+            "presets_left_out": [name for name in SLOW_STEADY_STATE_PRESETS if name != preset],
         }
         sample = test.images[transient_chosen]
         say(

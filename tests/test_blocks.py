@@ -385,6 +385,10 @@ def test_block_agrees_with_ngspice_and_its_steady_state(name, seed):
     spice = simulate_netlist(netlist(block, inputs, 30e-9, 5e-12), amp, [probe])
     out = spice[probe]
     assert abs(float(ours.final[0]) - out[-1]) <= FINAL_TOLERANCE
+    if name == "kernel_bounded_output":  # held on its -V_p rail (unbounded: -1.86..-2.5 V)
+        assert float(ours.final[0]) == pytest.approx(-V_P, abs=1e-5)
+    if name == "kernel_relu_super_bounded_preactivation":  # never above V_p, limiting at it
+        assert float(jnp.max(ours.outputs)) <= V_P and float(ours.final[0]) > 0.9999 * V_P
     settling = crossing(spice["time"], [out], 0.01 * V_P)
     if settling > 0.2e-9:
         assert float(ours.settling_time) == pytest.approx(settling, rel=SETTLING_RTOL, abs=0)

@@ -189,7 +189,7 @@ def test_bounded_preactivation_holds_a_light_node_within_v_p():
     stage on +-V_p (``preactivation_supply="bounded"``) the rectifier, following its input,
     stays within V_p at every sample, light or heavily loaded; the steady state stays at V_p
     (U1's finite gain: 6e-5 V_p below) and a small network's logits do not move; a separate
-    MBN is refused."""
+    MBN, a plain ReLU and a diode limiter are refused."""
     hardware = PRESETS["paper_calibrated_driven"]()
     v_p = hardware.v_p
     relu, _, _ = nonlinear_blocks(hardware)
@@ -227,8 +227,9 @@ def test_bounded_preactivation_holds_a_light_node_within_v_p():
         logits[supply] = np.asarray(steady_state_in_batches(net, images)[0])
     scale = np.max(np.abs(logits["shared"]))
     np.testing.assert_allclose(logits["bounded"], logits["shared"], atol=1e-3 * scale)
-    with pytest.raises(MemjaxError, match="preactivation_supply"):
-        hardware.replace(batch_norm="separate")
+    for refused in ({"batch_norm": "separate"}, {"limiter": "diode"}, {"relu": "plain"}):
+        with pytest.raises(MemjaxError, match="preactivation_supply"):
+            hardware.replace(**refused)
 
 
 def test_small_network_power_is_every_element_once_against_ngspice():

@@ -213,7 +213,8 @@ class PairKernel(Block):
 
     Attributes:
         conductances: the mapped kernel (G+, G-, k, V_b); R_f = k / difference_gain.
-        opamp: the op-amp model used for all three amplifiers.
+        opamp: the op-amp model of all three amplifiers (the difference stage's on its own
+            rails when ``output_swing`` is set).
         difference_resistance: R_d, the input resistors of the difference stage, ohm.
         difference_gain: g, the difference stage's gain (its other resistors are g R_d).
         bitline_capacitance: C of each bit line to ground, F (0: algebraic nodes).
@@ -224,12 +225,13 @@ class PairKernel(Block):
             ``opamp``): arrays (..., 3), the trailing axis line A, line B, difference stage,
             the leading axes those of the conductances (none for one kernel, (K,) for a
             layer); offsets in V in series with each v+, own DC gains in V/V. GBW, slew rate
-            and rails stay ``opamp``'s (:class:`~memjax.devices.opamp.OpAmpErrors`). Used by
-            the vector field (dynamic and static), :meth:`steady_guess` and
-            :func:`pair_kernel_dc`, which therefore keep the same roots.
+            and rails stay ``opamp``'s, the difference stage's rails ``output_swing``'s
+            (:class:`~memjax.devices.opamp.OpAmpErrors`). Used by the vector field (dynamic
+            and static), :meth:`steady_guess` and :func:`pair_kernel_dc`, which therefore
+            keep the same roots.
         output_swing: the difference stage's rails, +-V (None: ``opamp``'s): its output, the
             kernel's, cannot leave +-output_swing (``HardwareConfig.preactivation_supply``).
-            The two TIAs keep ``opamp``'s rails. Within those rails.
+            The two TIAs keep ``opamp``'s rails; the swing lies within them.
     """
 
     conductances: KernelConductances

@@ -319,8 +319,8 @@ def two_layer_netlist(first: list, second: list, inputs, t_end: float, t_step: f
         if other_kernel.output_swing is not None:
             raise MemjaxError(
                 "two_layer_netlist: a kernel's difference stage on its own supply "
-                "(PairKernel.output_swing) is exported by pair_kernel_netlist and "
-                "kernel_relu_netlist only"
+                "(PairKernel.output_swing) is exported by pair_kernel_netlist, "
+                "kernel_relu_netlist and fully_connected_netlist, not here"
             )
         if other.diode != relu.diode:
             raise MemjaxError("two_layer_netlist: one diode model serves every block")
@@ -453,6 +453,11 @@ def simulate_netlist(netlist: str, amp: OpAmp | dict[str, OpAmp], outputs: list[
                 raise MemjaxError(
                     f"simulate_netlist: no op-amp given for subcircuit {parts[4]!r} "
                     f"(instance {parts[0]}); amp names {sorted(amp)}"
+                )
+            if not isinstance(amp, dict) and parts[4] != "opamp":
+                raise MemjaxError(
+                    f"simulate_netlist: instance {parts[0]} uses subcircuit {parts[4]!r}, whose "
+                    "rails may differ from the op-amp given; pass amp as {subcircuit: OpAmp}"
                 )
             supply = amp[parts[4]] if isinstance(amp, dict) else amp
             opamps.append((parts[0].lower(), parts[3], supply))
