@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="hardware preset of the transient (paper, paper_plain_diode_relu, "
         "paper_super_diodes, paper_calibrated, paper_calibrated_driven, near_ideal); every "
         "preset's steady state is reported, paper_calibrated_driven's only when it is this "
-        "one (its exact direct-row steady state takes ~5 minutes for 384 images)",
+        "one (its exact direct-row steady state takes ~3 minutes for 384 images)",
     )
     reproduce.add_argument(
         "--data", help=data_help + ", else ../shared/data/fer2013/fer2013.npz if present"

@@ -530,7 +530,7 @@ class _Builder:
             output_swing=hw.v_p if limited and hw.preactivation_supply == "bounded" else None,
         )
         transfer = None
-        if self.hardware.dc_transfer == "table" and (relu is not None or clamp is not None):
+        if self.hardware.dc_transfer == "table" and limited:
             transfer = self.tables[relu is not None]
         return CrossbarStage(kernel, mbn, relu, clamp, transfer, kind, tuple(shape), stride)
 
