@@ -53,10 +53,9 @@ def _data_convert(args) -> None:
 
     data = load_fer2013(args.source)
     path = save_npz(data, args.destination)
-    counts = ", ".join(
-        f"{name} {len(data.split(name))}" for name in ("train", "public_test", "private_test")
-    )
-    print(f"wrote {path} ({counts})")
+    counts = ", ".join(f"{name} {len(data.split(name))}" for name in data.present)
+    absent = f"; absent: {', '.join(data.absent)}" if data.absent else ""
+    print(f"wrote {path} ({counts}{absent})")
 
 
 def _data_info(args) -> None:
@@ -71,6 +70,8 @@ def _data_info(args) -> None:
     print(f"{'split':<14}{'total':>7}" + "".join(f"{c:>10}" for c in classes))
     for name, split in info["splits"].items():
         print(f"{name:<14}{split['total']:>7}" + "".join(f"{n:>10}" for n in split["per_class"]))
+    if info["absent"]:
+        print(f"absent (not in this file): {', '.join(info['absent'])}")
 
 
 def _train(args) -> None:
@@ -83,6 +84,8 @@ def _train(args) -> None:
     from memjax.training.steps import OptimizerConfig
 
     data = load_fer2013(args.data)
+    if args.export:  # the exported model records its accuracy on both test splits
+        data.split("private_test")
     if args.init_from:
         model_config, _ = read_model_config(Path(args.init_from))
         if args.width is not None and args.width != model_config.width:
@@ -129,10 +132,13 @@ def _train(args) -> None:
     # the run's own configuration (a resumed run's is in its run.json, not in the arguments)
     ran = result["train_config"]
     activations = twin_activations(ran, result["model_config"])
-    if activations is not None:
-        print(f"through the {ran.circuit} circuit's steady-state nonlinearities:")
-    report = evaluate_model(best_dir, data, "private_test", activations=activations)
-    print_report(report)
+    if "private_test" not in data.present:  # training needs Training and PublicTest only
+        print(f"{data.source} holds no private_test split: the best model is not scored on it")
+    else:
+        if activations is not None:
+            print(f"through the {ran.circuit} circuit's steady-state nonlinearities:")
+        report = evaluate_model(best_dir, data, "private_test", activations=activations)
+        print_report(report)
     if args.export:
         export_model(best_dir, Path(args.export), data, activations)
         print(f"exported the best model to {args.export}")

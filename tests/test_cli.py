@@ -156,6 +156,71 @@ def test_bad_input_gives_one_line_errors(tmp_path, fer2013_path):
     )
 
 
+@pytest.fixture(scope="module")
+def test_only_csv(fer2013, tmp_path_factory):
+    """The Kaggle fer2013.csv with only its PublicTest and PrivateTest rows (issue 25), written
+    from the real data: 7,178 rows, 60 MB."""
+    path = tmp_path_factory.mktemp("partial") / "test_only.csv"
+    lines = ["emotion,pixels,Usage"]
+    for usage, name in (("PublicTest", "public_test"), ("PrivateTest", "private_test")):
+        split = fer2013.split(name)
+        lines += [
+            f"{label},{' '.join(map(str, image.ravel().tolist()))},{usage}"
+            for image, label in zip(split.images, split.labels)
+        ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_test_only_csv_evaluates_as_the_full_file(test_only_csv, fer2013_path, tmp_path):
+    """`memjax evaluate` needs only the split it reads: on the CSV of the test rows the
+    shipped model scores all 3,589 PrivateTest images exactly as on the full file (once ended
+    with "split 'train' is missing")."""
+    reports = {}
+    for name, path in (("full", fer2013_path), ("test_only", test_only_csv)):
+        out = tmp_path / f"{name}.json"
+        result = memjax(
+            "evaluate", "--data", str(path), "--split", "private_test", "--json", str(out)
+        )
+        assert result.returncode == 0, result.stderr
+        reports[name] = json.loads(out.read_text())
+    full, partial = reports["full"], reports["test_only"]
+    assert partial["data"] == str(test_only_csv) and partial["n"] == full["n"] == 3589
+    assert partial["accuracy"] == full["accuracy"]
+    assert partial["confusion_matrix"] == full["confusion_matrix"]
+
+
+def test_test_only_csv_names_the_absent_split(test_only_csv, tmp_path):
+    """What needs Training fails on one line naming it, the file and the splits there, before
+    any run is written; `data info` and `data convert` show only the splits present."""
+    holds = (
+        f"{test_only_csv}: split 'train' is not in this file (it holds public_test, private_test)"
+    )
+    run_dir = tmp_path / "run"
+    assert_one_line_error(
+        memjax("train", "--data", str(test_only_csv), "--run-dir", str(run_dir), "--no-progress"),
+        holds,
+    )
+    assert not run_dir.exists()
+    assert_one_line_error(
+        memjax("evaluate", "--data", str(test_only_csv), "--split", "train"), holds
+    )
+    result = memjax("data", "info", str(test_only_csv))
+    assert result.returncode == 0, result.stderr
+    rows = [line.split()[0] for line in result.stdout.splitlines()[2:]]
+    assert rows == ["public_test", "private_test", "absent"], result.stdout
+    assert result.stdout.splitlines()[-1] == "absent (not in this file): train"
+    converted = tmp_path / "test_only.npz"
+    result = memjax("data", "convert", str(test_only_csv), str(converted))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("(public_test 3589, private_test 3589; absent: train)")
+    result = memjax("data", "info", str(converted), "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert list(info["splits"]) == ["public_test", "private_test"] and info["absent"] == ["train"]
+    assert info["splits"]["private_test"]["per_class"] == [491, 55, 528, 879, 594, 416, 626]
+
+
 @pytest.mark.parametrize(
     ("preset", "expected"),
     [("paper_plain_diode_relu", "shufflenetv2-1.0x-plain-diode"), ("paper", "shufflenetv2-1.0x")],

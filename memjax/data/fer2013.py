@@ -2,7 +2,10 @@
 
 Every loader returns the same :class:`FER2013` record, with the official split kept: train on
 ``train`` (Usage ``Training``), select on ``public_test`` (``PublicTest``), report on
-``private_test`` (``PrivateTest``).
+``private_test`` (``PrivateTest``). A file may hold only some of the splits (a CSV of the test
+rows is enough to evaluate a model): the loaders read what is there, and the split a command
+needs is asked for when it needs it, by :meth:`FER2013.split`, whose error names the splits
+the file does hold.
 
 Reference: I. J. Goodfellow et al., "Challenges in Representation Learning: A report on three
 machine learning contests", ICONIP 2013 (arXiv:1307.0414).
@@ -47,27 +50,67 @@ class Split:
 
 @dataclasses.dataclass(frozen=True)
 class FER2013:
-    """The data set: one :class:`Split` per name in :data:`SPLITS`, and where it was read from."""
+    """The data set: a :class:`Split` per name in :data:`SPLITS` that the source holds, None
+    for one it does not, and where it was read from.
 
-    train: Split
-    public_test: Split
-    private_test: Split
+    An absent split is None, never an empty :class:`Split`: an empty one would score a model at
+    0/0 or train it on nothing, where asking for an absent split fails at once and says so.
+    """
+
+    train: Split | None
+    public_test: Split | None
+    private_test: Split | None
     source: str
 
+    def __post_init__(self):
+        for name in SPLITS:
+            split = getattr(self, name)
+            if split is None:
+                continue
+            if not isinstance(split, Split):
+                raise MemjaxError(
+                    f"FER2013 {name}: expected a Split or None, got {type(split).__name__}"
+                )
+            if not len(split):
+                raise MemjaxError(
+                    f"FER2013 {name}: an empty Split; pass None for a split the data lacks"
+                )
+        if not self.present:
+            raise MemjaxError(f"{self.source}: no images in it (none of {', '.join(SPLITS)})")
+
+    @property
+    def present(self) -> tuple[str, ...]:
+        """The splits this data holds, in the order of :data:`SPLITS`."""
+        return tuple(name for name in SPLITS if getattr(self, name) is not None)
+
+    @property
+    def absent(self) -> tuple[str, ...]:
+        """The splits this data lacks, in the order of :data:`SPLITS`."""
+        return tuple(name for name in SPLITS if getattr(self, name) is None)
+
     def split(self, name: str) -> Split:
+        """The split ``name``; an error naming the source and the splits it holds if absent."""
         if name not in SPLITS:
             raise MemjaxError(f"unknown split {name!r}: expected one of {', '.join(SPLITS)}")
-        return getattr(self, name)
+        split = getattr(self, name)
+        if split is None:
+            raise MemjaxError(
+                f"{self.source}: split {name!r} is not in this file "
+                f"(it holds {', '.join(self.present)})"
+            )
+        return split
 
     def info(self) -> dict:
-        """Counts per split and class, as printed by ``memjax data info``."""
+        """Counts per split and class of the splits present, and the absent splits' names, as
+        printed by ``memjax data info``."""
         return {
             "source": self.source,
             "classes": list(CLASS_NAMES),
             "splits": {
                 name: {"total": len(self.split(name)), "per_class": self.split(name).class_counts()}
-                for name in SPLITS
+                for name in self.present
             },
+            "absent": list(self.absent),
         }
 
 
@@ -78,8 +121,8 @@ def resolve_data_path(path: str | os.PathLike | None) -> Path:
         if not path:
             raise MemjaxError(
                 "no FER2013 data given: pass --data PATH or set "
-                f"{DATA_ENV_VAR} (fer2013.csv, an image folder with train/ and test/, or a .npz); "
-                "see the README for where to get it"
+                f"{DATA_ENV_VAR} (fer2013.csv, an image folder with train/ and/or test/, or a "
+                ".npz); see the README for where to get it"
             )
     resolved = Path(path).expanduser()
     if not resolved.exists():
@@ -99,18 +142,19 @@ def load_fer2013(path: str | os.PathLike | None = None) -> FER2013:
         return load_npz(resolved)
     raise MemjaxError(
         f"{resolved}: unknown FER2013 form; expected fer2013.csv, a .npz or a folder "
-        "holding train/ and test/"
+        "holding train/ and/or test/"
     )
 
 
 def save_npz(data: FER2013, path: str | os.PathLike) -> Path:
-    """Write the compact form (the arrays of ``shared/data/fer2013/README.md``) atomically."""
+    """Write the compact form (the arrays of ``shared/data/fer2013/README.md``) atomically: the
+    ``x_<split>``, ``y_<split>`` pair of each split present, none for an absent one."""
     path = Path(path)
     if path.suffix != ".npz":
         raise MemjaxError(f"{path}: the converted file must end in .npz")
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {}
-    for name in SPLITS:
+    for name in data.present:
         split = data.split(name)
         arrays[f"x_{name}"] = split.images
         arrays[f"y_{name}"] = split.labels
@@ -124,7 +168,10 @@ def save_npz(data: FER2013, path: str | os.PathLike) -> Path:
 
 
 def load_csv(path: Path) -> FER2013:
-    """Read ``fer2013.csv`` (columns ``emotion,pixels,Usage``); errors name the line at fault."""
+    """Read ``fer2013.csv`` (columns ``emotion,pixels,Usage``); errors name the line at fault.
+
+    The rows may be of any of the Usage values: a split without rows is absent from the record.
+    """
     images: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
     labels: dict[str, list[int]] = {name: [] for name in SPLITS}
     try:
@@ -152,6 +199,8 @@ def load_csv(path: Path) -> FER2013:
                 )
             images[split].append(_parse_pixels(pixels, where))
             labels[split].append(label)
+    if not any(labels.values()):
+        raise MemjaxError(f"{path}: no image rows after the header")
     return _assemble(images, labels, str(path))
 
 
@@ -180,11 +229,13 @@ def _parse_pixels(text: str, where: str) -> np.ndarray:
 
 
 def _assemble(images: dict, labels: dict, source: str) -> FER2013:
-    splits = {}
-    for name in SPLITS:
-        if not labels[name]:
-            raise MemjaxError(f"{source}: split {name!r} is missing (no images in it)")
-        splits[name] = Split(np.stack(images[name]), np.asarray(labels[name], dtype=np.uint8))
+    """The record of the splits that have images; absent (None) those that have none."""
+    splits = {
+        name: Split(np.stack(images[name]), np.asarray(labels[name], dtype=np.uint8))
+        if labels[name]
+        else None
+        for name in SPLITS
+    }
     return FER2013(**splits, source=source)
 
 
@@ -196,16 +247,20 @@ def load_image_folder(root: Path) -> FER2013:
 
     In ``test/`` the file-name prefixes ``PublicTest_`` and ``PrivateTest_`` give the official
     split. A ``test/`` folder without them has no official split to keep, which is an error: the
-    protocol (select on PublicTest, report on PrivateTest) cannot be followed.
+    protocol (select on PublicTest, report on PrivateTest) cannot be followed. Either folder
+    may be missing (``test/`` alone is enough to evaluate); its splits are then absent.
     """
     from PIL import Image, UnidentifiedImageError
 
     images: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
     labels: dict[str, list[int]] = {name: [] for name in SPLITS}
-    for folder in ("train", "test"):
+    folders = [folder for folder in ("train", "test") if (root / folder).is_dir()]
+    if not folders:
+        raise MemjaxError(
+            f"{root}: no split folder train/ or test/ in it (expected either or both)"
+        )
+    for folder in folders:
         top = root / folder
-        if not top.is_dir():
-            raise MemjaxError(f"{root}: missing split folder {folder}/ (expected train/ and test/)")
         for class_dir in sorted(p for p in top.iterdir() if p.is_dir()):
             name = class_dir.name.lower()
             if name not in CLASS_NAMES:
@@ -248,7 +303,10 @@ def _test_split_of(file: Path) -> str:
 
 
 def load_npz(path: Path) -> FER2013:
-    """Read the compact form: ``x_<split>`` uint8 (N, 48, 48) and ``y_<split>`` in 0..6."""
+    """Read the compact form: ``x_<split>`` uint8 (N, 48, 48) and ``y_<split>`` in 0..6.
+
+    A split whose pair of arrays is not in the file is absent; half a pair is an error.
+    """
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
@@ -256,9 +314,15 @@ def load_npz(path: Path) -> FER2013:
     with archive:
         splits = {}
         for name in SPLITS:
-            for key in (f"x_{name}", f"y_{name}"):
-                if key not in archive.files:
-                    raise MemjaxError(f"{path}: missing array {key!r} (split {name!r})")
+            keys = [key for key in (f"x_{name}", f"y_{name}") if key in archive.files]
+            if not keys:
+                splits[name] = None
+                continue
+            if len(keys) == 1:
+                (missing,) = {f"x_{name}", f"y_{name}"} - set(keys)
+                raise MemjaxError(
+                    f"{path}: missing array {missing!r} (split {name!r}: {keys[0]!r} is there)"
+                )
             try:
                 x, y = archive[f"x_{name}"], archive[f"y_{name}"]
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
@@ -275,6 +339,14 @@ def load_npz(path: Path) -> FER2013:
                 bad = int(np.flatnonzero((y < 0) | (y >= len(CLASS_NAMES)))[0])
                 raise MemjaxError(f"{path}: y_{name}[{bad}] = {y[bad]} is outside 0..6")
             if not x.shape[0]:
-                raise MemjaxError(f"{path}: split {name!r} is missing (no images in it)")
+                raise MemjaxError(
+                    f"{path}: x_{name} holds no images; a file without split {name!r} leaves "
+                    "out its arrays"
+                )
             splits[name] = Split(x, y.astype(np.uint8))
+    if all(split is None for split in splits.values()):
+        raise MemjaxError(
+            f"{path}: no split in it (no pair of arrays x_<split>, y_<split> for any of "
+            f"{', '.join(SPLITS)})"
+        )
     return FER2013(**splits, source=str(path))

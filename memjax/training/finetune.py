@@ -656,6 +656,8 @@ def run_finetune(
         )
     if config.select_every and select_split == split:
         raise MemjaxError(f"the selection split must differ from the reported one ({split!r})")
+    # fine-tuning steps read Training; measuring the chip only (no steps) does not
+    train = data.split("train") if config.steps else None
     model, payload = load_model(checkpoint)
     images, labels = _sample(data.split(split), evaluate_images)
     # a model trained through a circuit is scored through that circuit's twin
@@ -693,8 +695,8 @@ def run_finetune(
     started = time.time()
     state = finetune(
         chip,
-        data.train.images,
-        data.train.labels,
+        None if train is None else train.images,
+        None if train is None else train.labels,
         run_dir,
         config,
         resume=resume,

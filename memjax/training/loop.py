@@ -144,6 +144,8 @@ def train(
     would; ``resume=True`` later continues the run to its configured ``epochs``.
     """
     run_dir = Path(run_dir).absolute()
+    # the splits training reads, asked for before anything is written or compiled
+    train_split, public_split = data.split("train"), data.split("public_test")
     model_config, train_config, start_epoch = _prepare_run(
         run_dir, model_config, train_config, resume
     )
@@ -153,7 +155,6 @@ def train(
         params, batch_stats = _initial_weights(
             Path(train_config.init_from), model_config, train_config, data
         )
-    train_split = data.train
     steps_per_epoch = len(train_split) // train_config.batch_size
     if steps_per_epoch < 1:
         raise MemjaxError(
@@ -220,9 +221,9 @@ def train(
         bar.close()
         seen = steps_per_epoch * batch
         logits = steps.predict_logits(
-            predict, state["params"], state["batch_stats"], data.public_test.images
+            predict, state["params"], state["batch_stats"], public_split.images
         )
-        public_accuracy = float(np.mean(logits.argmax(-1) == data.public_test.labels))
+        public_accuracy = float(np.mean(logits.argmax(-1) == public_split.labels))
         record = {
             "epoch": epoch,
             "train_loss": float(loss_sum) / steps_per_epoch,
@@ -345,7 +346,7 @@ def _initial_weights(
         from memjax.hardware.config import PRESETS
         from memjax.hardware.twin import recentre
 
-        images = data.train.images
+        images = data.split("train").images
         count = min(train_config.recentre_images, len(images))
         chosen = np.random.default_rng([train_config.seed, 0]).choice(len(images), count, False)
         recentre(model, PRESETS[train_config.circuit](), images[np.sort(chosen)])
