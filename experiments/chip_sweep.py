@@ -71,8 +71,8 @@ def trained_accuracy(chip, mode, data, images, labels, run_dir: Path, config, ch
     resume = checkpoints.exists() and any(p.name.isdigit() for p in checkpoints.iterdir())
     state = finetune(
         chip,
-        data.train.images,
-        data.train.labels,
+        data.split("train").images,
+        data.split("train").labels,
         run_dir,
         FinetuneConfig(**{**config, "mode": mode}),
         resume=resume,
@@ -134,7 +134,7 @@ def main() -> None:
     if data is None:
         raise SystemExit(f"chip_sweep: {said}")
     print(said)
-    images, labels = sample(data.private_test, args.eval_images)
+    images, labels = sample(data.split("private_test"), args.eval_images)
     model, _ = load_model(Path(args.checkpoint))
     design = convert(model, PRESETS[args.preset]())
     config = {"steps": args.steps, "batch_size": args.batch_size, "learning_rate": args.lr}
