@@ -3,7 +3,7 @@ steady-state accuracy, DC power per neuron, and the argmax's settling in whole-f
 (not only a crop's).
 
     python experiments/calibrated_faces.py [--preset paper_calibrated_driven] [--images 4]
-        [--dc-images 384] [--power-images 2] [--t-end 5e-7] [--checkpoint DIR]
+        [--skip 0] [--dc-images 384] [--power-images 2] [--t-end 5e-7] [--checkpoint DIR]
         [--data FER2013] [--out results/calibrated_faces]
 
 - steady state: accuracy and agreement with the software model on the PrivateTest images
@@ -13,17 +13,22 @@ steady-state accuracy, DC power per neuron, and the argmax's settling in whole-f
 - faces: the main job's transient image first, then its steady state's draws in order, each
   one 48x48 transient (every neuron of the network, ``TransientOptions.for_hardware`` with
   ``--t-end``) read by :func:`memjax.hardware.report.summarise`: the logits' settling (1 % of
-  V_p), the argmax's (the last time the winning class changes), every layer's, the busiest
-  neuron's power and the largest memristor |V| during the transient, and the energy; the
-  transient's final class against the steady state's on the same face.
+  V_p), the argmax's (the last time the winning class changes) and its decision (from when
+  it names a class within that band of the best, :func:`memjax.hardware.report.argmax_decided`),
+  every layer's, the busiest neuron's power and the largest memristor |V| during the
+  transient, and the energy; the transient's final class against the steady state's on the
+  same face; the logits' waveform (V, at the transient's knots) so that later measures read it.
 
 Writes results.json after every phase and face; run again with the same preset and t_end, it
-keeps what is measured and measures the rest.
+keeps what is measured and measures the rest. Faces ``--skip`` to ``--skip + --images`` of
+that order: processes given disjoint ranges share one results.json (each face is merged into
+it under a lock), one core each.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import sys
 import time
@@ -54,6 +59,7 @@ def measure_face(net, image, options) -> dict:
     return {
         "logits_settling_ns": summary["latency_ns"]["network"],
         "argmax_settle_ns": summary["argmax_settle_ns"],
+        "argmax_decided_ns": summary["argmax_decided_ns"],
         # every layer settled (the slowest, not necessarily the last)
         "all_layers_settled_ns": summary["energy_window_ns"],
         "slowest_layer": max(summary["latency_ns"]["per_layer"].items(), key=lambda kv: kv[1])[0],
@@ -65,14 +71,31 @@ def measure_face(net, image, options) -> dict:
         "max_memristor_voltage_V": summary["max_memristor_voltage_V"],
         "energy_per_inference_J": summary["energy_per_inference_J"],
         "mean_solver_steps": float(np.mean([float(r.mean_steps) for _, _, r in records])),
+        "logits_V": {
+            "t_ns": np.asarray(logit_wave.ts).tolist(),
+            "values": (np.asarray(logit_wave.values[:, 0]) * net.volts_per_unit).tolist(),
+            "slopes_per_ns": (np.asarray(logit_wave.slopes[:, 0]) * net.volts_per_unit).tolist(),
+        },
         "seconds": time.time() - started,
     }
+
+
+def write_merged(path: Path, results: dict) -> dict:
+    """``results`` with every face another process has written to ``path`` since this one
+    read it, written back atomically under a lock."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            results["faces"] = {**json.loads(path.read_text()).get("faces", {}), **results["faces"]}
+        write_json_atomic(path, results)
+    return results
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="paper_calibrated_driven", choices=list(PRESETS))
     parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--skip", type=int, default=0, help="faces of the order to leave out")
     parser.add_argument("--dc-images", type=int, default=384)
     parser.add_argument("--power-images", type=int, default=2)
     parser.add_argument("--t-end", type=float, default=5e-7)
@@ -90,7 +113,11 @@ def main(argv=None) -> None:
     model, _ = load_model(Path(args.checkpoint))
     test = data.split("private_test")
     chosen, transient = main_job_images(len(test))
-    faces = [int(i) for i in np.concatenate([transient, chosen])[: args.images]]
+    if args.skip < 0 or args.images < 0:
+        print("--skip and --images must be >= 0", file=sys.stderr)
+        raise SystemExit(2)
+    order = np.concatenate([transient, chosen])
+    faces = [int(i) for i in order[args.skip : args.skip + args.images]]
     _, graph, params, stats = steps.split_model(model)
     software = np.asarray(
         steps.predict_logits(steps.make_predict(graph), params, stats, test.images)
@@ -137,7 +164,7 @@ def main(argv=None) -> None:
             "seconds": time.time() - started,
             "provenance": results["provenance"],
         }
-        write_json_atomic(path, results)
+        results = write_merged(path, results)
     print("steady state:", results["steady_state"], flush=True)
     if results.get("dc_power", {}).get("images") != args.power_images:
         points, _ = operating_point(net, test.images[chosen[: args.power_images]])
@@ -150,18 +177,19 @@ def main(argv=None) -> None:
             },
             "provenance": results["provenance"],
         }
-        write_json_atomic(path, results)
+        results = write_merged(path, results)
     print("DC power:", results["dc_power"], flush=True)
     for face, label, predicted in zip(faces, test.labels[faces], software[faces], strict=True):
-        if str(face) in results["faces"]:
-            continue
+        if path.exists() and str(face) in json.loads(path.read_text()).get("faces", {}):
+            continue  # measured, perhaps by another process since this one started
         row = measure_face(net, test.images[face], options)
         row.update(label=int(label), software_class=int(predicted))
         row["provenance"] = results["provenance"]
         results["faces"][str(face)] = row
-        write_json_atomic(path, results)
+        results = write_merged(path, results)
         print(
-            f"face {face}: argmax settled {row['argmax_settle_ns']:.1f} ns, logits "
+            f"face {face}: argmax settled {row['argmax_settle_ns']:.1f} ns (decided "
+            f"{row['argmax_decided_ns']:.1f} ns), logits "
             f"{row['logits_settling_ns']:.1f} ns, every layer {row['all_layers_settled_ns']:.1f}"
             f" ns, memristor max {row['max_memristor_voltage_V']:.4f} V, class "
             f"{row['final_class']} (steady {row['steady_state_class']}, software "

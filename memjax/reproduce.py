@@ -354,6 +354,7 @@ def reproduce(
             "target_ns": target_latency_ns,
             "floor_ns": floor["floor_s"] * 1e9,
             "argmax_settle_ns": results["argmax_settle_ns"],
+            "argmax_decided_ns": results["argmax_decided_ns"],
             "logits_settled_ns": results["latency_ns"]["network"],
             # the issue's target: the decision settled (on a crop it may never move: then
             # the logits' settling says more)
@@ -436,6 +437,7 @@ def _preset_row(name, hardware, config, steady, dc_power, transient) -> dict:
             "crop": transient["transient_crop"],
             "logits_settled_ns": transient["latency_ns"]["network"],
             "argmax_settled_ns": transient["argmax_settle_ns"],
+            "argmax_decided_ns": transient["argmax_decided_ns"],
             "last_layer_settled_ns": max(transient["latency_ns"]["per_layer"].values()),
             "energy_per_inference_J": transient["energy_per_inference_J"],
             "max_neuron_power_W": transient["max_neuron_power_W"],

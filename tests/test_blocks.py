@@ -309,6 +309,21 @@ def _random_blocks(rng):
             kernel_relu_netlist,
             "v(ro)",
         ),
+        # the rectifier U1 on a single supply, its low rail at 0 V (HardwareConfig.
+        # relu_low_rail "ground"), exported as its own subcircuit: from rest U1 rises to the
+        # node plus D1's drop (0.06-0.19 V outputs with these seeds); its dead zone from a
+        # negative input is test_rectifier_on_ground_crosses_its_dead_zone_sooner
+        "kernel_relu_super_rectifier_ground": (
+            Chain(
+                (
+                    _kernel(rng, 16, weights=rng.normal(size=16) * 0.3),
+                    DiodeReLU(DIODE, load, V_P, AMP, True, rectifier_rail_low=0.0),
+                )
+            ),
+            list(rng.uniform(0, V_P, 16)),
+            kernel_relu_netlist,
+            "v(ro)",
+        ),
     }
 
 
@@ -382,6 +397,9 @@ def test_block_agrees_with_ngspice_and_its_steady_state(name, seed):
     kernel = block.blocks[0] if isinstance(block, Chain) else block
     if getattr(kernel, "output_swing", None) is not None:  # the difference stage on its own
         amp = {"opamp": AMP, "difference": kernel.difference_opamp}
+    relu = block.blocks[-1] if isinstance(block, Chain) else block
+    if getattr(relu, "rectifier_rail_low", None) is not None:  # U1 on its own low rail
+        amp = {"opamp": AMP, "rectifier": relu.rectifier}
     spice = simulate_netlist(netlist(block, inputs, 30e-9, 5e-12), amp, [probe])
     out = spice[probe]
     assert abs(float(ours.final[0]) - out[-1]) <= FINAL_TOLERANCE
@@ -396,6 +414,31 @@ def test_block_agrees_with_ngspice_and_its_steady_state(name, seed):
         assert float(ours.settling_time) < 0.2e-9
     energy = sum(np.trapezoid(p, spice["time"]) for p in spice["power"].values())
     assert float(ours.energy) == pytest.approx(energy, rel=ENERGY_RTOL, abs=0)
+
+
+def test_rectifier_on_ground_crosses_its_dead_zone_sooner():
+    """A super-diode ReLU resting at a negative input (U1 on its low rail, D1 off) whose input
+    steps to a small positive value: with U1's low rail at 0 V instead of the op-amp's, U1
+    swings ~0.6 V instead of ~3 V open loop before D1 conducts, so the output settles
+    several times sooner, at the same value, and U1 rests on 0 V, not below."""
+    v_p, low, high = 0.1, 2e-3, 0.05
+
+    def settle(block):
+        drive = lambda t: (-high + (low + high) * jnp.clip((t - 50e-9) / 1e-10, 0, 1))[None]  # noqa: E731
+        rest = transient(block, jnp.asarray([-high]), 50e-9, rtol=1e-7, atol=1e-10)
+        result = transient(
+            block, drive, 150e-9, samples=3001, full_scale=v_p, rtol=1e-7, atol=1e-10
+        )
+        return float(result.settling_time) - 50e-9, float(result.final[0]), rest.final_state[0]
+
+    amp = OpAmp(gain_bandwidth=10e9, rail_low=-1.0, rail_high=1.0)
+    shared = DiodeReLU(DIODE, 10e3, v_p, amp, True)
+    ground = DiodeReLU(DIODE, 10e3, v_p, amp, True, rectifier_rail_low=0.0)
+    t_shared, out_shared, u1_shared = settle(shared)
+    t_ground, out_ground, u1_ground = settle(ground)
+    assert out_ground == pytest.approx(out_shared, abs=1e-9) == pytest.approx(low, rel=2e-3)
+    assert float(u1_shared) < -0.99 and -1e-4 < float(u1_ground) <= 1e-6  # each on its rail
+    assert t_ground < t_shared / 3, (t_ground, t_shared)
 
 
 def test_limited_node_bounds_agree_with_bracketed_newton():

@@ -6,6 +6,7 @@ import equinox as eqx
 import numpy as np
 import pytest
 
+from memjax.circuits.diodes import DiodeReLU
 from memjax.errors import MemjaxError
 from memjax.hardware.config import HardwareConfig, near_ideal, paper, paper_calibrated
 from memjax.hardware.memristive import compile_steady_logits, convert
@@ -57,6 +58,10 @@ def test_conversion_refuses_what_it_cannot_map():
         paper().replace(relu="plain", limiter="diode", relu_supply="bounded")
     with pytest.raises(MemjaxError, match="HardwareConfig.relu_supply"):
         paper().replace(relu_supply="low")
+    with pytest.raises(MemjaxError, match="HardwareConfig.relu_low_rail: the negative supply"):
+        paper().replace(relu="plain", limiter="diode", relu_low_rail="ground")
+    with pytest.raises(MemjaxError, match="DiodeReLU.rectifier_rail_low = 0.5 V"):
+        DiodeReLU(paper().diode, 1e4, 1.0, paper().opamp, True, rectifier_rail_low=0.5)
     # the bounded ReLU supply: V_p + D1 (Shockley, n V_T ln(1 + I/I_s), and its own R_s)
     # + the series resistor and op-amp output resistance, all at I_L = V_p / R_L
     bounded = paper_calibrated().replace(relu_supply="bounded")

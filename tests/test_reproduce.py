@@ -56,6 +56,7 @@ def _check_results_json(out, results):
     assert saved["seed"] == 0 and saved["provenance"]["commit"]
     for key in (
         "argmax_settle_ns",
+        "argmax_decided_ns",
         "energy_per_inference_J",
         "max_power_W",
         "max_neuron_power_W",
@@ -134,6 +135,7 @@ def _check_presets_side_by_side(results):
             transient = row["transient"]
             assert transient["logits_settled_ns"] == results["latency_ns"]["network"]
             assert transient["argmax_settled_ns"] == results["argmax_settle_ns"]
+            assert transient["argmax_decided_ns"] == results["argmax_decided_ns"]
             assert transient["logits_settled_ns"] >= row["latency_floor_ns"]
             split = transient["max_neuron_power_by_kind_W"]
             assert all(value >= 0 for value in split.values())
@@ -169,6 +171,8 @@ def _check_transient_against_the_steady_state(results):
     assert all(0 <= t < t_end for t in per_layer.values())
     assert 0 <= results["latency_ns"]["network"] < t_end
     assert results["argmax_settle_ns"] <= results["latency_ns"]["network"] + 1e-9
+    # a decision within the band can only come earlier than the winner's last change
+    assert 0 <= results["argmax_decided_ns"] <= results["argmax_settle_ns"]
     assert results["off_steady_state_at_t_end"] == []  # every layer at its DC point by 300 ns
     periods = results["calculation_periods"]
     assert periods[-1]["end_ns"] == pytest.approx(max(per_layer.values()))

@@ -71,6 +71,27 @@ def _blocks():
     }
 
 
+def test_argmax_is_decided_once_it_names_a_class_within_the_band_of_the_best():
+    """Two logits that end within the band of each other cross until the end: the argmax's own
+    settling is the last crossing, its decision the time a class that ends more than the band
+    below the best stops winning; a clear winner decides when it takes the lead."""
+    from memjax.hardware.report import argmax_decided
+
+    grid = np.linspace(0.0, 100.0, 101)
+    band = 1e-3
+    a = 0.1 + 0.0 * grid
+    b = 0.1 + 5e-4 * np.sin(grid)  # within the band of a, crossing it every pi ns
+    early = 0.3 * np.exp(-grid / 10)  # wins until 10 ln 3 ns, ends far below
+    tie = np.stack([a, b, early], -1)
+    clear = np.stack([a, b, 0.2 * (grid >= 30)], -1)  # a clear winner from 30 ns
+    volts = np.stack([tie, clear], 1)  # (times, images, classes)
+    decided = argmax_decided(volts, grid, band)
+    assert decided[0] == 11.0  # the first grid time after 10 ln 3 = 10.99 ns
+    flips = np.flatnonzero(np.diff(tie.argmax(-1)))
+    assert grid[flips[-1] + 1] > 90  # the last crossing is far later than the decision
+    assert decided[1] == 30.0
+
+
 @pytest.mark.parametrize("name", list(_blocks()))
 def test_closed_form_steady_guess_is_the_steady_state(name):
     """The network transient starts every stage at ``steady_guess`` (closed-form static

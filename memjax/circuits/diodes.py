@@ -231,7 +231,8 @@ class DiodeReLU(_DiodeNode):
             drives are ``row_conductance``).
         clamp_reference: reference of the limiter, V: V_p for the active limiter (U2),
             V_p - V_D for a diode limiter (its diode adds V_D).
-        opamp: the op-amp of U1 and U2 (super-diode variant only).
+        opamp: the op-amp of U1 and U2 (super-diode variant only; U1 on
+            ``rectifier_rail_low`` when that is set).
         super_diode: False for the plain diode, True for the op-amp precision rectifier.
         series_resistance: resistance in series with D1, ohm: it limits the current when the
             limiter holds the output, so that the limiter diode, not D1, sets the level.
@@ -249,6 +250,13 @@ class DiodeReLU(_DiodeNode):
             virtual ground, so they load the node in parallel with R_L; their dissipation is
             the next crossbar's memristors', counted there, not here (0: the rows are driven
             from elsewhere; ``HardwareConfig.row_drive``).
+        rectifier_rail_low: U1's negative supply, V (None: ``opamp``'s ``rail_low``;
+            super-diode variant only). While the input is negative U1 rests on this rail
+            with D1 off, and when it turns positive U1 must swing from it to the node plus
+            D1's drop before any current flows, open loop at 2 pi GBW v_in: the rectifier's
+            dead zone. On 0 V (a single-supply op-amp) that swing is ~0.5 V instead of ~1.5 V
+            from -1 V (``HardwareConfig.relu_low_rail``). It must lie in [``opamp``'s
+            rail_low, 0] so that U1 can still turn D1 off.
     """
 
     diode: Diode
@@ -261,6 +269,7 @@ class DiodeReLU(_DiodeNode):
     diode_limiter: bool = eqx.field(static=True, default=False)
     reference_buffer: OpAmp | None = None
     row_conductance: float | Array = 0.0
+    rectifier_rail_low: float | None = None
 
     def __check_init__(self):
         _check_diode_block("DiodeReLU", self)
@@ -269,6 +278,24 @@ class DiodeReLU(_DiodeNode):
                 "DiodeReLU.reference_buffer: the active limiter's U2 drives D2; a reference "
                 "buffer belongs to a diode limiter"
             )
+        low = self.rectifier_rail_low
+        if low is not None:
+            if not self.super_diode:
+                raise MemjaxError(
+                    "DiodeReLU.rectifier_rail_low: U1's supply; the plain variant has no U1"
+                )
+            if not self.opamp.rail_low <= low <= 0.0:
+                raise MemjaxError(
+                    f"DiodeReLU.rectifier_rail_low = {low} V: must lie in [{self.opamp.rail_low}"
+                    ", 0] V (within the op-amp's rails, low enough to turn D1 off)"
+                )
+
+    @property
+    def rectifier(self) -> OpAmp:
+        """U1: ``opamp`` on ``rectifier_rail_low`` (its own rails when that is None)."""
+        if self.rectifier_rail_low is None:
+            return self.opamp
+        return dataclasses.replace(self.opamp, rail_low=self.rectifier_rail_low)
 
     @property
     def active_limiter(self) -> bool:
@@ -331,7 +358,7 @@ class DiodeReLU(_DiodeNode):
 
         def node(v, g):
             def net(o):
-                u = amp.static_output(v - o, 0.0)
+                u = self.rectifier.static_output(v - o, 0.0)
                 if self.active_limiter:
                     w = amp.static_output(self.clamp_reference - o, 0.0)
                 else:
@@ -349,7 +376,7 @@ class DiodeReLU(_DiodeNode):
         o = self.steady_output(inputs[0])
         state = []
         if self.super_diode:
-            state += [self.opamp.static_output(inputs[0] - o, 0.0)]
+            state += [self.rectifier.static_output(inputs[0] - o, 0.0)]
         if self.active_limiter:
             state += [self.opamp.static_output(self.clamp_reference - o, 0.0)]
         if self.node_capacitance:
@@ -360,7 +387,7 @@ class DiodeReLU(_DiodeNode):
         o = self._node(y, inputs)
         rates = []
         if self.super_diode:
-            rates.append(self.opamp.output_rate(y[0], inputs[0] - o, static))
+            rates.append(self.rectifier.output_rate(y[0], inputs[0] - o, static))
         if self.active_limiter:
             rates.append(self.opamp.output_rate(y[1], self.clamp_reference - o, static))
         if self.node_capacitance:
@@ -384,7 +411,7 @@ class DiodeReLU(_DiodeNode):
         opamps = zero
         # D1's series resistor is inside the D1 model: its power is counted with the diode.
         if self.super_diode:
-            opamps = opamps + output_stage_power(self.opamp, anode, i1)
+            opamps = opamps + output_stage_power(self.rectifier, anode, i1)
         if self.active_limiter:
             opamps = opamps + output_stage_power(self.opamp, cathode, -i2)
         elif self.reference_buffer is not None:  # the follower sinks what D2 delivers

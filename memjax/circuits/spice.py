@@ -219,7 +219,7 @@ def _diode_relu_body(block: DiodeReLU, input_node: str, p: str = "") -> list[str
     lines = [f"V{p}ref {p}ref 0 DC {block.clamp_reference:.12g}"]
     if block.super_diode:
         lines += [
-            f"X{p}U1 {input_node} {p}o {p}y1 opamp",
+            f"X{p}U1 {input_node} {p}o {p}y1 {_rectifier_name(block)}",
             f"D{p}1 {p}y1 {p}a dmod",
             f"R{p}s {p}a {p}o {block.series_resistance:.12g}",
         ]
@@ -254,11 +254,25 @@ def _node_load(block, node: str, prefix: str) -> list[str]:
     return lines
 
 
+def _rectifier_name(block: DiodeReLU) -> str:
+    """U1's subcircuit: "opamp", or "rectifier" on its own low rail."""
+    return "opamp" if block.rectifier_rail_low is None else "rectifier"
+
+
+def _rectifier_subcircuit(block: DiodeReLU) -> list[str]:
+    """U1's own subcircuit where it has one (``DiodeReLU.rectifier_rail_low``);
+    :func:`simulate_netlist` then takes its op-amp as ``{"rectifier": ...}``."""
+    if not block.super_diode or block.rectifier_rail_low is None:
+        return []
+    return [opamp_subcircuit(block.rectifier, "rectifier")]
+
+
 def diode_relu_netlist(block: DiodeReLU, inputs, t_end: float, t_step: float) -> str:
     """ReLU + limiter, plain or super-diode variant, driven by a step of ``inputs[0]``."""
     lines = ["* memjax DiodeReLU", diode_model(block.diode)]
     if block.super_diode:
         lines.append(opamp_subcircuit(block.opamp))
+    lines += _rectifier_subcircuit(block)
     lines += _sources(inputs[:1]) + _diode_relu_body(block, "in0")
     return _finish(lines, t_end, t_step)
 
@@ -298,6 +312,7 @@ def kernel_relu_netlist(chain, inputs, t_end: float, t_step: float) -> str:
         "* memjax kernel + ReLU/limiter",
         opamp_subcircuit(kernel.opamp),
         *_difference_subcircuit(kernel),
+        *_rectifier_subcircuit(relu),
         diode_model(relu.diode),
     ]
     lines += _sources(inputs) + _pair_kernel_body(kernel, [f"in{i}" for i in range(m)], "k")
@@ -316,11 +331,11 @@ def two_layer_netlist(first: list, second: list, inputs, t_end: float, t_step: f
         other_kernel, other = chain.blocks
         if other_kernel.opamp != kernel.opamp or other.opamp not in (None, kernel.opamp):
             raise MemjaxError("two_layer_netlist: one op-amp subcircuit serves every block")
-        if other_kernel.output_swing is not None:
+        if other_kernel.output_swing is not None or other.rectifier_rail_low is not None:
             raise MemjaxError(
-                "two_layer_netlist: a kernel's difference stage on its own supply "
-                "(PairKernel.output_swing) is exported by pair_kernel_netlist, "
-                "kernel_relu_netlist and fully_connected_netlist, not here"
+                "two_layer_netlist: a kernel's difference stage or a rectifier on its own "
+                "supply (PairKernel.output_swing, DiodeReLU.rectifier_rail_low) is exported "
+                "by the one-neuron netlists, not here"
             )
         if other.diode != relu.diode:
             raise MemjaxError("two_layer_netlist: one diode model serves every block")

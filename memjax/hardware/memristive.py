@@ -581,6 +581,7 @@ def nonlinear_blocks(hardware: HardwareConfig) -> tuple[DiodeReLU, DiodeClamp, D
         hardware.relu_series_resistance,
         diode_limiter=not active,
         reference_buffer=None if active else hardware.opamp,
+        rectifier_rail_low=0.0 if hardware.relu_low_rail == "ground" else None,
     )
     max_pool = DiodeMaxPool(
         hardware.diode,

@@ -1,6 +1,6 @@
 """What a whole-network transient measures: settling per layer and of the network, argmax
-settling, energy per inference by kind and by unit kind, peak power, peak memristor voltage,
-calculation periods and the latency of both mapping schedules."""
+settling and decision, energy per inference by kind and by unit kind, peak power, peak
+memristor voltage, calculation periods and the latency of both mapping schedules."""
 
 from __future__ import annotations
 
@@ -71,6 +71,7 @@ def _summarise(net, records, logits: Waveform, options: TransientOptions, images
         grid[np.flatnonzero(changed[:, i])[-1] + 1] if changed[:, i].any() else 0.0
         for i in range(winners.shape[1])
     ]
+    decided = argmax_decided(values * net.volts_per_unit, grid, band)
     # the inference lasts until the last stage has settled (the network output can settle
     # before a layer whose change does not reach it)
     settled = max([network_latency] + [layer["settling_ns"] for layer in per_layer])
@@ -94,6 +95,8 @@ def _summarise(net, records, logits: Waveform, options: TransientOptions, images
         },
         "argmax_settle_ns": float(max(last)),
         "argmax_settle_ns_per_image": [float(t) for t in last],
+        "argmax_decided_ns": float(max(decided)),
+        "argmax_decided_ns_per_image": [float(t) for t in decided],
         "energy_window_ns": settled,
         "energy_per_inference_J": float(energy_by_kind.sum()),
         "energy_by_kind_J": {k: float(e) for k, e in zip(KINDS, energy_by_kind, strict=True)},
@@ -111,6 +114,26 @@ def _summarise(net, records, logits: Waveform, options: TransientOptions, images
         "layers": per_layer,
         "power_trace": {"t_ns": grid[::20].tolist(), "W": total_power[::20].tolist()},
     }
+
+
+def argmax_decided(volts: np.ndarray, grid: np.ndarray, band: float) -> np.ndarray:
+    """Per image, the time (ns) from which the argmax always names a class whose final value is
+    within ``band`` (V) of the final largest: what a read-out comparator with the settling
+    band's resolution decides as the steady state does. The argmax's own settling (the last
+    time the winner changes) never ends for a face whose two largest logits settle within the
+    band of each other, as the winner then flips on drifts below the band: measured on a
+    whole face of ``paper_calibrated_driven()`` with its rectifiers' U1 on -1 V (PrivateTest
+    8, 10 GHz), logits settled at 104 ns, the argmax at 406 ns (2026-12-06).
+
+    ``volts``: the logits in V, (times, images, classes), sampled at ``grid`` (ns), the last
+    sample final."""
+    final = volts[-1]
+    acceptable = final >= final.max(-1, keepdims=True) - band  # (images, classes)
+    winners = volts.argmax(-1)  # (times, images)
+    wrong = ~acceptable[np.arange(winners.shape[1])[None, :], winners]
+    return np.array(
+        [grid[np.flatnonzero(w)[-1] + 1] if w.any() else 0.0 for w in wrong.T], dtype=float
+    )
 
 
 def calculation_periods(records, per_layer) -> list[dict]:

@@ -64,6 +64,7 @@ def sweep_row(summary: dict, gain: float, slew_rate: float) -> dict:
         "latency_ns": summary["latency_ns"]["network"],
         "slowest_layer_ns": max(summary["latency_ns"]["per_layer"].values()),
         "argmax_settle_ns": summary["argmax_settle_ns"],
+        "argmax_decided_ns": summary["argmax_decided_ns"],
         "energy_per_inference_J": energy,
         "mean_power_W": energy / window if window > 0 else 0.0,
         "max_power_W": summary["max_power_W"],
