@@ -536,8 +536,10 @@ def paper_calibrated_driven() -> HardwareConfig:
     paper's headline numbers on the six whole PrivateTest faces measured (2026-12-06, no
     node capacitance): argmax settled at 0-73 ns and logits at 20-77 ns after the input
     step, the busiest neuron at 0.31 uW at DC and 0.24-0.34 uW in the transients, the steady
-    state 0.5 points above the software model on 384 images. What differs and why is
-    :data:`CALIBRATED_DRIVEN_ASSUMPTIONS`."""
+    state 0.5 points above the software model on 384 images. It rests on nodes without
+    capacitance: with 1 fF on every bit line and summing node an 8x8 crop's logits settle at
+    226 ns instead of 9.7 ns and its memristors peak at 1.08 V_p (README). What differs and
+    why is :data:`CALIBRATED_DRIVEN_ASSUMPTIONS`."""
     base = paper_calibrated()
     return base.replace(
         g_min=base.g_min * 0.03,
