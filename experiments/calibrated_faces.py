@@ -81,12 +81,18 @@ def measure_face(net, image, options) -> dict:
 
 
 def write_merged(path: Path, results: dict) -> dict:
-    """``results`` with every face another process has written to ``path`` since this one
-    read it, written back atomically under a lock."""
+    """``results`` with every face, phase and command another process has written to ``path``
+    since this one read it, written back atomically under a lock."""
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if path.exists():
-            results["faces"] = {**json.loads(path.read_text()).get("faces", {}), **results["faces"]}
+            kept = json.loads(path.read_text())
+            results["faces"] = {**kept.get("faces", {}), **results["faces"]}
+            for phase in ("steady_state", "dc_power"):
+                if phase in kept and phase not in results:
+                    results[phase] = kept[phase]
+            commands = [kept["command"], *kept.get("resumed", []), *results.get("resumed", [])]
+            results["resumed"] = list(dict.fromkeys(c for c in commands if c != results["command"]))
         write_json_atomic(path, results)
     return results
 

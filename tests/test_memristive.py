@@ -60,6 +60,8 @@ def test_conversion_refuses_what_it_cannot_map():
         paper().replace(relu_supply="low")
     with pytest.raises(MemjaxError, match="HardwareConfig.relu_low_rail: the negative supply"):
         paper().replace(relu="plain", limiter="diode", relu_low_rail="ground")
+    with pytest.raises(MemjaxError, match="relu_low_rail: a rectifier on 0 V"):
+        paper_calibrated().replace(relu_low_rail="ground")  # kernels on the shared rails
     with pytest.raises(MemjaxError, match="DiodeReLU.rectifier_rail_low = 0.5 V"):
         DiodeReLU(paper().diode, 1e4, 1.0, paper().opamp, True, rectifier_rail_low=0.5)
     # the bounded ReLU supply: V_p + D1 (Shockley, n V_T ln(1 + I/I_s), and its own R_s)

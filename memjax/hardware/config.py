@@ -78,8 +78,12 @@ class HardwareConfig:
             bounded; README, "Memristors within V_p during inference"). Super ReLU only.
         relu_low_rail: the negative supply of a super-diode ReLU's rectifier U1
             (``DiodeReLU.rectifier_rail_low``): "shared", the op-amp's ``rail_low``;
-            "ground", 0 V (U1 a single-supply op-amp with a rail-to-rail output; U2 keeps
-            the shared rail). U1 rests on this rail while its input is negative, and must
+            "ground", 0 V (U1 a single-supply op-amp with rail-to-rail input and output; U2
+            keeps the op-amp's rail_low; the max pool's super diodes are not changed). Needs
+            ``preactivation_supply`` "bounded": U1's input then stays within -V_p, a tenth
+            of a volt below its supply, where a rail-to-rail input stage still works (on the
+            shared kernel supply it would reach -1 V). U1 rests on this rail while its input is
+            negative, and must
             swing from it to the node plus D1's drop, open loop at 2 pi GBW v_in, before D1
             conducts: from -1 V ~1.5 V, from 0 V ~0.5 V, so the rectifier's dead zone, which
             sets the tail of every ReLU stage's settling, is crossed ~3x sooner. The steady
@@ -257,6 +261,12 @@ class HardwareConfig:
             raise MemjaxError(
                 f"{owner}.relu_low_rail: the negative supply of a super-diode ReLU's "
                 f"rectifier U1; relu={self.relu!r} has none"
+            )
+        if self.relu_low_rail == "ground" and self.preactivation_supply != "bounded":
+            raise MemjaxError(
+                f"{owner}.relu_low_rail: a rectifier on 0 V takes its input only down to "
+                "about -V_p (rail-to-rail input); needs preactivation_supply='bounded' (the "
+                "kernel on +-V_p), else its input reaches the op-amps' low rail"
             )
         if self.relu_supply == "bounded" and self.relu_rail_high > self.opamp.rail_high:
             raise MemjaxError(
@@ -518,11 +528,12 @@ CALIBRATED_DRIVEN_ASSUMPTIONS = {
     "the crop (measured 2026-12-06). With the pre-activation within V_p the rectifier, "
     "following it, cannot pass V_p at any load",
     "relu_low_rail": "ground: each rectifier U1 on 0 V .. its bounded rail (a single-supply "
-    "op-amp with a rail-to-rail output; a guess). U1 rests on its low rail while its input is "
-    "negative and crosses D1's dead zone open loop at 2 pi GBW v_in: from 0 V it swings "
-    "~0.5 V, from -1 V ~1.5 V. On the crop of the main job's image (measured 2026-12-06, "
-    "10 GHz) the logits settled at 9.7 ns instead of 35.2 ns, every layer at 19.6 instead "
-    "of 92.9 ns, with the same final logits (within 8e-4) and DC power",
+    "op-amp with rail-to-rail input and output, its input down to -V_p; a guess). U1 rests "
+    "on its low rail while its input is negative and crosses D1's dead zone open loop at "
+    "2 pi GBW v_in: from 0 V it swings ~0.5 V, from -1 V ~1.5 V. On the crop of the main "
+    "job's image (measured 2026-12-06, 10 GHz) the logits settled at 9.7 ns instead of "
+    "35.2 ns, every layer at 19.6 instead of 92.9 ns, with the same final logits (within "
+    "8e-4) and DC power",
 }
 """For each field of :func:`paper_calibrated_driven` that differs from
 :func:`paper_calibrated`: the value, why, and what is a guess."""
