@@ -6,9 +6,9 @@ summing node (``HardwareConfig.bitline_capacitance``).
     python experiments/calibrated_crop.py --rail ground --crop 8 --capacitance 1e-15
         [--data FER2013] [--checkpoint DIR] [--t-end 5e-7] [--out results/calibrated_crop]
 
-Appends one record (the options, the logits', argmax's and every layer's settling, the largest
-memristor |V|, the busiest neuron, the energy, the mean solver steps per neuron and the final
-logits) to ``crops.json`` in ``--out``.
+Appends one record (the options and :func:`calibrated_faces.measure_face`'s summary of the
+crop: the logits', argmax's and every layer's settling, the largest memristor |V|, the busiest
+neuron, the energy, the mean solver steps, the logit waveform) to ``crops.json`` in ``--out``.
 """
 
 from __future__ import annotations
@@ -16,19 +16,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 from memjax.hardware.config import PRESETS
 from memjax.hardware.layers import network_layers
 from memjax.hardware.memristive import convert, with_pool_inputs
-from memjax.hardware.report import summarise
-from memjax.hardware.transient import TransientOptions, simulate
+from memjax.hardware.transient import TransientOptions
 from memjax.provenance import provenance
 from memjax.reproduce import find_data, main_job_images
 from memjax.training.checkpoint import load_model, write_json_atomic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from calibrated_faces import measure_face  # noqa: E402  (a sibling script)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,25 +61,13 @@ def main(argv=None) -> None:
     pooled = network_layers(model.config, args.crop)[-2].inputs_per_kernel
     net = with_pool_inputs(convert(model, hardware), pooled)
     options = TransientOptions.for_hardware(hardware, t_end=args.t_end)
-    started = time.time()
-    records, logits = simulate(net, image, options)
-    summary = summarise(net, records, logits, options, 1)
     row = {
         "command": " ".join(["python", "experiments/calibrated_crop.py", *given]),
         "rail": args.rail,
         "crop": args.crop,
         "capacitance_F": args.capacitance,
         "image": int(transient[0]),
-        "logits_settling_ns": summary["latency_ns"]["network"],
-        "argmax_settle_ns": summary["argmax_settle_ns"],
-        "argmax_decided_ns": summary["argmax_decided_ns"],
-        "all_layers_settled_ns": summary["energy_window_ns"],
-        "max_memristor_voltage_V": summary["max_memristor_voltage_V"],
-        "max_neuron_power_W": summary["max_neuron_power_W"],
-        "energy_per_inference_J": summary["energy_per_inference_J"],
-        "mean_solver_steps": float(np.mean([float(r.mean_steps) for _, _, r in records])),
-        "final_logits": np.asarray(logits.values[-1, 0]).tolist(),
-        "seconds": time.time() - started,
+        **measure_face(net, image[0], options),
         "provenance": provenance(),
     }
     out = Path(args.out)
@@ -88,7 +75,10 @@ def main(argv=None) -> None:
     path = out / "crops.json"
     rows = json.loads(path.read_text()) if path.exists() else []
     write_json_atomic(path, [*rows, row])
-    print(json.dumps({k: v for k, v in row.items() if k != "provenance"}))
+    brief = {
+        k: v for k, v in row.items() if k not in ("provenance", "logits_V", "per_layer_settling_ns")
+    }
+    print(json.dumps(brief))
 
 
 if __name__ == "__main__":

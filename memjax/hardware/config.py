@@ -83,11 +83,11 @@ class HardwareConfig:
             ``preactivation_supply`` "bounded": U1's input then stays within -V_p, a tenth
             of a volt below its supply, where a rail-to-rail input stage still works (on the
             shared kernel supply it would reach -1 V). U1 rests on this rail while its input is
-            negative, and must
-            swing from it to the node plus D1's drop, open loop at 2 pi GBW v_in, before D1
-            conducts: from -1 V ~1.5 V, from 0 V ~0.5 V, so the rectifier's dead zone, which
-            sets the tail of every ReLU stage's settling, is crossed ~3x sooner. The steady
-            state does not move (U1 on its rail has D1 off either way). Super ReLU only.
+            negative, and must swing from it to the node plus D1's drop, open loop at 2 pi
+            GBW v_in, before D1 conducts: from -1 V ~1.5 V, from 0 V ~0.5 V, so the
+            rectifier's dead zone, which sets the tail of every ReLU stage's settling, is
+            crossed ~3x sooner. The steady state does not move (U1 on its rail has D1 off
+            either way). Super ReLU only.
         clamp_supply: the supply of U1, the driver of each linear stage's clamp
             (``DiodeClamp.driver_swing``): "shared", the op-amp's rails; "bounded", +-(V_p +
             I (R_s + R_o)) with I = V_p (1 / R_L + :attr:`supply_load_conductance`), so that
