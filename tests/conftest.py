@@ -39,13 +39,25 @@ def pytest_configure(config):
 DURATIONS = json.loads((REPO / "tests" / "data" / "test_durations.json").read_text())["seconds"]
 
 
+SLOW_SECONDS = 5.0
+"""A test that took this long or longer (tests/data/test_durations.json) is slow: the fast
+lane, ``pytest -m "not slow"``, leaves it to the full run. Most of a test's time is XLA
+compiling its circuits, so a few seconds each is what fits the fast lane's 3 minutes on 2
+cores. The shipped network, live ngspice and the main job are marked slow where they are."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config, items):
-    """Longest tests first (tests/data/test_durations.json; the others keep their order
-    behind them). pytest-xdist hands each worker the next test, or the next group of an
-    xdist_group, in this order (`--no-loadscope-reorder` in pyproject.toml), so the two
-    workers end together instead of one running the main job alone at the end: in CI the
-    main job, last in collection order, ran its 14 min after the other worker had finished
-    (50 min wall, 70 min of work, stop 33)."""
+    """Tests measured at :data:`SLOW_SECONDS` or more are marked slow. Longest tests first
+    (tests/data/test_durations.json; the others keep their order behind them). pytest-xdist
+    hands each worker the next test, or the next group of an xdist_group, in this order
+    (`--no-loadscope-reorder` in pyproject.toml), so the two workers end together instead
+    of one running the main job alone at the end: in CI the main job, last in collection
+    order, ran its 14 min after the other worker had finished (50 min wall, 70 min of
+    work, stop 33)."""
+    for item in items:
+        if DURATIONS.get(item.nodeid.split("@")[0], 0.0) >= SLOW_SECONDS:
+            item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: -DURATIONS.get(item.nodeid.split("@")[0], 0.0))
 
 

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import spice_references
 
 from memjax.circuits import (
     Chain,
@@ -22,9 +23,7 @@ from memjax.circuits.spice import (
     diode_max_pool_netlist,
     diode_relu_netlist,
     kernel_relu_netlist,
-    ngspice_available,
     pair_kernel_netlist,
-    simulate_netlist,
     summing_amplifier_netlist,
 )
 from memjax.devices import Diode, OpAmp
@@ -378,19 +377,11 @@ its rail at its small-signal rate (A0 (V_p - o) - y) / tau ~ 0.1 mV/ns: D2 takes
 rows (9.2e-6 V at 30 ns, 2026-12-06)."""
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-@pytest.mark.parametrize("name", BLOCKS)
-def test_block_agrees_with_ngspice_and_its_steady_state(name, seed):
-    """Three random element sets per block against ngspice (5 ps steps): final value,
-    settling time and energy within the measured tolerances above, and the long transient at
-    the steady state. An algebraic block (the passive diode-OR) settles at once in both."""
-    assert ngspice_available(), "ngspice must be installed (.ci/run installs it); never skipped"
+def _block_case(name: str, seed: int):
+    """(block, inputs, netlist, op-amps for :func:`simulate_netlist`, probe) of one case."""
     with jax.enable_x64(True):
         block, inputs, netlist, probe = _random_blocks(np.random.default_rng(seed))[name]
     inputs = np.asarray(inputs)
-    ours = transient(block, inputs, 30e-9, rtol=1e-8, atol=1e-11)
-    steady_atol = SLOW_TAIL.get(name, 1e-6)
-    np.testing.assert_allclose(ours.final, steady_outputs(block, inputs), atol=steady_atol)
     amp = getattr(block, "opamp", None) or AMP  # the block's own supply (bounded ReLU)
     if getattr(block, "driver_swing", None) is not None:  # a clamp's U1 on its own supply
         amp = {"opamp": block.opamp, "driver": block.driver}
@@ -400,56 +391,124 @@ def test_block_agrees_with_ngspice_and_its_steady_state(name, seed):
     relu = block.blocks[-1] if isinstance(block, Chain) else block
     if getattr(relu, "rectifier_rail_low", None) is not None:  # U1 on its own low rail
         amp = {"opamp": AMP, "rectifier": relu.rectifier}
-    spice = simulate_netlist(netlist(block, inputs, 30e-9, 5e-12), amp, [probe])
-    out = spice[probe]
-    assert abs(float(ours.final[0]) - out[-1]) <= FINAL_TOLERANCE
+    return block, inputs, netlist(block, inputs, 30e-9, 5e-12), amp, probe
+
+
+def _block_numbers(probe: str):
+    """What the block cases read from an ngspice run: final value, settling time (to 1 %
+    of V_p, interpolated) and energy."""
+
+    def reduce(spice):
+        out = spice[probe]
+        return {
+            "final": out[-1],
+            "settling": crossing(spice["time"], [out], 0.01 * V_P),
+            "energy": sum(np.trapezoid(p, spice["time"]) for p in spice["power"].values()),
+        }
+
+    return reduce
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("name", BLOCKS)
+def test_block_agrees_with_ngspice_and_its_steady_state(name, seed):
+    """Three random element sets per block against ngspice (5 ps steps; its numbers stored,
+    :mod:`spice_references`): final value, settling time and energy within the measured
+    tolerances above, and the long transient at the steady state. An algebraic block (the
+    passive diode-OR) settles at once in both."""
+    block, inputs, netlist, amp, _ = _block_case(name, seed)
+    ours = transient(block, inputs, 30e-9, rtol=1e-8, atol=1e-11)
+    steady_atol = SLOW_TAIL.get(name, 1e-6)
+    np.testing.assert_allclose(ours.final, steady_outputs(block, inputs), atol=steady_atol)
+    spice = spice_references.stored(f"block/{name}/{seed}", netlist, amp)
+    assert abs(float(ours.final[0]) - spice["final"]) <= FINAL_TOLERANCE
     if name == "kernel_bounded_output":  # held on its -V_p rail (unbounded: -1.86..-2.5 V)
         assert float(ours.final[0]) == pytest.approx(-V_P, abs=1e-5)
     if name == "kernel_relu_super_bounded_preactivation":  # never above V_p, limiting at it
         assert float(jnp.max(ours.outputs)) <= V_P and float(ours.final[0]) > 0.9999 * V_P
-    settling = crossing(spice["time"], [out], 0.01 * V_P)
-    if settling > 0.2e-9:
-        assert float(ours.settling_time) == pytest.approx(settling, rel=SETTLING_RTOL, abs=0)
+    if spice["settling"] > 0.2e-9:
+        assert float(ours.settling_time) == pytest.approx(
+            spice["settling"], rel=SETTLING_RTOL, abs=0
+        )
     else:  # an algebraic block settles at once in both
         assert float(ours.settling_time) < 0.2e-9
-    energy = sum(np.trapezoid(p, spice["time"]) for p in spice["power"].values())
-    assert float(ours.energy) == pytest.approx(energy, rel=ENERGY_RTOL, abs=0)
+    assert float(ours.energy) == pytest.approx(spice["energy"], rel=ENERGY_RTOL, abs=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("name", BLOCKS)
+def test_live_ngspice_gives_the_stored_block_numbers(name, seed):
+    """ngspice, run now on each case's netlist, gives the numbers the fast lane holds memjax
+    to (:mod:`spice_references`)."""
+    _, _, netlist, amp, probe = _block_case(name, seed)
+    spice_references.live(f"block/{name}/{seed}", netlist, amp, [probe], _block_numbers(probe))
+
+
+RECTIFIER_STEP = {"v_p": 0.1, "low": 2e-3, "high": 0.05, "step": 50e-9}
+"""The rectifier case: V_p, the positive input stepped to, the negative input before it
+(V), and when the step comes (s)."""
+
+
+def _rectifier_case(rail):
+    """(block, drive, netlist, op-amps) of the rectifier case with U1's low rail ``rail``
+    (None: the op-amp's own -1 V)."""
+    v_p, low, high, step = RECTIFIER_STEP.values()
+    amp = OpAmp(gain_bandwidth=10e9, rail_low=-1.0, rail_high=1.0)
+
+    def drive(t):
+        return (-high + (low + high) * jnp.clip((t - step) / 1e-10, 0, 1))[None]
+
+    block = DiodeReLU(DIODE, 10e3, v_p, amp, True, rectifier_rail_low=rail)
+    netlist = diode_relu_netlist(block, [low], 150e-9, 5e-12).replace(
+        f"Vin0 in0 0 DC {low:.12g}", f"Vin0 in0 0 PWL(0 {-high} {step} {-high} 50.1n {low})"
+    )
+    amps = amp if rail is None else {"opamp": amp, "rectifier": block.rectifier}
+    return block, drive, netlist, amps
+
+
+def _rectifier_numbers(spice):
+    """The output's final value, its settling after the step, and U1 just before it."""
+    step = RECTIFIER_STEP["step"]
+    before = np.searchsorted(spice["time"], step) - 1
+    return {
+        "final": spice["v(o)"][-1],
+        "settling": crossing(spice["time"], [spice["v(o)"]], 0.01 * RECTIFIER_STEP["v_p"]) - step,
+        "rest": spice["v(y1)"][before],
+    }
 
 
 def test_rectifier_on_ground_crosses_its_dead_zone_sooner():
     """A super-diode ReLU resting at a negative input (U1 on its low rail, D1 off) whose input
     steps to a small positive value: with U1's low rail at 0 V instead of the op-amp's -1 V,
     U1 swings ~0.5 V instead of ~1.5 V open loop before D1 conducts, so the output settles
-    several times sooner, at the same value. ngspice, U1 exported on its own rails and driven
-    by the same piecewise-linear input, agrees on where U1 rests and on the settling time."""
-    assert ngspice_available(), "ngspice must be installed (.ci/run installs it); never skipped"
-    v_p, low, high, step = 0.1, 2e-3, 0.05, 50e-9
-    amp = OpAmp(gain_bandwidth=10e9, rail_low=-1.0, rail_high=1.0)
-
-    def drive(t):
-        return (-high + (low + high) * jnp.clip((t - step) / 1e-10, 0, 1))[None]
-
+    several times sooner, at the same value. ngspice (numbers stored,
+    :mod:`spice_references`), U1 exported on its own rails and driven by the same
+    piecewise-linear input, agrees on where U1 rests and on the settling time."""
+    v_p, low, high, step = RECTIFIER_STEP.values()
     settled, rests = {}, {}
     for rail in (None, 0.0):
-        block = DiodeReLU(DIODE, 10e3, v_p, amp, True, rectifier_rail_low=rail)
+        block, drive, netlist, amps = _rectifier_case(rail)
         ours = transient(block, drive, 150e-9, samples=3001, full_scale=v_p, rtol=1e-7, atol=1e-10)
         rest = transient(block, jnp.asarray([-high]), step, rtol=1e-7, atol=1e-10)
-        netlist = diode_relu_netlist(block, [low], 150e-9, 5e-12).replace(
-            f"Vin0 in0 0 DC {low:.12g}", f"Vin0 in0 0 PWL(0 {-high} {step} {-high} 50.1n {low})"
-        )
-        amps = amp if rail is None else {"opamp": amp, "rectifier": block.rectifier}
-        spice = simulate_netlist(netlist, amps, ["v(o)", "v(y1)"])
-        before = np.searchsorted(spice["time"], step) - 1
-        theirs = crossing(spice["time"], [spice["v(o)"]], 0.01 * v_p) - step
+        spice = spice_references.stored(f"rectifier/{rail}", netlist, amps)
         settled[rail] = float(ours.settling_time) - step
         rests[rail] = float(rest.final_state[0])
-        assert float(ours.final[0]) == pytest.approx(spice["v(o)"][-1], abs=FINAL_TOLERANCE)
+        assert float(ours.final[0]) == pytest.approx(spice["final"], abs=FINAL_TOLERANCE)
         assert float(ours.final[0]) == pytest.approx(low, rel=2e-3)
-        assert rests[rail] == pytest.approx(spice["v(y1)"][before], abs=1e-4)
+        assert rests[rail] == pytest.approx(spice["rest"], abs=1e-4)
         # measured 2026-12-06: 9.672 / 1.688 ns, ngspice within 6e-5 relative
-        assert settled[rail] == pytest.approx(theirs, rel=SETTLING_RTOL, abs=0)
+        assert settled[rail] == pytest.approx(spice["settling"], rel=SETTLING_RTOL, abs=0)
     assert rests[None] < -0.99 and -1e-4 < rests[0.0] <= 1e-6  # each on its rail
     assert settled[0.0] < settled[None] / 3, settled
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rail", [None, 0.0])
+def test_live_ngspice_gives_the_stored_rectifier_numbers(rail):
+    """ngspice, run now, gives the rectifier case's stored numbers."""
+    _, _, netlist, amps = _rectifier_case(rail)
+    spice_references.live(f"rectifier/{rail}", netlist, amps, ["v(o)", "v(y1)"], _rectifier_numbers)
 
 
 def test_limited_node_bounds_agree_with_bracketed_newton():

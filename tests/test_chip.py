@@ -193,6 +193,7 @@ def test_read_noise_is_drawn_per_key():
         chip.network()
 
 
+@pytest.mark.slow
 def test_read_noise_is_drawn_per_inference():
     """Every image is one inference with its own draw: the same image twice in a batch gives
     two logits, each equal to the network of its own key (:func:`image_keys`) alone; an
@@ -266,6 +267,7 @@ def test_chip_variation_rejects_non_physical_values():
         WriteVerify(tolerance=0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("finetune_step")
 @pytest.mark.parametrize("mode", ["chip", "noise"])
 def test_finetune_resumes_exactly(tmp_path, mode):
@@ -487,6 +489,7 @@ def test_chip_draws_op_amp_errors_and_places_them_in_its_network():
     assert plain.opamp_errors is None
 
 
+@pytest.mark.slow
 def test_fine_tuning_through_the_settled_transient_takes_the_steady_step():
     """Fine-tuning with the transient forward pass (the logits read after the input step,
     reverse mode through every neuron's implicit solve and the waveforms between stages)

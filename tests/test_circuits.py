@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import spice_references
 
 from memjax.circuits import (
     ColumnKernel,
@@ -15,9 +16,7 @@ from memjax.circuits import (
 )
 from memjax.circuits.spice import (
     column_kernel_netlist,
-    ngspice_available,
     pair_kernel_netlist,
-    simulate_netlist,
 )
 from memjax.devices import OpAmp
 from memjax.errors import MemjaxError
@@ -163,11 +162,8 @@ def crossing(ts, outputs, band):
     return float(ts[i] + fraction * (ts[i + 1] - ts[i]))
 
 
-@pytest.mark.parametrize(("kind", "seed"), NGSPICE_CASES)
-def test_agrees_with_ngspice(kind, seed):
-    """Final value, settling time, energy and energy by kind within the measured tolerances
-    above."""
-    assert ngspice_available(), "ngspice must be installed (.ci/run installs it); never skipped"
+def _kernel_case(kind: str, seed: int):
+    """(block, inputs, netlist, op-amp) of one ngspice case."""
     kernel, _, _, inputs = random_kernel(seed)
     amp = OpAmp(quiescent_power=1e-6)
     block, netlist = {
@@ -189,18 +185,46 @@ def test_agrees_with_ngspice(kind, seed):
             column_kernel_netlist(b, inputs, 30e-9, 5e-12),
         ),
     }[kind]()
+    return block, inputs, netlist, amp
+
+
+def _numbers(names):
+    """Final values, settling time (1 % of 1 V, interpolated) and energy, total and by kind,
+    of an ngspice run with outputs ``names``."""
+
+    def reduce(spice):
+        numbers = {f"final/{name}": spice[name][-1] for name in names}
+        numbers["settling"] = crossing(spice["time"], [spice[n] for n in names], 0.01)
+        numbers["energy"] = sum(np.trapezoid(p, spice["time"]) for p in spice["power"].values())
+        for kind, power in spice["power"].items():
+            numbers[f"energy/{kind}"] = np.trapezoid(power, spice["time"])
+        return numbers
+
+    return reduce
+
+
+@pytest.mark.parametrize(("kind", "seed"), NGSPICE_CASES)
+def test_agrees_with_ngspice(kind, seed):
+    """Final value, settling time, energy and energy by kind within the measured tolerances
+    above (ngspice's numbers stored, :mod:`spice_references`)."""
+    block, inputs, netlist, amp = _kernel_case(kind, seed)
     ours = transient(block, inputs, 30e-9, rtol=1e-8, atol=1e-11, solver=diffrax.Tsit5())
-    spice = simulate_netlist(netlist, amp, ["v(yo)"])
-    out = spice["v(yo)"]
-    assert abs(float(ours.final[0]) - out[-1]) <= FINAL_TOLERANCE
-    spice_settling = crossing(spice["time"], [out], 0.01)
-    assert float(ours.settling_time) == pytest.approx(spice_settling, rel=SETTLING_RTOL, abs=0)
-    spice_energy = sum(np.trapezoid(p, spice["time"]) for p in spice["power"].values())
-    assert float(ours.energy) == pytest.approx(spice_energy, rel=ENERGY_RTOL, abs=0)
+    spice = spice_references.stored(f"kernel/{kind}/{seed}", netlist, amp)
+    assert abs(float(ours.final[0]) - spice["final/v(yo)"]) <= FINAL_TOLERANCE
+    assert float(ours.settling_time) == pytest.approx(spice["settling"], rel=SETTLING_RTOL, abs=0)
+    assert float(ours.energy) == pytest.approx(spice["energy"], rel=ENERGY_RTOL, abs=0)
     for name, rel in KIND_ENERGY_RTOL.items():
         assert float(ours.energy_by_kind[name]) == pytest.approx(
-            np.trapezoid(spice["power"][name], spice["time"]), rel=rel, abs=0
+            spice[f"energy/{name}"], rel=rel, abs=0
         )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "seed"), NGSPICE_CASES)
+def test_live_ngspice_gives_the_stored_kernel_numbers(kind, seed):
+    """ngspice, run now on each kernel's netlist, gives its stored numbers."""
+    _, _, netlist, amp = _kernel_case(kind, seed)
+    spice_references.live(f"kernel/{kind}/{seed}", netlist, amp, ["v(yo)"], _numbers(["v(yo)"]))
 
 
 def test_transient_gradient_matches_finite_differences():
@@ -224,6 +248,15 @@ def test_transient_gradient_matches_finite_differences():
     assert float(grad_out) == pytest.approx(float((o_hi - o_lo) / (2 * h)), rel=1e-3)
 
 
+FC_OUTPUTS = [f"v(k{k}yo)" for k in range(3)]
+
+
+def _fully_connected_case():
+    rng = np.random.default_rng(21)
+    weights, bias = rng.normal(size=(3, 6)) * 0.5, rng.normal(size=3) * 0.2
+    return weights, bias, rng.uniform(0.0, 1.0, 6)
+
+
 def test_fully_connected_layer_against_closed_form_and_ngspice():
     """MFC with K = 3 outputs over M = 6 shared inputs: the ideal limit computes W v + b; with
     the default op-amp every output agrees with ngspice (final value, settling time and
@@ -232,9 +265,7 @@ def test_fully_connected_layer_against_closed_form_and_ngspice():
     from memjax.circuits import FullyConnected
     from memjax.circuits.spice import fully_connected_netlist
 
-    rng = np.random.default_rng(21)
-    weights, bias = rng.normal(size=(3, 6)) * 0.5, rng.normal(size=3) * 0.2
-    inputs = rng.uniform(0.0, 1.0, 6)
+    weights, bias, inputs = _fully_connected_case()
     ideal = FullyConnected.from_weights(weights, bias, MAPPING, OpAmp.ideal())
     np.testing.assert_allclose(steady_outputs(ideal, inputs), weights @ inputs + bias, atol=1e-6)
     with pytest.raises(MemjaxError, match=r"\(K, M\)"):
@@ -257,13 +288,22 @@ def test_fully_connected_layer_against_closed_form_and_ngspice():
     alone_energy = sum(float(r.energy) for r in alone)  # measured 3.7e-12 relative apart
     assert float(ours.energy) == pytest.approx(alone_energy, rel=1e-6, abs=0)
 
-    assert ngspice_available(), "ngspice must be installed (.ci/run installs it); never skipped"
     netlist = fully_connected_netlist(layer, inputs, 30e-9, 5e-12)
-    names = [f"v(k{k}yo)" for k in range(3)]
-    spice = simulate_netlist(netlist, amp, names)
-    for k, name in enumerate(names):
-        assert abs(float(ours.final[k]) - spice[name][-1]) <= FINAL_TOLERANCE
-    spice_settling = crossing(spice["time"], [spice[n] for n in names], 0.01)
-    assert float(ours.settling_time) == pytest.approx(spice_settling, rel=SETTLING_RTOL, abs=0)
-    spice_energy = sum(np.trapezoid(p, spice["time"]) for p in spice["power"].values())
-    assert float(ours.energy) == pytest.approx(spice_energy, rel=ENERGY_RTOL, abs=0)
+    spice = spice_references.stored("fully_connected", netlist, amp)
+    for k, name in enumerate(FC_OUTPUTS):
+        assert abs(float(ours.final[k]) - spice[f"final/{name}"]) <= FINAL_TOLERANCE
+    assert float(ours.settling_time) == pytest.approx(spice["settling"], rel=SETTLING_RTOL, abs=0)
+    assert float(ours.energy) == pytest.approx(spice["energy"], rel=ENERGY_RTOL, abs=0)
+
+
+@pytest.mark.slow
+def test_live_ngspice_gives_the_stored_fully_connected_numbers():
+    """ngspice, run now on the fully connected layer's netlist, gives its stored numbers."""
+    from memjax.circuits import FullyConnected
+    from memjax.circuits.spice import fully_connected_netlist
+
+    weights, bias, inputs = _fully_connected_case()
+    amp = OpAmp(quiescent_power=1e-6)
+    layer = FullyConnected.from_weights(weights, bias, MAPPING, amp)
+    netlist = fully_connected_netlist(layer, inputs, 30e-9, 5e-12)
+    spice_references.live("fully_connected", netlist, amp, FC_OUTPUTS, _numbers(FC_OUTPUTS))

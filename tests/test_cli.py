@@ -37,6 +37,7 @@ def assert_one_line_error(result, *fragments):
         assert fragment in lines[0]
 
 
+@pytest.mark.slow
 def test_shipped_model_on_private_test(fer2013_path, tmp_path):
     """The shipped checkpoint reaches the target and reproduces the accuracy recorded with it."""
     out = tmp_path / "report.json"
@@ -63,6 +64,7 @@ def test_shipped_model_on_private_test(fer2013_path, tmp_path):
     assert "private_test: accuracy" in result.stdout
 
 
+@pytest.mark.slow
 def test_flip_averaging_reaches_the_target(fer2013):
     """The shipped model with the logits of each PrivateTest image and its mirror image
     averaged: at least 2,369 of the 3,589 images right (66 %, counted, no slack: measured
@@ -172,6 +174,7 @@ def test_only_csv(fer2013, tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_test_only_csv_evaluates_as_the_full_file(test_only_csv, fer2013_path, tmp_path):
     """`memjax evaluate` needs only the split it reads: on the CSV of the test rows the
     shipped model scores all 3,589 PrivateTest images exactly as on the full file (once ended
@@ -221,6 +224,7 @@ def test_test_only_csv_names_the_absent_split(test_only_csv, tmp_path):
     assert info["splits"]["private_test"]["per_class"] == [491, 55, 528, 879, 594, 416, 626]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("preset", "expected"),
     [("paper_plain_diode_relu", "shufflenetv2-1.0x-plain-diode"), ("paper", "shufflenetv2-1.0x")],

@@ -10,6 +10,8 @@ import pytest
 
 from memjax.cli import main
 
+pytestmark = pytest.mark.slow  # the main job / training on FER2013: CI's full run only
+
 DATA = Path(__file__).parent / "data"
 
 

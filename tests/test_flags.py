@@ -22,6 +22,8 @@ import pytest
 from memjax.cli import build_parser, main
 from memjax.network import ShuffleNetConfig
 
+pytestmark = pytest.mark.slow  # the main job / training on FER2013: CI's full run only
+
 TINY = ShuffleNetConfig(width=0.5, stage_repeats=(1, 1, 1))
 
 

@@ -10,11 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import spice_references
 
 from memjax import convolution as conv
 from memjax.circuits import Chain, ConductanceMapping, PairKernel, steady_state, transient
 from memjax.circuits.diodes import DiodeReLU
-from memjax.circuits.spice import ngspice_available, simulate_netlist, two_layer_netlist
+from memjax.circuits.spice import two_layer_netlist
 from memjax.devices import Diode, OpAmp
 from memjax.errors import MemjaxError
 from memjax.hardware.config import PRESETS, HardwareConfig
@@ -232,17 +233,11 @@ def test_bounded_preactivation_holds_a_light_node_within_v_p():
             hardware.replace(**refused)
 
 
-def test_small_network_power_is_every_element_once_against_ngspice():
-    """Two layers of neurons (kernel + super-diode ReLU with the paper's diode limiter),
-    the second reading the first's outputs on its rows, which they drive. In ngspice every
-    element is itself (the second layer's cells on the first layer's nodes); memjax solves
-    each neuron with the rows it drives (``with_rows``) and sums the power it reports per
-    neuron (``observe``). Outputs agree within 1e-6 V and the power summed over every
-    element of the netlist equals memjax's total within 1e-5 (measured 2026-12-06: 5.9e-8 V
-    and 1.2e-6 of 7.43 mW). With the rows left out (``row_drive`` "ideal") memjax's total is
-    12.7 % low (the super diodes hold the voltages within 2.6e-6 V; the rows' current through
-    their op-amps' output stages is what goes missing): the test can tell."""
-    assert ngspice_available(), "ngspice must be installed (.ci/run installs it); never skipped"
+TWO_LAYER_PROBES = [f"v(r{i}o)" for i in range(3)] + [f"v(t{j}o)" for j in range(4)]
+
+
+def _two_layers():
+    """(first layer's neurons, second's, inputs, rows each first-layer node drives, op-amp)."""
     amp = OpAmp(quiescent_power=1e-6)
     diode = Diode.d1n4148()
     rng = np.random.default_rng(11)
@@ -259,6 +254,37 @@ def test_small_network_power_is_every_element_once_against_ngspice():
         second = [neuron(3, rng.normal(size=3) * 0.5) for _ in range(4)]
         cells = [c.blocks[0].conductances for c in second]
         rows = sum(c.positive[:-1] + c.negative[:-1] for c in cells)  # per first-layer node
+    return first, second, inputs, rows, amp
+
+
+def _two_layer_numbers(spice):
+    return {
+        "outputs": [spice[p][-1] for p in TWO_LAYER_PROBES],
+        "total": sum(float(p[-1]) for p in spice["power"].values()),
+        "driven_rows": float(np.max(spice["driven_rows"])),
+    }
+
+
+@pytest.mark.slow
+def test_live_ngspice_gives_the_stored_two_layer_numbers():
+    """ngspice, run now on the two layers' netlist, gives their stored numbers."""
+    first, second, inputs, _, amp = _two_layers()
+    netlist = two_layer_netlist(first, second, np.asarray(inputs), 200e-9, 50e-12)
+    spice_references.live("two_layers", netlist, amp, TWO_LAYER_PROBES, _two_layer_numbers)
+
+
+def test_small_network_power_is_every_element_once_against_ngspice():
+    """Two layers of neurons (kernel + super-diode ReLU with the paper's diode limiter),
+    the second reading the first's outputs on its rows, which they drive. In ngspice every
+    element is itself (the second layer's cells on the first layer's nodes); memjax solves
+    each neuron with the rows it drives (``with_rows``) and sums the power it reports per
+    neuron (``observe``). Outputs agree within 1e-6 V and the power summed over every
+    element of the netlist equals memjax's total within 1e-5 (measured 2026-12-06: 5.9e-8 V
+    and 1.2e-6 of 7.43 mW). With the rows left out (``row_drive`` "ideal") memjax's total is
+    12.7 % low (the super diodes hold the voltages within 2.6e-6 V; the rows' current through
+    their op-amps' output stages is what goes missing): the test can tell."""
+    first, second, inputs, rows, amp = _two_layers()
+    with jax.enable_x64(True):
 
         def report(drive_rows):
             outputs, total = [], 0.0
@@ -279,11 +305,9 @@ def test_small_network_power_is_every_element_once_against_ngspice():
         ours, ours_total = report(True)
         ideal, ideal_total = report(False)
     netlist = two_layer_netlist(first, second, np.asarray(inputs), 200e-9, 50e-12)
-    probes = [f"v(r{i}o)" for i in range(3)] + [f"v(t{j}o)" for j in range(4)]
-    spice = simulate_netlist(netlist, amp, probes)
-    theirs = np.array([spice[p][-1] for p in probes])
-    theirs_total = sum(float(p[-1]) for p in spice["power"].values())
+    spice = spice_references.stored("two_layers", netlist, amp)
+    theirs, theirs_total = np.asarray(spice["outputs"]), spice["total"]
     np.testing.assert_allclose(ours, theirs, atol=1e-6, rtol=0)
     assert ours_total == pytest.approx(theirs_total, rel=1e-5, abs=0)
-    assert float(np.max(spice["driven_rows"])) == 0.0  # every row is a cell in this netlist
+    assert spice["driven_rows"] == 0.0  # every row is a cell in this netlist
     assert abs(ideal_total - theirs_total) > 0.01 * theirs_total

@@ -17,6 +17,7 @@ from memjax.training.checkpoint import load_model
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "shufflenetv2-1.0x"
 
 
+@pytest.mark.slow
 def test_near_ideal_circuit_computes_the_software_logits(fer2013):
     """With ideal op-amps, super diodes and continuous conductances, the steady state of the
     whole circuit (every crossbar, MBN, ReLU/limiter, clamp, pool from its block's static

@@ -226,6 +226,7 @@ def test_transient_neurons_carry_their_channels_op_amps():
     assert np.min(np.abs(settled - np.asarray(summing_amplifier_dc(pool, weighted)))) > 1e-3
 
 
+@pytest.mark.slow
 def test_chip_transient_settles_on_its_steady_logits_with_its_op_amps():
     """A tiny chip (ShuffleNetV2 0.5x, one unit per stage, random weights; the paper preset
     with A0 = 100 so that the gain spread shows; the average pool rebuilt for the 1x1 map of

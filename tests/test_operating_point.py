@@ -59,6 +59,7 @@ def test_operating_point_gives_the_steady_state_logits(small_model, preset, chan
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("changes", [{}, DIRECT | {"max_pool": "super"}])
 def test_long_transient_ends_at_the_operating_point_power(small_model, changes):
     """The transient's power by kind at 300 ns, stage by stage, equals the operating point's
@@ -89,6 +90,7 @@ def test_long_transient_ends_at_the_operating_point_power(small_model, changes):
         assert np.all(split >= -1e-15), name  # every part, the memristors' spread included
 
 
+@pytest.mark.slow
 def test_node_capacitance_slows_the_transient_and_leaves_the_steady_state(small_model):
     """100 fF on every bit line and MBN summing node of the calibrated preset (MOhm
     memristors, tens of uS per node: ~10 ns node time constants; with separate MBN stages,

@@ -10,6 +10,8 @@ from memjax.cli import CIRCUIT_TRAINED
 from memjax.hardware.config import paper
 from memjax.reproduce import reproduce
 
+pytestmark = pytest.mark.slow  # the main job / training on FER2013: CI's full run only
+
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "shufflenetv2-1.0x"
 RESOURCE_FIELDS = ("memristors", "word_lines", "inverters", "op_amps")
 

@@ -156,3 +156,27 @@ def test_opamp_bias_counts_every_opamp_and_the_busiest_neuron():
     plain = opamp_bias(LAYERS, CountingOptions(), 5e-4)  # plain diodes: the clamp's 7 lead
     assert plain["max_op_amps_per_neuron"] == 7
     assert plain["max_per_neuron_layer"].endswith("depthwise")
+
+
+def test_latency_floor_counts_the_op_amps_in_series_by_hand():
+    """The 1.0x network's critical path (53 layers): 51 crossbars (stem, 33 pointwise, 16
+    depthwise, the fully connected layer) x 2 read-out op-amps, 50 separate MBNs, 34 super
+    ReLUs, 16 clamped linear depthwise stages, the super max pool and the average pool:
+    204 op-amp stages in series; plain diodes take the 34 ReLUs and the max pool off (169),
+    folded BN the 50 MBNs; the floor is that count over 2 pi GBW."""
+    import dataclasses
+    import math
+
+    from memjax.hardware.config import PRESETS
+    from memjax.hardware.latency import latency_floor, series_opamp_stages
+
+    config = ShuffleNetConfig()
+    paper, plain = PRESETS["paper"](), PRESETS["paper_plain_diode_relu"]()
+    assert series_opamp_stages(config, paper) == 51 * 2 + 50 + 34 + 16 + 1 + 1 == 204
+    assert series_opamp_stages(config, plain) == 204 - 34 - 1
+    folded = dataclasses.replace(paper, batch_norm="folded")
+    assert series_opamp_stages(config, folded) == 204 - 50
+    floor = latency_floor(config, paper)
+    tau = 1 / (2 * math.pi * paper.opamp.gain_bandwidth)
+    assert floor["floor_s"] == pytest.approx(204 * tau, rel=1e-12)
+    assert floor["series_opamp_stages"] == 204

@@ -138,6 +138,7 @@ def test_tabulated_relu_reads_out_as_the_solved_node():
         TabulatedReLU(DiodeReLU(Diode.d1n4148(), 10e3, 1.0, OpAmp(), True), stage.transfer)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "preset, pixels", [("paper_plain_diode_relu", 2), ("paper_super_diodes", 1)]
 )
@@ -211,6 +212,7 @@ def shipped_model():
     return model
 
 
+@pytest.mark.slow
 def test_faster_opamps_compress_the_transient_in_time(shipped_model, fer2013):
     """With algebraic bit lines and diode nodes every time constant is an op-amp's: doubling
     GBW and slew rate together must play the same transient twice as fast. On an input-layer
@@ -267,6 +269,7 @@ def test_faster_opamps_compress_the_transient_in_time(shipped_model, fer2013):
     assert energy(fast_run, t_half) == pytest.approx(energy(slow_run, 2 * t_half) / 2, rel=1e-2)
 
 
+@pytest.mark.slow
 def test_bounded_relu_supply_holds_the_rectifiers_within_v_p_during_the_transient(
     shipped_model, fer2013
 ):
@@ -337,6 +340,7 @@ def test_bounded_relu_supply_holds_the_rectifiers_within_v_p_during_the_transien
     assert moved[0.0] > 1e-12 and moved[0.02] == 0.0, moved
 
 
+@pytest.mark.slow
 def test_super_diode_network_transient_ends_at_its_steady_state(shipped_model, fer2013):
     """The whole-network transient against the steady state on a network whose signal
     crosses every stage: the shipped model with super diodes (``paper_super_diodes``; with

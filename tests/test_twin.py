@@ -37,6 +37,7 @@ def test_diode_or_closed_form_matches_the_node_solve():
         assert float(jnp.min(exact)) > 0.0  # the diode-OR's output is above ground
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["paper_plain_diode_relu", "paper"])
 def test_twin_computes_the_converted_circuit(fer2013, preset):
     """The trained tiny model through the twin's nonlinearities against the converted
@@ -114,6 +115,7 @@ def test_circuit_training_options_are_checked():
         curve_offsets(PRESETS["paper_plain_diode_relu"](), model_config, 1.5)
 
 
+@pytest.mark.slow
 def test_recentring_lets_the_shipped_model_classify_through_plain_diodes(fer2013):
     """The shipped model through the plain-diode curves: the diodes' drop removes the signal
     (majority class or worse); re-centred (biases raised by the knees, BN statistics
