@@ -412,3 +412,34 @@ def test_super_diode_networks_get_tighter_step_tolerances():
     assert TransientOptions.for_hardware(super_pool_only).rtol == 1e-5
     given = TransientOptions.for_hardware(paper_super_diodes(), rtol=1e-4, t_end=1e-6)
     assert (given.rtol, given.atol, given.t_end) == (1e-4, 1e-6, 1e-6)
+
+
+def test_sweep_row_reads_the_summary_and_bad_sweeps_are_refused():
+    """A sweep point is its transient's summary: the network's latency, the slowest layer,
+    the energy over its window as the mean power; a sweep without GBWs, with a GBW <= 0 or an
+    unknown slew rule is refused before any transient runs."""
+    from memjax.errors import MemjaxError
+    from memjax.hardware.sweep import gbw_sweep, sweep_row
+    from memjax.hardware.transient import TransientOptions
+
+    summary = {
+        "energy_window_ns": 40.0,
+        "energy_per_inference_J": 2e-9,
+        "latency_ns": {"network": 30.0, "per_layer": {"a": 12.0, "b": 35.5}},
+        "argmax_settle_ns": 8.0,
+        "argmax_decided_ns": 7.0,
+        "max_power_W": 0.5,
+        "max_neuron_power_W": 3e-6,
+    }
+    row = sweep_row(summary, 2e9, 1e9)
+    assert row["latency_ns"] == 30.0 and row["slowest_layer_ns"] == 35.5
+    assert row["mean_power_W"] == pytest.approx(2e-9 / 40e-9, rel=1e-12)
+    assert row["gain_bandwidth_Hz"] == 2e9 and row["slew_rate_V_per_s"] == 1e9
+    assert sweep_row({**summary, "energy_window_ns": 0.0}, 2e9, 1e9)["mean_power_W"] == 0.0
+    for gains, slew, message in (
+        ([], "fixed", "non-empty"),
+        ([1e9, 0.0], "fixed", "GBW > 0"),
+        ([1e9], "scaled", "slew 'scaled'"),
+    ):
+        with pytest.raises(MemjaxError, match=message):
+            gbw_sweep(None, None, gains, TransientOptions(), slew)
