@@ -39,7 +39,7 @@ def pytest_configure(config):
 DURATIONS = json.loads((REPO / "tests" / "data" / "test_durations.json").read_text())["seconds"]
 
 
-SLOW_SECONDS = 5.0
+SLOW_SECONDS = 4.0
 """A test that took this long or longer (tests/data/test_durations.json) is slow: the fast
 lane, ``pytest -m "not slow"``, leaves it to the full run. Most of a test's time is XLA
 compiling its circuits, so a few seconds each is what fits the fast lane's 3 minutes on 2
