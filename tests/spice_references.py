@@ -56,9 +56,8 @@ def stored(key: str, netlist: str, amps) -> dict:
 
 def live(key: str, netlist: str, amps, probes: list[str], reduce) -> dict:
     """Run ngspice on ``netlist`` and reduce its run (``reduce(run) -> {name: number or
-    array}``);
-    check the numbers against the stored ones, or store them with MEMJAX_WRITE_REFERENCES=1
-    (one process: ``-n 0``). Returns the live numbers."""
+    array}``); check the numbers against the stored ones, or store them with
+    MEMJAX_WRITE_REFERENCES=1 (one process: ``-n 0``). Returns the live numbers."""
     assert ngspice_available(), "ngspice must be installed (.ci/run installs it); never skipped"
     run = run_ngspice(netlist, probes) if amps is None else simulate_netlist(netlist, amps, probes)
     values = reduce(run)

@@ -252,9 +252,16 @@ FC_OUTPUTS = [f"v(k{k}yo)" for k in range(3)]
 
 
 def _fully_connected_case():
+    """(weights, bias, inputs, op-amp, the layer, its netlist) of the ngspice case."""
+    from memjax.circuits import FullyConnected
+    from memjax.circuits.spice import fully_connected_netlist
+
     rng = np.random.default_rng(21)
     weights, bias = rng.normal(size=(3, 6)) * 0.5, rng.normal(size=3) * 0.2
-    return weights, bias, rng.uniform(0.0, 1.0, 6)
+    inputs = rng.uniform(0.0, 1.0, 6)
+    amp = OpAmp(quiescent_power=1e-6)
+    layer = FullyConnected.from_weights(weights, bias, MAPPING, amp)
+    return weights, bias, inputs, amp, layer, fully_connected_netlist(layer, inputs, 30e-9, 5e-12)
 
 
 def test_fully_connected_layer_against_closed_form_and_ngspice():
@@ -263,16 +270,13 @@ def test_fully_connected_layer_against_closed_form_and_ngspice():
     energy within the tolerances above: measured 2.4e-9 V, 1.8e-5 and 2.5e-7), and it is the
     three pair kernels it is made of."""
     from memjax.circuits import FullyConnected
-    from memjax.circuits.spice import fully_connected_netlist
 
-    weights, bias, inputs = _fully_connected_case()
+    weights, bias, inputs, amp, layer, netlist = _fully_connected_case()
     ideal = FullyConnected.from_weights(weights, bias, MAPPING, OpAmp.ideal())
     np.testing.assert_allclose(steady_outputs(ideal, inputs), weights @ inputs + bias, atol=1e-6)
     with pytest.raises(MemjaxError, match=r"\(K, M\)"):
         FullyConnected.from_weights(weights[0], bias[0], MAPPING, OpAmp())
 
-    amp = OpAmp(quiescent_power=1e-6)
-    layer = FullyConnected.from_weights(weights, bias, MAPPING, amp)
     ours = transient(layer, inputs, 30e-9, rtol=1e-8, atol=1e-11)
     alone = [
         transient(
@@ -288,7 +292,6 @@ def test_fully_connected_layer_against_closed_form_and_ngspice():
     alone_energy = sum(float(r.energy) for r in alone)  # measured 3.7e-12 relative apart
     assert float(ours.energy) == pytest.approx(alone_energy, rel=1e-6, abs=0)
 
-    netlist = fully_connected_netlist(layer, inputs, 30e-9, 5e-12)
     spice = spice_references.stored("fully_connected", netlist, amp)
     for k, name in enumerate(FC_OUTPUTS):
         assert abs(float(ours.final[k]) - spice[f"final/{name}"]) <= FINAL_TOLERANCE
@@ -299,11 +302,5 @@ def test_fully_connected_layer_against_closed_form_and_ngspice():
 @pytest.mark.slow
 def test_live_ngspice_gives_the_stored_fully_connected_numbers():
     """ngspice, run now on the fully connected layer's netlist, gives its stored numbers."""
-    from memjax.circuits import FullyConnected
-    from memjax.circuits.spice import fully_connected_netlist
-
-    weights, bias, inputs = _fully_connected_case()
-    amp = OpAmp(quiescent_power=1e-6)
-    layer = FullyConnected.from_weights(weights, bias, MAPPING, amp)
-    netlist = fully_connected_netlist(layer, inputs, 30e-9, 5e-12)
+    *_, amp, _, netlist = _fully_connected_case()
     spice_references.live("fully_connected", netlist, amp, FC_OUTPUTS, _numbers(FC_OUTPUTS))

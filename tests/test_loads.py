@@ -237,7 +237,8 @@ TWO_LAYER_PROBES = [f"v(r{i}o)" for i in range(3)] + [f"v(t{j}o)" for j in range
 
 
 def _two_layers():
-    """(first layer's neurons, second's, inputs, rows each first-layer node drives, op-amp)."""
+    """(first layer's neurons, second's, inputs, rows each first-layer node drives, op-amp,
+    the netlist of both layers)."""
     amp = OpAmp(quiescent_power=1e-6)
     diode = Diode.d1n4148()
     rng = np.random.default_rng(11)
@@ -254,7 +255,8 @@ def _two_layers():
         second = [neuron(3, rng.normal(size=3) * 0.5) for _ in range(4)]
         cells = [c.blocks[0].conductances for c in second]
         rows = sum(c.positive[:-1] + c.negative[:-1] for c in cells)  # per first-layer node
-    return first, second, inputs, rows, amp
+    netlist = two_layer_netlist(first, second, np.asarray(inputs), 200e-9, 50e-12)
+    return first, second, inputs, rows, amp, netlist
 
 
 def _two_layer_numbers(spice):
@@ -268,8 +270,7 @@ def _two_layer_numbers(spice):
 @pytest.mark.slow
 def test_live_ngspice_gives_the_stored_two_layer_numbers():
     """ngspice, run now on the two layers' netlist, gives their stored numbers."""
-    first, second, inputs, _, amp = _two_layers()
-    netlist = two_layer_netlist(first, second, np.asarray(inputs), 200e-9, 50e-12)
+    *_, amp, netlist = _two_layers()
     spice_references.live("two_layers", netlist, amp, TWO_LAYER_PROBES, _two_layer_numbers)
 
 
@@ -283,7 +284,7 @@ def test_small_network_power_is_every_element_once_against_ngspice():
     and 1.2e-6 of 7.43 mW). With the rows left out (``row_drive`` "ideal") memjax's total is
     12.7 % low (the super diodes hold the voltages within 2.6e-6 V; the rows' current through
     their op-amps' output stages is what goes missing): the test can tell."""
-    first, second, inputs, rows, amp = _two_layers()
+    first, second, inputs, rows, amp, netlist = _two_layers()
     with jax.enable_x64(True):
 
         def report(drive_rows):
@@ -304,7 +305,6 @@ def test_small_network_power_is_every_element_once_against_ngspice():
 
         ours, ours_total = report(True)
         ideal, ideal_total = report(False)
-    netlist = two_layer_netlist(first, second, np.asarray(inputs), 200e-9, 50e-12)
     spice = spice_references.stored("two_layers", netlist, amp)
     theirs, theirs_total = np.asarray(spice["outputs"]), spice["total"]
     np.testing.assert_allclose(ours, theirs, atol=1e-6, rtol=0)
