@@ -7,15 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-TEST_XLA_FLAGS = "--xla_cpu_use_fusion_emitters=false"
-"""XLA's CPU code generator for the suite: its older loop emitters instead of the fusion
-emitters. Same programs, same IEEE arithmetic; what changes is how long XLA takes to compile,
-which is most of the suite's time: the fast lane 108 -> 94 s, and a small network's 16x16
-transient compiled in 82 s instead of 93 s and then ran in 12.4 s against 11.8 s (2 cores,
-2026-12-07). Set here, before JAX starts its CPU client, which reads XLA_FLAGS once."""
-os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
-
-from memjax.data.fer2013 import FER2013, Split  # noqa: E402
+from memjax.data.fer2013 import FER2013, Split
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -89,17 +81,20 @@ def pytest_unconfigure(config):
 @pytest.fixture(autouse=True)
 def _compile_effort(request):
     """XLA's most costly optimisations off (``jax_disable_most_optimizations``: LLVM at -O0,
-    no expensive passes) except in tests marked ``optimized``. A test here compiles hundreds
-    of programs and runs most of them once or on a few 8x8 inputs, so compiling is its cost:
-    the fast lane 94 -> 67 s (2 cores, 2026-12-07). Where a test integrates long enough for
-    the running time to count (a whole network's transient on a real image), slower code
-    costs more than the compiles save (a 16x16 transient: 12 -> 34 s warm), and the test is
-    marked ``optimized``. Same programs and arithmetic either way; only the machine code
-    differs."""
+    no expensive passes) in the fast lane's tests and in those marked ``compile_bound``.
+    Such a test compiles hundreds of programs and runs most of them once, on a few small
+    inputs, so compiling is its cost. Where a test runs long enough for the code's speed to
+    count, slower code costs more than the faster compiles save (2 cores, 2026-12-07: a
+    training resume 33 -> 56 s, a CLI run over the test split 65 -> 76 s, against the chip's
+    read-noise test 153 -> 112 s), and the full optimisations stay on. Same programs and
+    arithmetic either way; only the machine code differs. ``MEMJAX_TESTS_OPTIMIZED=all``
+    keeps them on everywhere, to compare."""
     import jax
 
-    optimized = request.node.get_closest_marker("optimized") is not None
-    jax.config.update("jax_disable_most_optimizations", not optimized)
+    node = request.node
+    fast = node.get_closest_marker("compile_bound") or not node.get_closest_marker("slow")
+    fast = fast and os.environ.get("MEMJAX_TESTS_OPTIMIZED") != "all"
+    jax.config.update("jax_disable_most_optimizations", bool(fast))
     yield
 
 

@@ -29,6 +29,8 @@ from memjax.circuits.spice import (
 from memjax.devices import Diode, OpAmp
 from memjax.errors import MemjaxError
 
+pytestmark = pytest.mark.compile_bound  # single neurons and small circuits: mostly compiling
+
 AMP = OpAmp(quiescent_power=1e-6)
 AMP_RO = OpAmp(quiescent_power=1e-6, output_resistance=75.0)
 DIODE = Diode.d1n4148()

@@ -490,6 +490,7 @@ def test_chip_draws_op_amp_errors_and_places_them_in_its_network():
 
 
 @pytest.mark.slow
+@pytest.mark.compile_bound  # all of it compiling and tracing (docstring)
 def test_fine_tuning_through_the_settled_transient_takes_the_steady_step():
     """Fine-tuning with the transient forward pass (the logits read after the input step,
     reverse mode through every neuron's implicit solve and the waveforms between stages)

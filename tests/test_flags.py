@@ -359,6 +359,7 @@ of the main job instead of 11 (in CI ~70 s each, 2026-12-06)."""
 NO_EFFECT["reproduce"] = {"--help", "--out", "--checkpoint", "--data", "--compile-cache"}
 
 
+@pytest.mark.compile_bound  # a tiny model on 8x8 crops: mostly compiling
 def test_reproduce_flags_take_effect(setup):
     root, data = setup
 

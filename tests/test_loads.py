@@ -30,6 +30,8 @@ from memjax.hardware.memristive import (
 from memjax.hardware.stages import observe, with_rows
 from memjax.network import ShuffleNetConfig, build_model
 
+pytestmark = pytest.mark.compile_bound  # small networks on small inputs: mostly compiling
+
 
 @pytest.fixture(scope="module")
 def small_net():

@@ -10,6 +10,8 @@ from memjax.hardware.memristive import convert, with_pool_inputs
 from memjax.hardware.operating_point import KINDS, operating_point, summarise_power
 from memjax.network import ShuffleNetConfig, build_model
 
+pytestmark = pytest.mark.compile_bound  # a small network on 8x8 inputs: mostly compiling
+
 
 @pytest.fixture(scope="module")
 def small_model():

@@ -16,7 +16,6 @@ SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "shufflenetv2-1.
 RESOURCE_FIELDS = ("memristors", "word_lines", "inverters", "op_amps")
 
 
-@pytest.mark.optimized  # a whole 48x48 image's transient: ~100 s of integration
 def test_reproduce_main_job(fer2013_path, tmp_path):
     """The main job on its defaults (the plain-diode preset on its circuit-trained model, one
     whole PrivateTest image's transient, 300 ns, the steady state of every preset on 384

@@ -341,7 +341,6 @@ def test_bounded_relu_supply_holds_the_rectifiers_within_v_p_during_the_transien
 
 
 @pytest.mark.slow
-@pytest.mark.optimized  # ~95 s of integration
 def test_super_diode_network_transient_ends_at_its_steady_state(shipped_model, fer2013):
     """The whole-network transient against the steady state on a network whose signal
     crosses every stage: the shipped model with super diodes (``paper_super_diodes``; with
