@@ -182,6 +182,7 @@ def _check(row: Row, baseline: dict, result: dict) -> None:
     assert _get(result, row.outcome) != _get(baseline, row.outcome), row.flag
 
 
+@pytest.mark.long  # `pytest -m long` (pyproject.toml)
 @pytest.mark.xdist_group("flags")
 @pytest.mark.parametrize("group", list(FINETUNE_GROUPS))
 def test_finetune_flags_take_effect(setup, group):
@@ -274,6 +275,7 @@ TRAIN_ROWS = [
 ]
 
 
+@pytest.mark.long  # `pytest -m long` (pyproject.toml)
 def test_train_flags_take_effect(setup, monkeypatch):
     import memjax.network
 
@@ -359,6 +361,7 @@ of the main job instead of 11 (in CI ~70 s each, 2026-12-06)."""
 NO_EFFECT["reproduce"] = {"--help", "--out", "--checkpoint", "--data", "--compile-cache"}
 
 
+@pytest.mark.long  # `pytest -m long` (pyproject.toml)
 @pytest.mark.compile_bound  # a tiny model on 8x8 crops: mostly compiling
 def test_reproduce_flags_take_effect(setup):
     root, data = setup
