@@ -362,7 +362,6 @@ NO_EFFECT["reproduce"] = {"--help", "--out", "--checkpoint", "--data", "--compil
 
 
 @pytest.mark.long  # `pytest -m long` (pyproject.toml)
-@pytest.mark.compile_bound  # a tiny model on 8x8 crops: mostly compiling
 def test_reproduce_flags_take_effect(setup):
     root, data = setup
 
