@@ -22,6 +22,7 @@ module, and after any test that leaves more maps than this."""
 _CACHE_VARIABLE = "MEMJAX_TESTS_XLA_CACHE"
 """The session's on-disk XLA cache, made by the controlling process and inherited by the
 pytest-xdist workers it starts, so that both workers share it."""
+_OWNS_CACHE = pytest.StashKey[bool]()
 
 
 def pytest_configure(config):
@@ -40,10 +41,6 @@ def pytest_configure(config):
         config.stash[_OWNS_CACHE] = True
     jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_VARIABLE])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
-_OWNS_CACHE = pytest.StashKey[bool]()
 
 
 DURATIONS = json.loads((REPO / "tests" / "data" / "test_durations.json").read_text())["seconds"]
