@@ -22,7 +22,7 @@ from bench_network import best_rate  # noqa: E402  (same folder)
 from memjax.cli import DEFAULT_CHECKPOINT
 from memjax.hardware.config import PRESETS
 from memjax.hardware.memristive import convert
-from memjax.hardware.transient import TransientOptions, simulate
+from memjax.hardware.transient import STEPPINGS, TransientOptions, simulate
 from memjax.network import ShuffleNetConfig, build_model
 from memjax.training import steps
 from memjax.training.checkpoint import load_model
@@ -34,6 +34,12 @@ def main() -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="paper_plain_diode_relu")
     parser.add_argument("--width", type=float, help="a random-init model of this width")
     parser.add_argument("--batches", type=int, nargs="+", default=[1])
+    parser.add_argument(
+        "--stepping",
+        choices=STEPPINGS,
+        default="per_neuron",
+        help="each neuron on its own steps, or each stage's neurons on shared Rodas4 steps",
+    )
     args = parser.parse_args()
     if args.width is None:
         model, _ = load_model(Path(args.checkpoint))
@@ -43,8 +49,8 @@ def main() -> None:
     _, eval_graph, params, batch_stats = steps.split_model(model)
     predict = jax.jit(steps.make_predict(eval_graph))
     circuit = convert(model, PRESETS[args.preset]())
-    options = TransientOptions()
-    print(f"{name}, preset {args.preset}, {jax.default_backend()}")
+    options = TransientOptions(stepping=args.stepping)
+    print(f"{name}, preset {args.preset}, {args.stepping} steps, {jax.default_backend()}")
     print(
         f"{'batch':>6}{'forward s/img':>15}{'transient s/img':>17}{'first run s':>13}"
         f"{'steps':>7}{'mean steps':>12}{'ratio':>10}"

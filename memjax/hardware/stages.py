@@ -47,6 +47,9 @@ from memjax.hardware.loads import row_loads
 from memjax.hardware.memristive import CrossbarStage, MemristiveShuffleNet
 from memjax.hardware.transfer import TransferTable
 
+KINDS = ("memristors", "resistors", "diodes", "opamps")
+"""The kinds of component a stage's power is split into, in the order of its arrays."""
+
 
 class NeuronStage(eqx.Module):
     """One layer of neurons: the per-neuron circuit and how the layer's input drives it.
@@ -160,6 +163,39 @@ def observe(block: Block, y, inputs, rows=None):
     if rows is None or not block.drives_loads:
         return block.observe(y, inputs)
     return block.observe(y, inputs, rows * block.outputs(y, inputs))
+
+
+def neuron_readouts(block, crossbar: bool, y, u, dy, du, rows, extras, envelopes=False):
+    """What a transient records of one neuron at one time: (output, its slope, power by
+    kind (:data:`KINDS`), its slope, the neuron's total power, its largest memristor |V|,
+    that peak's slope). ``dy``, ``du``: the state's and the drive's time derivatives;
+    ``extras``: (highest row, lowest row, memristor power its equivalent rows do not see) of
+    the neuron (``NeuronStage.row_extremes``, ``NeuronStage.spread``). The peak's slope only
+    with ``envelopes`` (zero without: only an envelope waveform needs it); the row extremes'
+    slopes are not tracked, so it is the bit line's part."""
+    high, low, spread = extras[0], extras[1], extras[2]
+
+    def quantities(y, u, high, low):
+        out, power, peak, _ = observe(block, y, u, rows)
+        kinds = jnp.stack([getattr(power, k) for k in KINDS])
+        if crossbar:
+            peak = jnp.maximum(peak, rows_against_bit_lines(block, y, u, high, low))
+        return out[0], kinds, peak
+
+    zero = jnp.zeros_like(high)
+    if envelopes:
+        (out, kinds, peak), (dout, dkinds, dpeak) = jax.jvp(
+            quantities, (y, u, high, low), (dy, du, zero, zero)
+        )
+    else:  # the peak as a by-product, outside the linearisation
+
+        def split(y, u):
+            out, kinds, peak = quantities(y, u, high, low)
+            return (out, kinds), peak
+
+        (out, kinds), (dout, dkinds), peak = jax.jvp(split, (y, u), (dy, du), has_aux=True)
+        dpeak = jnp.zeros_like(peak)
+    return out, dout, kinds, dkinds, jnp.sum(kinds) + spread, peak, dpeak
 
 
 def is_per_channel(a) -> bool:

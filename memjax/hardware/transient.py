@@ -42,20 +42,19 @@ from memjax import convolution as conv
 from memjax.circuits.waveform import Waveform, last_time_outside
 from memjax.devices import OpAmp
 from memjax.errors import MemjaxError
+from memjax.hardware import lockstep
 from memjax.hardware.config import HardwareConfig
 from memjax.hardware.graph import propagate
 from memjax.hardware.memristive import TRACED_OPAMP_FIELDS, MemristiveShuffleNet
 from memjax.hardware.stages import (
+    KINDS,
     NeuronStage,
     channel_axes,
     map_per_channel,
-    observe,
+    neuron_readouts,
     plan,
-    rows_against_bit_lines,
     with_rows,
 )
-
-KINDS = ("memristors", "resistors", "diodes", "opamps")
 
 
 class QuietChord(diffrax.VeryChord):
@@ -96,6 +95,10 @@ units (README, measured 2026-12-04 on an 8x8 crop); here within 8e-4 of a run at
 to 300 ns, with 160 steps per neuron on average (room for the busiest in max_steps)."""
 
 
+STEPPINGS = ("per_neuron", "per_stage")
+"""How a stage's neurons are stepped (:attr:`TransientOptions.stepping`)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TransientOptions:
     """How the whole-network transient is integrated.
@@ -110,7 +113,8 @@ class TransientOptions:
             within 1.2e-3 (README, measured 2026-12-04); the end is reached either way.
             :meth:`for_hardware` picks them for super-diode networks.
         epsilon: settling band, fraction of V_p (physics notes, section 5: 1 %).
-        max_steps: solver steps per neuron at most.
+        max_steps: solver steps per neuron at most ("per_neuron"), or steps tried per stage
+            at most, accepted and rejected ("per_stage").
         time_unit: the solver's time unit, s (ns keeps the steps O(1)).
         first_interval: the first interval of the common time grid, s.
         growth: ratio of successive grid intervals (> 1): the grid resolves a time t to
@@ -134,7 +138,17 @@ class TransientOptions:
             179 / 38.3 s at 4,096 and 142 / 41.6 s at 64; on an 8x8 crop 11 -> 6 compiled
             solvers, 246 -> 95 s (with :func:`_vector_field`).
         solver: a diffrax solver (default :func:`default_solver`, Kvaerno3: op-amps on
-            their rails are stiff).
+            their rails are stiff), for ``stepping`` "per_neuron".
+        stepping: "per_neuron": each neuron on its own adaptive steps with ``solver``,
+            read onto the common grid; "per_stage": every neuron of a stage on one shared
+            sequence of linearly implicit Rodas4 steps (:mod:`memjax.hardware.lockstep`),
+            each stage's waveform on its own accepted steps (``first_interval`` / 20 its
+            first step; a changed ``growth``, ``chunk`` or ``solver``, which it has no use
+            for, ``memristor_envelopes`` and the differentiable :func:`read_logits` are
+            refused).
+        stage_max_steps: accepted steps per stage at most ("per_stage"): every stage's
+            waveform has this many knots plus one (the unused ones beyond t_end), so it
+            sets the memory of the records.
     """
 
     t_end: float = 300e-9
@@ -148,6 +162,8 @@ class TransientOptions:
     chunk: int = 256
     memristor_envelopes: bool = False
     solver: diffrax.AbstractSolver = dataclasses.field(default_factory=default_solver)
+    stepping: str = "per_neuron"
+    stage_max_steps: int = 256
 
     def __post_init__(self):
         for name in ("t_end", "rtol", "atol", "epsilon", "time_unit", "first_interval"):
@@ -155,8 +171,32 @@ class TransientOptions:
                 raise MemjaxError(f"TransientOptions.{name} must be > 0")
         if not self.growth > 1:
             raise MemjaxError("TransientOptions.growth must be > 1")
-        if self.max_steps < 8 or self.chunk < 1:
-            raise MemjaxError("TransientOptions.max_steps must be >= 8 and chunk >= 1")
+        if self.max_steps < 8 or self.chunk < 1 or self.stage_max_steps < 8:
+            raise MemjaxError(
+                "TransientOptions.max_steps and stage_max_steps must be >= 8 and chunk >= 1"
+            )
+        if self.stepping not in STEPPINGS:
+            raise MemjaxError(
+                f"TransientOptions.stepping must be one of {', '.join(STEPPINGS)}, "
+                f"got {self.stepping!r}"
+            )
+        if self.stepping == "per_stage":
+            defaults = TransientOptions.__dataclass_fields__
+            unused = [
+                name
+                for name in ("growth", "chunk")
+                if getattr(self, name) != defaults[name].default
+            ]
+            if type(self.solver) is not type(default_solver()):
+                unused.append("solver")
+            if self.memristor_envelopes:
+                unused.append("memristor_envelopes")
+            if unused:
+                raise MemjaxError(
+                    f"TransientOptions.{unused[0]} is for stepping='per_neuron'; the shared "
+                    "steps (stepping='per_stage') are Rodas4 on each stage's own accepted "
+                    "steps and keep each stage's largest memristor |V| only"
+                )
 
     @classmethod
     def for_hardware(cls, hardware: HardwareConfig, **changes) -> TransientOptions:
@@ -292,33 +332,13 @@ def _neuron_solver(
         def field(tau, y, _):
             return _vector_field(block, tau * unit, y, drive.at(tau)[0]) * unit
 
-        def quantities(y, u, high, low):
-            out, power, peak, _ = observe(block, y, u, rows)
-            kinds = jnp.stack([getattr(power, k) for k in KINDS])
-            if crossbar:
-                peak = jnp.maximum(peak, rows_against_bit_lines(block, y, u, high, low))
-            return out[0], kinds, peak
-
         def save(tau, y, high, low, spread):
             u, du = drive.at(tau)
             dy = field(tau, y, None) if y.shape[0] else y
             if not readouts:
                 return jax.jvp(lambda y, u: block.observe(y, u)[0][0], (y, u), (dy, du))
-            # the row extremes' slopes are not tracked: the peak's slope is the bit line's part
-            zero = jnp.zeros_like(high)
-            if envelopes:
-                (out, kinds, peak), (dout, dkinds, dpeak) = jax.jvp(
-                    quantities, (y, u, high, low), (dy, du, zero, zero)
-                )
-            else:  # the peak as a by-product, outside the linearisation
-
-                def split(y, u):
-                    out, kinds, peak = quantities(y, u, high, low)
-                    return (out, kinds), peak
-
-                (out, kinds), (dout, dkinds), peak = jax.jvp(split, (y, u), (dy, du), has_aux=True)
-                dpeak = jnp.zeros_like(peak)
-            return out, dout, kinds, dkinds, jnp.sum(kinds) + spread, peak, dpeak
+            extras = jnp.stack([high, low, spread])
+            return neuron_readouts(block, crossbar, y, u, dy, du, rows, extras, envelopes)
 
         y0 = block.steady_guess(before)
         if y0.shape[0] == 0:  # a stage without state: its outputs at the grid times
@@ -553,8 +573,53 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
     return failed, record
 
 
+def _solve_stage_lockstep(stage: NeuronStage, source: Waveform, before, options):
+    """Every neuron of one stage on shared Rodas4 steps (:mod:`memjax.hardware.lockstep`).
+    Returns (neurons that failed: all of the stage or none, StageRecord); the record's
+    waveforms on the accepted steps only, the next stage's source on all the knots."""
+    unit = options.time_unit
+    (ts, out, dout, kinds, dkinds, power, split, peak, count, accepted, reached) = (
+        lockstep.solve_stage(
+            stage,
+            source,
+            before,
+            options.t_end / unit,
+            _tolerances(options),
+            options.stage_max_steps,
+            unit,
+            options.first_interval / unit / 20,
+            options.max_steps,
+        )
+    )
+    shape = jax.eval_shape(stage.drive, before).shape[:-1]
+    knots = ts.shape[0]
+    out, dout = out.reshape((knots,) + shape), dout.reshape((knots,) + shape)
+    failed = 0 if bool(reached) else int(np.prod(shape))
+    record = StageRecord(
+        output=Waveform(ts, out, dout),
+        power=Waveform(ts, kinds, dkinds),
+        max_neuron_power=power,
+        max_neuron_power_by_kind=split,
+        max_memristor_voltage=peak,
+        memristor_voltage=None,
+        steps=count,
+        mean_steps=count.astype(ts.dtype),
+    )
+    return failed, record
+
+
 def run_stage(name: str, stage: NeuronStage, source: Waveform, before, grid, options):
     """One stage, with solver failures reported by name."""
+    if options.stepping == "per_stage":
+        failed, record = _solve_stage_lockstep(stage, source, before, options)
+        if failed:
+            raise MemjaxError(
+                f"{name}: the shared-step transient did not reach t_end within "
+                f"{options.stage_max_steps} accepted and {options.max_steps} tried steps "
+                f"({int(record.steps)} tried); raise TransientOptions.stage_max_steps or "
+                "max_steps, or loosen rtol/atol"
+            )
+        return record
     failed, record = _solve_stage(stage, source, before, grid, options)
     if failed:
         raise MemjaxError(
@@ -565,17 +630,34 @@ def run_stage(name: str, stage: NeuronStage, source: Waveform, before, grid, opt
     return record
 
 
+def _channel_ts(wave: Waveform, channels: slice | np.ndarray):
+    """The knots of ``channels``: one sequence shared by all (1-D ``ts``) stays shared."""
+    return wave.ts if wave.ts.ndim == 1 else wave.ts[:, channels]
+
+
 def _split(wave: Waveform):
     half = wave.values.shape[-1] // 2
     return [
-        Waveform(wave.ts, wave.values[..., lo:hi], wave.slopes[..., lo:hi])
+        Waveform(_channel_ts(wave, slice(lo, hi)), wave.values[..., lo:hi], wave.slopes[..., lo:hi])
         for lo, hi in ((0, half), (half, 2 * half))
     ]
 
 
 def _concat(a: Waveform, b: Waveform) -> Waveform:
+    """Channels side by side; waveforms on different knots (stages on their own steps) keep
+    each channel's knots (``Waveform.ts`` of shape (knots, channels))."""
+    if a.ts is b.ts:
+        ts = a.ts
+    else:
+
+        def per_channel(wave):
+            channels = wave.values.shape[-1]
+            ts = wave.ts if wave.ts.ndim == 2 else wave.ts[:, None]
+            return jnp.broadcast_to(ts, (ts.shape[0], channels))
+
+        ts = jnp.concatenate([per_channel(a), per_channel(b)], -1)
     return Waveform(
-        a.ts,
+        ts,
         jnp.concatenate([a.values, b.values], -1),
         jnp.concatenate([a.slopes, b.slopes], -1),
     )
@@ -584,7 +666,7 @@ def _concat(a: Waveform, b: Waveform) -> Waveform:
 def _shuffle(wave: Waveform) -> Waveform:
     c = wave.values.shape[-1]
     order = np.asarray(conv.channel_shuffle(np.arange(c).reshape(1, 1, 1, c)))[0, 0, 0]
-    return Waveform(wave.ts, wave.values[..., order], wave.slopes[..., order])
+    return Waveform(_channel_ts(wave, order), wave.values[..., order], wave.slopes[..., order])
 
 
 def float64(tree):
@@ -631,6 +713,11 @@ def read_logits(net: MemristiveShuffleNet, gray_levels, options: TransientOption
     5.9 GB, 6 min with compilation on 2 shared cores. Call under ``jax.enable_x64(True)``
     with a float64 network (:func:`float64`; see :func:`simulate`).
     """
+    if options.stepping != "per_neuron":
+        raise MemjaxError(
+            f"read_logits: stepping={options.stepping!r} is not differentiable; use "
+            "stepping='per_neuron'"
+        )
     failures = []
     _, logits = _simulate(traced_opamps(net), gray_levels, options, None, failures)
     return logits.values[-1], sum(failures)
