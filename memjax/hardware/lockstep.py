@@ -69,7 +69,7 @@ C = (
 ALPHA = (0.0, 0.386, 0.21, 0.63, 1.0, 1.0)
 GAMMAS = (0.25, -0.1043, 0.1035, -0.0362, 0.0, 0.0)
 M = (1.221224509226641, 6.019134481288629, 12.53708332932087, -0.6878860361058950, 1.0, 1.0)
-ERROR = (0.0, 0.0, 0.0, 0.0, 0.0, -1.0)  # m - e: the last stage's increment
+ERROR = (0.0, 0.0, 0.0, 0.0, 0.0, 1.0)  # m - e: the solution is the embedded one plus k6
 ORDER = 4  # the embedded solution's order + 1: the step controller's exponent
 
 FACTOR_LIMITS = (0.2, 5.0)
@@ -304,27 +304,41 @@ def solve_stage(
         v, dv = source.at(t)
         return neurons.linearised(t, y, neurons.drive(v), neurons.drive(dv))
 
+    def read(t, y):
+        return neurons.readouts(t, y, *source.at(t))
+
+    def unread(t, y):
+        return jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(read, t, y))
+
+    def attempt(t, h, y):
+        return rodas4_step(rate, linearised, t, h, y, rtol, atol)
+
+    def no_attempt(t, h, y):
+        return y, jnp.asarray(jnp.inf, dtype)
+
     def iteration(carry):
         t, h, y, fresh, count, written, saved = carry
-        # the read-outs of the state the last accepted step reached (or the start)
-        read = neurons.readouts(t, y, *source.at(t))
+        # the read-outs of the state the last accepted step reached (or the start), skipped
+        # after a rejected step; written unconditionally at the next free knot (a masked
+        # write would copy the whole buffer every iteration), which a later read-out
+        # overwrites or the padding replaces
+        values = jax.lax.cond(fresh, read, unread, t, y)
         ts, out, dout, kinds, dkinds, power, split, peak = saved
-        keep = lambda buffer, value: jnp.where(fresh, buffer.at[written].set(value), buffer)  # noqa: E731
-        busier = fresh & (read[4] > power)
+        busier = fresh & (values[4] > power)
         saved = (
-            keep(ts, t),
-            keep(out, read[0]),
-            keep(dout, read[1]),
-            keep(kinds, read[2]),
-            keep(dkinds, read[3]),
-            jnp.where(busier, read[4], power),
-            jnp.where(busier, read[5], split),
-            jnp.where(fresh, jnp.maximum(peak, read[6]), peak),
+            ts.at[written].set(t),
+            out.at[written].set(values[0]),
+            dout.at[written].set(values[1]),
+            kinds.at[written].set(values[2]),
+            dkinds.at[written].set(values[3]),
+            jnp.where(busier, values[4], power),
+            jnp.where(busier, values[5], split),
+            jnp.where(fresh, jnp.maximum(peak, values[6]), peak),
         )
         written = written + fresh
-        moving = t < t_end
+        moving = (t < t_end) & (count < max_tries)
         h = jnp.clip(h, t_end * 1e-12, jnp.maximum(t_end - t, t_end * 1e-12))
-        y1, norm = rodas4_step(rate, linearised, t, h, y, rtol, atol)
+        y1, norm = jax.lax.cond(moving, attempt, no_attempt, t, h, y)
         ok = moving & (norm <= 1.0)
         factor = SAFETY * jnp.where(norm > 0, norm, 1e-10) ** (-1.0 / ORDER)
         factor = jnp.where(
@@ -335,7 +349,7 @@ def solve_stage(
 
     def running(carry):
         t, _, _, fresh, count, written, _ = carry
-        return ((t < t_end) | fresh) & (written < knots) & (count < max_tries)
+        return (((t < t_end) & (count < max_tries)) | fresh) & (written < knots)
 
     out_buffer = jnp.zeros((knots,) + y0.shape[:-1], dtype)
     kinds_buffer = jnp.zeros((knots, len(KINDS)), dtype)
@@ -375,7 +389,7 @@ def _stateless(neurons: _Neurons, source: Waveform):
         lambda t, v, dv: neurons.readouts(t, empty, v, dv)
     )(source.ts, source.values, source.slopes)
     busiest = jnp.argmax(power)
-    knots = jnp.asarray(source.ts.shape[0], jnp.int32)
+    knots = jnp.asarray(source.ts.shape[0] - 1, jnp.int32)
     return (
         source.ts,
         out,
@@ -385,7 +399,7 @@ def _stateless(neurons: _Neurons, source: Waveform):
         power[busiest],
         split[busiest],
         jnp.max(peak),
-        knots,
+        jnp.asarray(0, jnp.int32),  # no solver steps: read at the source's knots
         knots,
         jnp.asarray(True),
     )

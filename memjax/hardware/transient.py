@@ -88,11 +88,13 @@ def default_solver() -> diffrax.AbstractSolver:
     return diffrax.Kvaerno3(root_finder=diffrax.with_stepsize_controller_tols(QuietChord)())
 
 
-SUPER_DIODE_OPTIONS = {"rtol": 1e-5, "atol": 1e-6, "max_steps": 20000}
+SUPER_DIODE_OPTIONS = {"rtol": 1e-5, "atol": 1e-6, "max_steps": 20000, "stage_max_steps": 1024}
 """Step tolerances for networks with super diodes (``TransientOptions.for_hardware``): at the
 defaults their trajectories between the step and the steady state stray by several 1e-2 logit
 units (README, measured 2026-12-04 on an 8x8 crop); here within 8e-4 of a run at 1e-6 / 1e-7
-to 300 ns, with 160 steps per neuron on average (room for the busiest in max_steps)."""
+to 300 ns, with 160 steps per neuron on average (room for the busiest in max_steps); with
+shared steps per stage 75-500 accepted steps a stage on an 8x8 crop (``paper_calibrated``,
+2026-12-07), room in stage_max_steps."""
 
 
 STEPPINGS = ("per_neuron", "per_stage")
@@ -372,6 +374,11 @@ def _prepare(stage: NeuronStage, source: Waveform, before, grid, readouts: bool 
     per grid time its highest and lowest row voltage and the memristor power its equivalent
     rows do not see; plus the stage's total of that power and its slope on the grid. Without
     ``readouts``, only the block, drive values, slopes, drive before and rows."""
+    if source.ts.ndim != 1:
+        raise MemjaxError(
+            "the per-neuron stepping reads its drive on one sequence of knots; a source "
+            "with knots per channel comes from stepping='per_stage'"
+        )
     drive_before = stage.drive(before)
     shape = drive_before.shape[:-1]
     count = int(np.prod(shape))
