@@ -134,7 +134,7 @@ class _Neurons(eqx.Module):
         return with_rows(block, rows) if self.has_rows else block
 
     def drive(self, v):
-        """(values, shape) of the drive of every neuron, (P, K, m)."""
+        """The drive of every neuron, (P, K, m)."""
         u = self.stage.drive(v)
         return u.reshape((-1,) + u.shape[-2:])
 
@@ -196,22 +196,24 @@ class _Neurons(eqx.Module):
 
     def _extras(self, v, dv, shape):
         """Per neuron (highest row, lowest row, unseen memristor power), (P, K, 3), and the
-        stage's total of that power with its slope."""
+        stage's total of that power with its slope (one linearisation of the spread, its
+        per-neuron values its by-product)."""
         stage = self.stage
 
         def spread_total(v):
-            return jnp.sum(stage.spread(v, stage.drive(v)))
+            spread = stage.spread(v, stage.drive(v))
+            return jnp.sum(spread), spread
 
-        spread = stage.spread(v, stage.drive(v)).reshape(shape)
+        total, slope, spread = jax.jvp(spread_total, (v,), (dv,), has_aux=True)
+        drive_shape = spread.shape
+        spread = spread.reshape(shape)
         if stage.kind == "max_pool":
             zero = jnp.zeros(shape)
             extras = jnp.stack([zero, zero, spread], -1)
         else:
             high, low = stage.row_extremes(v)
-            drive_shape = stage.drive(v).shape[:-1]
             high, low = (jnp.broadcast_to(a, drive_shape).reshape(shape) for a in (high, low))
             extras = jnp.stack([high, low, spread], -1)
-        total, slope = jax.jvp(spread_total, (v,), (dv,))
         return extras, (total, slope)
 
 
