@@ -473,16 +473,6 @@ class DiodeMaxPool(_DiodeNode):
             return y[-1]
         return _pool_node(self, y, inputs)
 
-    def _algebraic_node(self, y, inputs):
-        anodes = self._anodes(y, inputs)
-        low = jnp.minimum(jnp.min(anodes), 0.0) - 1.0
-        high = jnp.maximum(jnp.max(anodes), 0.0) + 1.0
-        # the largest input alone carrying the load current: a few Newton steps from the root
-        largest = jnp.max(anodes)
-        drop = self._d.voltage_at(jnp.maximum(largest, 0.0) * total_load_conductance(self))
-        guess = jnp.clip(largest - drop, low, high)
-        return solve_node(lambda o: self._net_current(o, y, inputs), low, high, guess)
-
     def initial_state(self):
         return jnp.zeros(
             (self.count if self.super_diode else 0) + (1 if self.node_capacitance else 0)
@@ -719,9 +709,9 @@ class DiodeClamp(_DiodeNode):
 # The algebraic node solves, compiled as functions of their own: a stage's program traces a
 # block's equations several times (its rate in the Rodas4 stages, its Jacobian, its read-outs,
 # under vmaps and JVPs), and a jitted function is traced once per shape and transformed from
-# its cached form. On a pointwise stage of the shipped model (plain diodes, 2026-12-07) the
-# three together took tracing and lowering from 4.3 to 1.7 s and XLA's compile from 5.4 to
-# 3.8 s; the stem's step ran 89 -> 72 ms (the same arithmetic).
+# its cached form. Shared steps on a pointwise stage of the shipped model (plain diodes, whose
+# ReLU is solve_limited_node; 2026-12-07): tracing and lowering 4.3 -> 1.7 s, XLA's compile
+# 5.4 -> 3.8 s, the stem's step 89 -> 72 ms (the same arithmetic; XLA inlines the calls).
 
 
 @eqx.filter_jit
@@ -734,4 +724,11 @@ def _clamp_node(clamp: DiodeClamp, u, w, z):
 
 @eqx.filter_jit
 def _pool_node(pool: DiodeMaxPool, y, inputs):
-    return pool._algebraic_node(y, inputs)
+    anodes = pool._anodes(y, inputs)
+    low = jnp.minimum(jnp.min(anodes), 0.0) - 1.0
+    high = jnp.maximum(jnp.max(anodes), 0.0) + 1.0
+    # the largest input alone carrying the load current: a few Newton steps from the root
+    largest = jnp.max(anodes)
+    drop = pool._d.voltage_at(jnp.maximum(largest, 0.0) * total_load_conductance(pool))
+    guess = jnp.clip(largest - drop, low, high)
+    return solve_node(lambda o: pool._net_current(o, y, inputs), low, high, guess)

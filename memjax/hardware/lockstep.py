@@ -371,15 +371,21 @@ def solve_stage(
     ts, out, dout, kinds, dkinds, power, split, peak = saved
     last = written - 1
     index = jnp.arange(knots)
-    beyond = index > last
-    pad = lambda buffer, hold: jnp.where(  # noqa: E731
-        beyond.reshape((-1,) + (1,) * (buffer.ndim - 1)), hold, buffer
-    )
-    ts = jnp.where(beyond, t_end * (1.0 + (index - last) / knots), ts)
-    out, kinds = pad(out, out[last]), pad(kinds, kinds[last])
-    dout, dkinds = pad(dout, 0.0), pad(dkinds, 0.0)
+    ts = jnp.where(index > last, t_end * (1.0 + (index - last) / knots), ts)
+    out, dout, kinds, dkinds = _hold_after(last, out, dout, kinds, dkinds)
     reached = (t >= t_end) & ~fresh
     return ts, out, dout, kinds, dkinds, power, split, peak, count, written - 1, reached
+
+
+def _hold_after(last, out, dout, kinds, dkinds):
+    """The buffers with every knot after ``last`` (the padding) holding knot ``last``'s
+    outputs and power, their slopes zero: a stage's waveform at rest after t_end."""
+    beyond = jnp.arange(out.shape[0]) > last
+
+    def hold(buffer, value):
+        return jnp.where(beyond.reshape((-1,) + (1,) * (buffer.ndim - 1)), value, buffer)
+
+    return hold(out, out[last]), hold(dout, 0.0), hold(kinds, kinds[last]), hold(dkinds, 0.0)
 
 
 def _no_readouts(shape, dtype):
@@ -416,14 +422,8 @@ def _stateless(neurons: _Neurons, source: Waveform, t_end):
         lambda index: jax.lax.cond(index <= last, read, unread, index),
         jnp.arange(source.ts.shape[0]),
     )
-    beyond = jnp.arange(source.ts.shape[0]) > last
-
-    def hold(buffer, value):
-        return jnp.where(beyond.reshape((-1,) + (1,) * (buffer.ndim - 1)), value, buffer)
-
-    out, kinds = hold(out, out[last]), hold(kinds, kinds[last])
-    dout, dkinds = hold(dout, 0.0), hold(dkinds, 0.0)
-    busiest = jnp.argmax(jnp.where(beyond, -jnp.inf, power))
+    out, dout, kinds, dkinds = _hold_after(last, out, dout, kinds, dkinds)
+    busiest = jnp.argmax(jnp.where(jnp.arange(power.shape[0]) > last, -jnp.inf, power))
     return (
         source.ts,
         out,
@@ -432,7 +432,7 @@ def _stateless(neurons: _Neurons, source: Waveform, t_end):
         dkinds,
         power[busiest],
         split[busiest],
-        jnp.max(jnp.where(beyond, -jnp.inf, peak)),
+        jnp.max(peak),
         jnp.asarray(0, jnp.int32),  # no solver steps: read at the source's knots
         last.astype(jnp.int32),
         jnp.asarray(True),
