@@ -45,6 +45,7 @@ def _reproduce(args) -> None:
         circuit_trained={} if args.checkpoint else CIRCUIT_TRAINED,
         power_images=args.power_images,
         target_latency_ns=args.target_latency_ns,
+        stepping=args.stepping,
     )
 
 
@@ -288,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="a latency the transient's preset must reach: refused (exit 2) below the floor "
         "its op-amps allow, else reported as met or not",
+    )
+    reproduce.add_argument(
+        "--stepping",
+        default="per_neuron",
+        help="the transient's stepping: per_neuron (each neuron on its own adaptive steps) "
+        "or per_stage (every neuron of a stage on shared Rodas4 steps)",
     )
     reproduce.add_argument("--seed", type=int, default=0)
     reproduce.add_argument(

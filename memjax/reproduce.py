@@ -90,6 +90,7 @@ def reproduce(
     circuit_trained: dict[str, Path] | None = None,
     power_images: int = 4,
     target_latency_ns: float | None = None,
+    stepping: str = "per_neuron",
 ) -> dict:
     """The main job (module docstring). ``circuit_trained``: preset name -> a checkpoint
     trained through that preset's circuit (``memjax train --circuit``): the table gets a
@@ -97,7 +98,13 @@ def reproduce(
     ``power_images``: PrivateTest images (the first of the steady state's sample) on which
     every preset's neurons are put at their DC operating point for the power by component
     (0: none). ``target_latency_ns``: a latency the transient's preset must be able to reach;
-    refused below its floor (:mod:`memjax.hardware.latency`), else reported as met or not."""
+    refused below its floor (:mod:`memjax.hardware.latency`), else reported as met or not.
+    ``stepping``: the transient's :attr:`~memjax.hardware.transient.TransientOptions.stepping`.
+    Per neuron by default: on the circuit-trained model, whose signal crosses every stage,
+    the shared steps took 331 s for the first run and 196 s warm (the GBW sweep) against
+    245 s and ~200 s per neuron (the default main job, 2 cores, 2026-12-07); the shipped
+    model's 4x faster warm shared steps (benchmarks/README.md) were measured on a signal
+    that dies after stage 2."""
     import jax
 
     from memjax.hardware import network_layers, network_resources
@@ -105,17 +112,11 @@ def reproduce(
     from memjax.hardware.latency import latency_floor
     from memjax.hardware.layers import critical_path_layers
     from memjax.hardware.memristive import (
-        compile_steady_logits,
         convert,
-        steady_state_in_batches,
         with_pool_inputs,
     )
-    from memjax.hardware.operating_point import operating_point, summarise_power
-    from memjax.hardware.report import summarise
     from memjax.hardware.resources import opamp_bias
-    from memjax.hardware.sweep import gbw_sweep, sweep_row
-    from memjax.hardware.transient import TransientOptions, simulate
-    from memjax.hardware.twin import circuit_activations
+    from memjax.hardware.transient import STEPPINGS, TransientOptions
     from memjax.training import steps
     from memjax.training.checkpoint import load_model
 
@@ -127,6 +128,10 @@ def reproduce(
     if not 1 <= transient_crop <= 48:
         raise MemjaxError(
             f"reproduce: --transient-crop must be 1 to 48 pixels, got {transient_crop}"
+        )
+    if stepping not in STEPPINGS:
+        raise MemjaxError(
+            f"reproduce: --stepping {stepping!r}, expected one of {', '.join(STEPPINGS)}"
         )
     if power_images < 0:
         raise MemjaxError(f"reproduce: --power-images must be >= 0, got {power_images}")
@@ -164,67 +169,11 @@ def reproduce(
     table_presets = [name for name in PRESETS if name not in SLOW_STEADY_STATE_PRESETS]
     rows = [(name, name, model) for name in dict.fromkeys([preset, *table_presets])]
     rows += [(f"{name} (circuit-trained)", name, trained_models[name]) for name in trained_models]
-    dc_power = {}
     if data is not None:
         test = data.split("private_test")
-        _, eval_graph, params, batch_stats = steps.split_model(model)
-        predict = steps.make_predict(eval_graph)
-        software = steps.predict_logits(predict, params, batch_stats, test.images).argmax(-1)
         chosen, transient_chosen = main_job_images(len(test), seed, dc_images, transient_images)
-        labels = test.labels[chosen]
-        table = {}
-        for name, preset_name, row_model in rows:
-            converted = convert(row_model, PRESETS[preset_name]())
-            logits, peaks = steady_state_in_batches(converted, test.images[chosen])
-            if power_images:
-                points, _ = operating_point(converted, test.images[chosen[:power_images]])
-                used = len(chosen[:power_images])
-                dc_power[name] = _dc_power(summarise_power(points), used)
-            predicted = logits.argmax(-1)
-            table[name] = {
-                "accuracy": float(np.mean(predicted == labels)),
-                # with the shipped (software) model's predictions, for every row
-                "agreement_with_software": float(np.mean(predicted == software[chosen])),
-                "max_memristor_voltage_dc_V": max(peaks.values()),
-                "max_memristor_voltage_dc_V_by_unit_kind": peaks,
-                "v_p_V": PRESETS[preset_name]().v_p,
-                "opamp_bias_per_opamp_W": PRESETS[preset_name]().opamp.bias_power,
-            }
-            if row_model is not model:  # a circuit-trained model: against its own twin too
-                _, twin_graph, twin_params, twin_stats = steps.split_model(row_model)
-                activations = circuit_activations(PRESETS[preset_name](), row_model.config)
-                twin = steps.make_predict(twin_graph, activations)
-                twin_predicted = steps.predict_logits(
-                    twin, twin_params, twin_stats, test.images[chosen], 128
-                ).argmax(-1)
-                table[name]["agreement_with_twin"] = float(np.mean(predicted == twin_predicted))
-                table[name]["twin_accuracy"] = float(np.mean(twin_predicted == labels))
-            say(
-                f"  steady state, {name}: accuracy {table[name]['accuracy']:.2%}, "
-                f"agreement {table[name]['agreement_with_software']:.2%}, largest memristor "
-                f"voltage {table[name]['max_memristor_voltage_dc_V']:.2f} V"
-            )
-        results["accuracy"] = {
-            "software": float(np.mean(software == test.labels)),
-            "software_on_subset": float(np.mean(software[chosen] == labels)),
-            # on the model the transient runs on: the preset's circuit-trained one if given
-            "memristive_dc": table[
-                f"{preset} (circuit-trained)" if preset in trained_models else preset
-            ]["accuracy"],
-            "memristive_dc_checkpoint": str(circuit_trained.get(preset, checkpoint)),
-            "software_checkpoint": str(checkpoint),
-            "images": int(len(chosen)),
-            "split": "private_test",
-            "presets": table,
-            "presets_left_out": [name for name in SLOW_STEADY_STATE_PRESETS if name != preset],
-        }
         sample = test.images[transient_chosen]
-        say(
-            f"accuracy on {len(chosen)} random PrivateTest images (software on all "
-            f"{len(test)}: {results['accuracy']['software']:.2%})"
-        )
     else:
-        results["accuracy"] = {"software": None, "memristive_dc": None, "images": 0}
         sample = rng.integers(0, 256, (transient_images, 48, 48)).astype(np.uint8)
         say("no FER2013: the transient runs on uniform random images (stated in results.json)")
 
@@ -239,64 +188,51 @@ def reproduce(
         pooled = network_layers(transient_model.config, transient_crop)[-2].inputs_per_kernel
         net = with_pool_inputs(net, pooled)
     given = {name: value for name, value in (("rtol", rtol), ("atol", atol)) if value is not None}
-    options = TransientOptions.for_hardware(net.hardware, **given)
-    say(
-        f"transient of the whole network on {transient_images} image(s) "
-        f"({transient_crop}x{transient_crop} pixels), "
-        f"{options.t_end * 1e9:.0f} ns, rtol {options.rtol:g}, atol {options.atol:g} V "
-        "(first run compiles each distinct stage)"
-    )
+    options = TransientOptions.for_hardware(net.hardware, stepping=stepping, **given)
     results["transient_options"] = {
         "t_end_s": options.t_end,
         "rtol": options.rtol,
         "atol_V": options.atol,
         "knots": int(len(options.grid())),
+        "stepping": options.stepping,
     }
-    progress = _progress(say)
-    records, logits = simulate(net, sample, options, progress)
-    summary = summarise(net, records, logits, options, len(sample))
-    results.update(summary)
-    # every layer at t_end against its DC operating point: a layer off it by more than the
-    # settling band has not settled (its settling time is cut short), which its output's
-    # slope cannot tell (a super diode crossing its dead zone holds its output still)
-    points, _ = operating_point(net, sample)
-    results["off_steady_state_at_t_end"] = [
-        {"name": name, "difference_V": gap}
-        for (name, _, record), (_, _, point) in zip(records, points, strict=True)
-        if (gap := _largest_gap(record.output.values[-1], point.output))
-        > summary["settling_band_V"]
-    ]
-    if results["off_steady_state_at_t_end"]:
-        first = results["off_steady_state_at_t_end"][0]
-        say(
-            f"  warning: {len(results['off_steady_state_at_t_end'])} layers are off their DC "
-            f"operating point at {options.t_end * 1e9:.0f} ns by more than the settling band "
-            f"(first {first['name']}, {first['difference_V']:.2e} V): their settling times "
-            "are cut short; run a longer transient"
+    # One after the other: the table beside the transient in two threads took longer
+    # (~720 s against ~640 s, 2 cores, 2026-12-07): XLA's compiles already use both cores.
+    companions = None
+    if data is not None:
+        _, eval_graph, params, batch_stats = steps.split_model(model)
+        software = steps.predict_logits(
+            steps.make_predict(eval_graph), params, batch_stats, test.images
+        ).argmax(-1)
+        labels = test.labels[chosen]
+        table, dc_power = _steady_state_table(
+            rows, model, test, chosen, software[chosen], power_images, say
         )
-    transient_end = np.asarray(logits.final, np.float64)
-    steady_logits = compile_steady_logits(net)  # the transient's network (and crop)
-    steady_state = steps.in_fixed_batches(steady_logits, sample, 128).astype(np.float64)
-    results["logits"] = {
-        "transient_end": transient_end.tolist(),
-        "steady_state": steady_state.tolist(),
-        "max_abs_difference": float(np.max(np.abs(transient_end - steady_state))),
-    }
-    say(
-        f"logits at {options.t_end * 1e9:.0f} ns against the steady state: largest difference "
-        f"{results['logits']['max_abs_difference']:.2e} units"
-    )
-    results["transient_images"] = int(len(sample))
-    results["transient_crop"] = transient_crop
-    amp = net.hardware.opamp
-    say(
-        f"GBW sweep: the same transient with every op-amp's GBW at {list(gbw_ghz)} GHz "
-        f"(slew rate held at {amp.slew_rate:.3g} V/s; compiled once)"
-    )
-    sweep = [sweep_row(summary, amp.gain_bandwidth, amp.slew_rate)]
-    if gbw_ghz:
-        sweep += gbw_sweep(net, sample, [g * 1e9 for g in gbw_ghz], options, say=say)
-    results["gbw_sweep"] = sorted(sweep, key=lambda row: row["gain_bandwidth_Hz"])
+        results["accuracy"] = {
+            "software": float(np.mean(software == test.labels)),
+            "software_on_subset": float(np.mean(software[chosen] == labels)),
+            # on the model the transient runs on: the preset's circuit-trained one if given
+            "memristive_dc": table[
+                f"{preset} (circuit-trained)" if preset in trained_models else preset
+            ]["accuracy"],
+            "memristive_dc_checkpoint": str(circuit_trained.get(preset, checkpoint)),
+            "software_checkpoint": str(checkpoint),
+            "images": int(len(chosen)),
+            "split": "private_test",
+            "presets": table,
+            "presets_left_out": [name for name in SLOW_STEADY_STATE_PRESETS if name != preset],
+        }
+        say(
+            f"accuracy on {len(chosen)} random PrivateTest images (software on all "
+            f"{len(test)}: {results['accuracy']['software']:.2%})"
+        )
+        if power_images and transient_crop == 48:
+            companions = test.images[chosen[:power_images]]
+    else:
+        results["accuracy"] = {"software": None, "memristive_dc": None, "images": 0}
+        dc_power = {}
+    records, transient_results = _transient_part(net, sample, options, gbw_ghz, companions, say)
+    results.update(transient_results)
     layers = network_layers(transient_model.config)  # the model the transient ran
     hardware = PRESETS[preset]()
     counted = _counting(hardware)
@@ -370,6 +306,131 @@ def reproduce(
     say(presets_table(results))
     say(f"wrote {out / 'results.json'} and {len(figures)} figures in {results['seconds']:.0f} s")
     return results
+
+
+def _steady_state_table(rows, model, test, chosen, software, power_images, say):
+    """Every row's steady-state accuracy, agreement with the ``software`` predictions and
+    largest memristor voltage on the ``chosen`` PrivateTest images, and its DC power on the
+    first ``power_images`` of them: (table, DC power), by row name."""
+    table, dc_power = {}, {}
+    for name, preset_name, row_model in rows:
+        table[name], power = _steady_state_row(
+            preset_name, row_model, row_model is not model, test, chosen, software, power_images
+        )
+        if power is not None:
+            dc_power[name] = power
+        say(
+            f"  steady state, {name}: accuracy {table[name]['accuracy']:.2%}, "
+            f"agreement {table[name]['agreement_with_software']:.2%}, largest memristor "
+            f"voltage {table[name]['max_memristor_voltage_dc_V']:.2f} V"
+        )
+    return table, dc_power
+
+
+def _steady_state_row(preset_name, row_model, own_twin, test, chosen, software, power_images):
+    """One row of :func:`_steady_state_table`: (its entry, its DC power or None)."""
+    from memjax.hardware.config import PRESETS
+    from memjax.hardware.memristive import convert, steady_state_in_batches
+    from memjax.hardware.operating_point import operating_point, summarise_power
+    from memjax.hardware.twin import circuit_activations
+    from memjax.training import steps
+
+    hardware = PRESETS[preset_name]()
+    images, labels = test.images[chosen], test.labels[chosen]
+    converted = convert(row_model, hardware)
+    logits, peaks = steady_state_in_batches(converted, images)
+    power = None
+    if power_images:
+        points, _ = operating_point(converted, images[:power_images])
+        power = _dc_power(summarise_power(points), len(images[:power_images]))
+    predicted = logits.argmax(-1)
+    entry = {
+        "accuracy": float(np.mean(predicted == labels)),
+        # with the shipped (software) model's predictions, for every row
+        "agreement_with_software": float(np.mean(predicted == software)),
+        "max_memristor_voltage_dc_V": max(peaks.values()),
+        "max_memristor_voltage_dc_V_by_unit_kind": peaks,
+        "v_p_V": hardware.v_p,
+        "opamp_bias_per_opamp_W": hardware.opamp.bias_power,
+    }
+    if own_twin:  # a circuit-trained model: against its own twin too
+        _, twin_graph, twin_params, twin_stats = steps.split_model(row_model)
+        twin = steps.make_predict(twin_graph, circuit_activations(hardware, row_model.config))
+        twin_predicted = steps.predict_logits(twin, twin_params, twin_stats, images, 128)
+        twin_predicted = twin_predicted.argmax(-1)
+        entry["agreement_with_twin"] = float(np.mean(predicted == twin_predicted))
+        entry["twin_accuracy"] = float(np.mean(twin_predicted == labels))
+    return entry, power
+
+
+def _transient_part(net, sample, options, gbw_ghz, companions, say):
+    """The whole-network transient of ``sample`` with its checks against the DC operating
+    point and the steady-state logits, and the GBW sweep: (records, results).
+    ``companions``: the steady-state table's DC power images (None: none or another crop)."""
+    from memjax.hardware.memristive import compile_steady_logits
+    from memjax.hardware.operating_point import operating_point
+    from memjax.hardware.report import summarise
+    from memjax.hardware.sweep import gbw_sweep, sweep_row
+    from memjax.hardware.transient import simulate
+    from memjax.training import steps
+
+    say(
+        f"transient of the whole network on {len(sample)} image(s) "
+        f"({sample.shape[1]}x{sample.shape[2]} pixels), {options.t_end * 1e9:.0f} ns, "
+        f"{options.stepping} steps, rtol {options.rtol:g}, atol {options.atol:g} V (first "
+        "run compiles each distinct stage)"
+    )
+    records, logits = simulate(net, sample, options, _progress(say))
+    results = summarise(net, records, logits, options, len(sample))
+    # every layer at t_end against its DC operating point: a layer off it by more than the
+    # settling band has not settled (its settling time is cut short), which its output's
+    # slope cannot tell (a super diode crossing its dead zone holds its output still)
+    images = sample
+    if companions is not None and len(sample) < len(companions):
+        # with the table's DC power images, as many as it had: the same batch, so its
+        # compiled stage programs serve (another batch size compiled every distinct stage
+        # again: ~50 s on 2 cores, 2026-12-07)
+        images = np.concatenate([sample, companions[len(sample) :]])
+    points, _ = operating_point(net, images)
+    results["off_steady_state_at_t_end"] = [
+        {"name": name, "difference_V": gap}
+        for (name, _, record), (_, _, point) in zip(records, points, strict=True)
+        if (gap := _largest_gap(record.output.values[-1], point.output[: len(sample)]))
+        > results["settling_band_V"]
+    ]
+    if results["off_steady_state_at_t_end"]:
+        first = results["off_steady_state_at_t_end"][0]
+        say(
+            f"  warning: {len(results['off_steady_state_at_t_end'])} layers are off their DC "
+            f"operating point at {options.t_end * 1e9:.0f} ns by more than the settling band "
+            f"(first {first['name']}, {first['difference_V']:.2e} V): their settling times "
+            "are cut short; run a longer transient"
+        )
+    transient_end = np.asarray(logits.final, np.float64)
+    steady_logits = compile_steady_logits(net)  # the transient's network (and crop)
+    batch = min(128, len(sample))
+    steady_state = steps.in_fixed_batches(steady_logits, sample, batch).astype(np.float64)
+    results["logits"] = {
+        "transient_end": transient_end.tolist(),
+        "steady_state": steady_state.tolist(),
+        "max_abs_difference": float(np.max(np.abs(transient_end - steady_state))),
+    }
+    say(
+        f"logits at {options.t_end * 1e9:.0f} ns against the steady state: largest difference "
+        f"{results['logits']['max_abs_difference']:.2e} units"
+    )
+    results["transient_images"] = int(len(sample))
+    results["transient_crop"] = int(sample.shape[1])
+    amp = net.hardware.opamp
+    sweep = [sweep_row(results, amp.gain_bandwidth, amp.slew_rate)]
+    if gbw_ghz:
+        say(
+            f"GBW sweep: the same transient with every op-amp's GBW at {list(gbw_ghz)} GHz "
+            f"(slew rate held at {amp.slew_rate:.3g} V/s; the transient's compiled stages)"
+        )
+        sweep += gbw_sweep(net, sample, [g * 1e9 for g in gbw_ghz], options, say=say)
+    results["gbw_sweep"] = sorted(sweep, key=lambda row: row["gain_bandwidth_Hz"])
+    return records, results
 
 
 def _largest_gap(a, b) -> float:
