@@ -7,6 +7,8 @@ to one commit and one command line, and a run resumed under another commit says 
 from __future__ import annotations
 
 import datetime
+import importlib.metadata
+import os
 import shlex
 import subprocess
 import sys
@@ -56,7 +58,25 @@ def provenance(argv: list[str] | None = None) -> dict:
         "command": shlex.join(command),
         **code_version(),
         "utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "packages": installed_versions(),
+        "cpus": os.cpu_count(),
     }
+
+
+TIMED_PACKAGES = ("jax", "jaxlib", "equinox", "diffrax", "flax")
+"""The packages whose versions set what a result's seconds mean (XLA's compiler comes with
+jaxlib): recorded beside every result, as a run's time cannot be compared without them."""
+
+
+def installed_versions() -> dict:
+    """``{package: version or None}`` of :data:`TIMED_PACKAGES`."""
+    versions = {}
+    for name in TIMED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 def _git(*args: str) -> str:
