@@ -56,6 +56,8 @@ def _check_results_json(out, results):
     assert 0.0 <= saved["accuracy"]["memristive_dc"] <= 1.0
     assert saved["accuracy"]["images"] == 384
     assert saved["seed"] == 0 and saved["provenance"]["commit"]
+    assert saved["provenance"]["packages"]["jaxlib"]  # what the seconds were measured under
+    assert set(saved["compile_cache"]) == {"dir", "entries_at_start"}
     for key in (
         "argmax_settle_ns",
         "argmax_decided_ns",
