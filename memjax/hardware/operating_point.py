@@ -27,12 +27,13 @@ from memjax.hardware.memristive import MemristiveShuffleNet
 from memjax.hardware.stages import (
     NeuronStage,
     channel_axes,
+    map_per_channel,
     observe,
     plan,
     rows_against_bit_lines,
     with_rows,
 )
-from memjax.hardware.transient import KINDS, float64
+from memjax.hardware.transient import KINDS, float64, traced_opamps
 
 
 class StagePoint(eqx.Module):
@@ -53,7 +54,19 @@ class StagePoint(eqx.Module):
     max_memristor_voltage: Array
 
 
-@eqx.filter_jit
+POINT_CHUNK = 4096
+"""Neurons put at their operating point together (one vectorised program). Every chunk of
+every stage has this size (a smaller stage, or a stage's last chunk, is padded), and the
+op-amps' dynamic fields are traced (``transient.traced_opamps``), so stages of one block
+kind share one compiled program whatever their shape or image count, as the transient's
+chunk solvers do. One program per distinct stage compiled 19 programs per preset: the
+main job's DC operating point of 4 images took 61 s (``paper``), 72 s (``near_ideal``
+after it); in chunks 22 s and 16-20 s, for 8 s warm against 3.6 s (the per-neuron blocks
+are gathered on the host), the same points to 2e-11 (``paper``) and 3e-7 (``near_ideal``,
+A0 1e9) of each stage's largest value (2 cores, 2026-12-07). 1,024 and 8,192 took as
+long."""
+
+
 def stage_point(
     stage: NeuronStage, v: Array, newton: bool = False, rtol: float = 1e-9, atol: float = 1e-9
 ) -> StagePoint:
@@ -61,10 +74,56 @@ def stage_point(
     (N, ..., C), V: each neuron's closed-form static roots (``steady_guess``: exact for
     every block of a converted network, tests/test_transient.py holds them to Newton), or
     with ``newton`` Newton's method from there to ``rtol``, ``atol`` (V)."""
+    drive, high, low, rows, spread = _drive(stage, v)
+    shape = spread.shape
+    count = int(np.prod(shape))
+    # neuron-major (neuron i of channel i % K), gathered in chunks on the host: a gather
+    # inside the stage's program made it compile ~4x longer
+    block = map_per_channel(np.asarray, traced_opamps(stage.block))
+    inputs = tuple(None if a is None else np.asarray(a) for a in (drive, high, low, rows))
+    parts = []
+    for begin in range(0, count, POINT_CHUNK):
+        index = np.minimum(np.arange(begin, begin + POINT_CHUNK), count - 1)
+        channel = index % shape[-1]
+        chunk = map_per_channel(lambda a, channel=channel: a[channel], block)
+        chunk_inputs = (None if a is None else a[index] for a in inputs)
+        parts.append(_point_chunk(chunk, *chunk_inputs, stage.is_crossbar, newton, rtol, atol))
+    # assembled on the host: eager concatenations compile a program for every shape
+    out, kinds, peak = (np.concatenate([np.asarray(p[i]) for p in parts])[:count] for i in range(3))
+    kinds = kinds.reshape(shape + (len(KINDS),))
+    kinds[..., 0] += np.asarray(spread)
+    images = shape[0]
+    return StagePoint(
+        output=jnp.asarray(out.reshape(shape)),
+        power=jnp.asarray(kinds.reshape(images, -1, len(KINDS)).sum(1)),
+        neuron_power=jnp.asarray(kinds),
+        max_memristor_voltage=jnp.asarray(peak.reshape(images, -1).max(1)),
+    )
+
+
+@eqx.filter_jit
+def _drive(stage: NeuronStage, v: Array):
+    """Every neuron's drive (count, m), the highest and lowest row its memristors see
+    (count,) and the rows it drives (count,) or None, neuron-major; and the memristor power
+    its equivalent rows do not see, in the stage's output shape (N, ..., K)."""
     drive = stage.drive(v)  # (N, ..., K, m)
     shape = drive.shape[:-1]
-    channels = shape[-1]
-    flat = drive.reshape(-1, channels, drive.shape[-1])
+    count = int(np.prod(shape))
+    if stage.kind == "max_pool":
+        high = low = jnp.zeros(shape)
+    else:
+        high, low = (jnp.broadcast_to(a, shape) for a in stage.row_extremes(v))
+    rows = None
+    if stage.rows is not None:
+        rows = jnp.broadcast_to(stage.rows, shape).reshape(count)
+    spread = stage.spread(v, drive)
+    return drive.reshape(count, -1), high.reshape(count), low.reshape(count), rows, spread
+
+
+@eqx.filter_jit
+def _point_chunk(block, drive, high, low, rows, crossbar: bool, newton, rtol, atol):
+    """One chunk of neurons at their operating point: (output, power by kind, largest
+    memristor |V|) per neuron."""
 
     def neuron(block, u, high, low, rows):
         if rows is not None:
@@ -73,30 +132,12 @@ def stage_point(
         if newton:
             y = steady_state(block, u, rtol=rtol, atol=atol)
         out, power, peak, _ = observe(block, y, u, rows)
-        if stage.is_crossbar:
+        if crossbar:
             peak = jnp.maximum(peak, rows_against_bit_lines(block, y, u, high, low))
         return out[0], jnp.stack([getattr(power, k) for k in KINDS]), peak
 
-    if stage.kind == "max_pool":
-        high = low = jnp.zeros(shape)
-    else:
-        high, low = (jnp.broadcast_to(a, shape) for a in stage.row_extremes(v))
-    rows = None
-    if stage.rows is not None:
-        rows = jnp.broadcast_to(stage.rows, shape).reshape(-1, channels)
-    over_channels = eqx.filter_vmap(neuron, in_axes=(channel_axes(stage.block), 0, 0, 0, 0))
-    out, kinds, peak = eqx.filter_vmap(over_channels, in_axes=(None, 0, 0, 0, 0))(
-        stage.block, flat, high.reshape(-1, channels), low.reshape(-1, channels), rows
-    )
-    kinds = kinds.reshape(shape + (len(KINDS),))
-    kinds = kinds.at[..., 0].add(stage.spread(v, drive))
-    images = shape[0]
-    return StagePoint(
-        output=out.reshape(shape),
-        power=kinds.reshape(images, -1, len(KINDS)).sum(1),
-        neuron_power=kinds,
-        max_memristor_voltage=peak.reshape(images, -1).max(1),
-    )
+    over_neurons = eqx.filter_vmap(neuron, in_axes=(channel_axes(block), 0, 0, 0, 0))
+    return over_neurons(block, drive, high, low, rows)
 
 
 def _split(x):
