@@ -679,3 +679,33 @@ def test_diode_limiter_reference_buffer_sinks_the_limiter_current():
         DiodeReLU(DIODE, 10e3, 1.0, AMP, True, reference_buffer=AMP)
     with pytest.raises(MemjaxError, match="reference_buffer .* is not exported"):
         diode_relu_netlist(buffered, inputs, 1e-8, 1e-10)  # refused, not silently ideal
+
+
+def test_plain_max_pool_node_reaches_float_resolution_from_its_largest_diode():
+    """The plain diode-OR pool's node (PLAIN_POOL_ITERATIONS bracketed Newton iterations from
+    the largest input's diode alone) against a float64 root from the bracket's midpoint with
+    every iteration: within float32's resolution around 1 V in float32 (the steady state),
+    within 1e-10 V in float64, on windows where several diodes conduct (inputs within a few
+    tens of mV of the largest) and on windows spread over the rails, with a 1 kOhm series
+    resistor and a load that includes driven rows."""
+    from memjax.circuits.diodes import bracketed_newton, total_load_conductance
+
+    pool = DiodeMaxPool(DIODE, 9, 10e3, series_resistance=1e3)
+    rng = np.random.default_rng(3)
+    spread = rng.uniform(-2.6, 2.6, (3000, 9))
+    clustered = rng.uniform(-0.5, 2.6, (3000, 1)) - np.abs(rng.normal(0, 0.03, (3000, 9)))
+    windows = np.concatenate([spread, clustered])
+    loads = np.concatenate([np.full(3000, total_load_conductance(pool)), np.full(3000, 2e-4)])
+
+    def reference(v, g):
+        f = lambda o: jnp.sum(pool._d.current(v - o)) - o * g  # noqa: E731
+        low, high = jnp.minimum(jnp.min(v), 0.0) - 1.0, jnp.maximum(jnp.max(v), 0.0) + 1.0
+        return bracketed_newton(f, low, high, iterations=200)[0]
+
+    with jax.enable_x64(True):
+        exact = np.asarray(jax.jit(jax.vmap(reference))(windows, loads))
+        fast = np.asarray(pool.steady_output(jnp.asarray(windows), jnp.asarray(loads)))
+    np.testing.assert_allclose(fast, exact, atol=1e-10)
+    single = pool.steady_output(jnp.asarray(windows, jnp.float32), jnp.asarray(loads, jnp.float32))
+    assert single.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(single, np.float64), exact, atol=5e-7)
