@@ -265,9 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--gbw",
         type=float,
         nargs="*",
-        default=[2.0],
-        help="op-amp GBW values (GHz) besides the preset's for the latency-power sweep "
-        "(one transient each; none: no sweep)",
+        default=[],
+        help="op-amp GBW values (GHz) besides the preset's for the latency-power sweep, "
+        "one more whole transient each (default none: the 2 GHz point took ~200 s on 2 "
+        "cores)",
     )
     reproduce.add_argument(
         "--transient-crop",

@@ -81,7 +81,7 @@ def reproduce(
     data_path: str | None = None,
     dc_images: int = 384,
     transient_images: int = 1,
-    gbw_ghz: tuple[float, ...] = (2.0,),
+    gbw_ghz: tuple[float, ...] = (),
     seed: int = 0,
     rtol: float | None = None,
     atol: float | None = None,
@@ -100,6 +100,11 @@ def reproduce(
     (0: none). ``target_latency_ns``: a latency the transient's preset must be able to reach;
     refused below its floor (:mod:`memjax.hardware.latency`), else reported as met or not.
     ``stepping``: the transient's :attr:`~memjax.hardware.transient.TransientOptions.stepping`.
+    ``gbw_ghz``: op-amp GBWs (GHz) besides the preset's, one more whole transient each
+    (``gbw_sweep`` in results.json; without, its one row is the transient's own GBW). None
+    by default: the 2 GHz point took ~200 s of the main job's 927 s (2 cores, 2026-12-07),
+    a third of the ten minutes issue 22 gives it, and ``experiments/latency_power_front.py``
+    measures the GBW axis.
     Per neuron by default: on the circuit-trained model, whose signal crosses every stage,
     the shared steps took 331 s for the first run and 196 s warm (the GBW sweep) against
     245 s and ~200 s per neuron (the default main job, 2 cores, 2026-12-07); the shipped
@@ -684,7 +689,7 @@ def _figures(out: Path, results: dict, records, net) -> list[Path]:
     paths.append(_save(figure, out / "waveforms.png"))
 
     sweep = results.get("gbw_sweep")
-    if sweep:
+    if sweep and len(sweep) > 1:  # the transient's own GBW alone is no sweep
         figure, axes = plt.subplots(figsize=(6, 4))
         power = [row["mean_power_W"] * 1e3 for row in sweep]
         latency = [row["slowest_layer_ns"] for row in sweep]
