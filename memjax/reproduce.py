@@ -374,12 +374,11 @@ def _transient_part(net, sample, options, gbw_ghz, companions, say):
     """The whole-network transient of ``sample`` with its checks against the DC operating
     point and the steady-state logits, and the GBW sweep: (records, results).
     ``companions``: the steady-state table's DC power images (None: none or another crop)."""
-    from memjax.hardware.memristive import compile_steady_logits
+    from memjax.hardware.memristive import steady_state_in_batches
     from memjax.hardware.operating_point import operating_point
     from memjax.hardware.report import summarise
     from memjax.hardware.sweep import gbw_sweep, sweep_row
     from memjax.hardware.transient import simulate
-    from memjax.training import steps
 
     say(
         f"transient of the whole network on {len(sample)} image(s) "
@@ -414,9 +413,8 @@ def _transient_part(net, sample, options, gbw_ghz, companions, say):
             "are cut short; run a longer transient"
         )
     transient_end = np.asarray(logits.final, np.float64)
-    steady_logits = compile_steady_logits(net)  # the transient's network (and crop)
-    batch = min(128, len(sample))
-    steady_state = steps.in_fixed_batches(steady_logits, sample, batch).astype(np.float64)
+    # the transient's network (and crop); the table's program when it has this structure
+    steady_state = steady_state_in_batches(net, sample)[0].astype(np.float64)
     results["logits"] = {
         "transient_end": transient_end.tolist(),
         "steady_state": steady_state.tolist(),
