@@ -394,8 +394,9 @@ def _transient_part(net, sample, options, gbw_ghz, companions, say):
     images = sample
     if companions is not None and len(sample) < len(companions):
         # with the table's DC power images, as many as it had: the same batch, so its
-        # compiled stage programs serve (another batch size compiled every distinct stage
-        # again: ~50 s on 2 cores, 2026-12-07)
+        # compiled drive programs serve (the neurons' chunk programs serve any batch; before
+        # the chunks, another batch size compiled every distinct stage again: ~50 s on 2
+        # cores, 2026-12-07)
         images = np.concatenate([sample, companions[len(sample) :]])
     points, _ = operating_point(net, images)
     results["off_steady_state_at_t_end"] = [
