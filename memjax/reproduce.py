@@ -37,6 +37,14 @@ for the table's 384 images (0.45 s per image, measured 2026-12-06, one core), be
 main job's ~533 s. ``experiments/calibrated_faces.py`` measures them; ``results.json``
 names them under ``accuracy.presets_left_out``."""
 
+TABLE_THREADS = 2
+"""Rows of the steady-state table built at once, in threads. A row is mostly compilation
+(its network's steady-state and DC operating-point programs; tracing holds Python's lock,
+XLA's compiles do not), which leaves a second core idle: the table's six rows took 120 s in
+two threads against 148 s one after the other (2 CPU cores, 2026-12-07). The transient
+runs after the table, not beside it: its steps keep both cores busy (the table beside it
+took ~720 s against ~640 s, 2026-12-07)."""
+
 PAPER_PERIOD_NS = 1.0
 """The calculation period of the paper-style count, ns: 137 layers on the critical path of the
 1.0x network x 1 ns = the paper's 137 ns (physics notes, section 1; a hypothesis)."""
@@ -203,8 +211,7 @@ def reproduce(
         "knots": int(len(options.grid())),
         "stepping": options.stepping,
     }
-    # One after the other: the table beside the transient in two threads took longer
-    # (~720 s against ~640 s, 2 cores, 2026-12-07): XLA's compiles already use both cores.
+    # the table first, then the transient (TABLE_THREADS)
     companions = None
     if data is not None:
         _, eval_graph, params, batch_stats = steps.split_model(model)
@@ -319,18 +326,25 @@ def _steady_state_table(rows, model, test, chosen, software, power_images, say):
     """Every row's steady-state accuracy, agreement with the ``software`` predictions and
     largest memristor voltage on the ``chosen`` PrivateTest images, and its DC power on the
     first ``power_images`` of them: (table, DC power), by row name."""
-    table, dc_power = {}, {}
-    for name, preset_name, row_model in rows:
-        table[name], power = _steady_state_row(
+    from concurrent.futures import ThreadPoolExecutor
+
+    def row(entry):
+        _, preset_name, row_model = entry
+        return _steady_state_row(
             preset_name, row_model, row_model is not model, test, chosen, software, power_images
         )
-        if power is not None:
-            dc_power[name] = power
-        say(
-            f"  steady state, {name}: accuracy {table[name]['accuracy']:.2%}, "
-            f"agreement {table[name]['agreement_with_software']:.2%}, largest memristor "
-            f"voltage {table[name]['max_memristor_voltage_dc_V']:.2f} V"
-        )
+
+    table, dc_power = {}, {}
+    with ThreadPoolExecutor(TABLE_THREADS) as pool:
+        entries = pool.map(row, rows)  # in the rows' order, each as soon as it is done
+        for (name, _, _), (table[name], power) in zip(rows, entries, strict=True):
+            if power is not None:
+                dc_power[name] = power
+            say(
+                f"  steady state, {name}: accuracy {table[name]['accuracy']:.2%}, "
+                f"agreement {table[name]['agreement_with_software']:.2%}, largest memristor "
+                f"voltage {table[name]['max_memristor_voltage_dc_V']:.2f} V"
+            )
     return table, dc_power
 
 

@@ -169,6 +169,37 @@ def test_bias_voltage_and_folding_leave_the_computation_unchanged():
         convert(fold_batchnorm(model), base)
 
 
+@pytest.mark.slow
+@pytest.mark.compile_bound
+def test_runs_of_basic_units_scan_to_the_unit_by_unit_result(monkeypatch):
+    """The steady state runs each stretch of two or more consecutive basic units as one
+    ``lax.scan`` over their stacked stages (to halve its compile): the same logits and
+    memristor peaks as the walk unit by unit (bitwise on the shipped network, measured
+    2026-12-07), and a stretch of one unit, or none, is left as it is."""
+    import jax
+
+    from memjax.hardware import memristive
+
+    # stage 2: a down-sampling unit and two basic (a scan); 3: none; 4: one basic (no scan)
+    model = build_model(ShuffleNetConfig(width=0.5, stage_repeats=(3, 1, 2)), seed=3)
+    net = convert(model, paper())
+    images = np.random.default_rng(2).integers(0, 256, (3, 48, 48)).astype(np.float32)
+    steady = eqx.filter_jit(lambda net, images: net.steady_state(images))
+    jaxpr = lambda: str(jax.make_jaxpr(lambda x: net.steady_state(x))(images))  # noqa: E731
+    assert jaxpr().count("scan[") == 1
+    logits, peaks = steady(net, images)
+    walk = memristive.propagate
+    monkeypatch.setattr(memristive, "propagate", lambda *a, repeat=None: walk(*a))
+    unrolled, unrolled_peaks = eqx.filter_jit(lambda net, images: net.steady_state(images))(
+        net, images
+    )
+    assert "scan[" not in jaxpr()
+    np.testing.assert_allclose(logits, unrolled, atol=1e-6)
+    assert peaks.keys() == unrolled_peaks.keys()
+    for kind in peaks:
+        np.testing.assert_allclose(peaks[kind], unrolled_peaks[kind], atol=1e-6, err_msg=kind)
+
+
 def test_transfer_tables_match_the_exact_node_solve():
     """The tabulated ReLU and clamp curves against the exact per-neuron node solve at random
     voltages across the rails: within the error measured at build time, which is below

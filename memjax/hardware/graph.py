@@ -36,30 +36,55 @@ DEPTH_OF_ROLE = {
 (the two branches of a down-sampling unit run side by side)."""
 
 
-def propagate(steps: list, x, run, split, concat, shuffle):
+def propagate(steps: list, x, run, split, concat, shuffle, repeat=None):
     """Run ``steps`` ((name, unit kind, unit index, role, stage) in signal order; unit index
     -1 outside the units) from the layer input ``x``, wired as the network is:
     ``run(name, kind, stage, x)`` gives a stage's output; ``split`` (one value into the kept
     and the branch half of the channels), ``concat`` and ``shuffle`` are the wiring for
-    whatever ``x`` is. Returns the last stage's output."""
+    whatever ``x`` is. ``repeat(units, x)``, if given, runs every stretch of two or more
+    consecutive basic units (``units``: each unit's steps) in place of running them one
+    after the other with :func:`run_unit` (e.g. as one ``lax.scan``: a basic unit keeps
+    its input's shape). Returns the last stage's output."""
     index = 0
     while index < len(steps):
         name, kind, unit, _, stage = steps[index]
         if unit < 0:
             x, index = run(name, kind, stage, x), index + 1
             continue
-        unit_steps = [s for s in steps if s[2] == unit]
-        if kind == "basic":
-            kept, branch = split(x)
-            for name, kind, _, _, stage in unit_steps:
-                branch = run(name, kind, stage, branch)
-            x = concat(kept, branch)
-        else:
-            left = right = x
-            for name, kind, _, _, stage in unit_steps[:2]:
-                left = run(name, kind, stage, left)
-            for name, kind, _, _, stage in unit_steps[2:]:
-                right = run(name, kind, stage, right)
-            x = concat(left, right)
-        x, index = shuffle(x), index + len(unit_steps)
+        units = [_unit_steps(steps, index)]
+        index += len(units[0])
+        while kind == "basic" and index < len(steps) and steps[index][1] == "basic":
+            units.append(_unit_steps(steps, index))
+            index += len(units[-1])
+        if repeat is not None and len(units) > 1:
+            x = repeat(units, x)
+            continue
+        for unit_steps in units:
+            x = run_unit(unit_steps, x, run, split, concat, shuffle)
     return x
+
+
+def run_unit(unit_steps: list, x, run, split, concat, shuffle):
+    """One unit of :func:`propagate` (its steps, all of one unit index) from its input ``x``:
+    a basic unit runs its stages on the branch half of the channels, a down-sampling unit
+    its first two on the left branch and the rest on the right, both fed the whole input;
+    then the halves are concatenated and shuffled."""
+    if unit_steps[0][1] == "basic":
+        kept, branch = split(x)
+        for name, kind, _, _, stage in unit_steps:
+            branch = run(name, kind, stage, branch)
+        return shuffle(concat(kept, branch))
+    left = right = x
+    for name, kind, _, _, stage in unit_steps[:2]:
+        left = run(name, kind, stage, left)
+    for name, kind, _, _, stage in unit_steps[2:]:
+        right = run(name, kind, stage, right)
+    return shuffle(concat(left, right))
+
+
+def _unit_steps(steps: list, index: int) -> list:
+    """The steps of the unit whose first step is ``steps[index]``."""
+    end = index
+    while end < len(steps) and steps[end][2] == steps[index][2]:
+        end += 1
+    return steps[index:end]

@@ -41,7 +41,7 @@ from memjax.devices import OpAmp
 from memjax.devices.opamp import OpAmpErrors
 from memjax.errors import MemjaxError
 from memjax.hardware.config import HardwareConfig
-from memjax.hardware.graph import UNIT_ROLES, propagate
+from memjax.hardware.graph import UNIT_ROLES, propagate, run_unit
 from memjax.hardware.layers import network_layers
 from memjax.hardware.loads import row_loads
 from memjax.hardware.transfer import TransferTable
@@ -267,8 +267,52 @@ class MemristiveShuffleNet(eqx.Module):
     def steady_state(self, gray_levels) -> tuple[Array, dict[str, Array]]:
         """(logits, the largest |V| across any memristor at steady state, V, by unit kind:
         "input", "basic", "downsampling", "output") for (N, 48, 48) images. Under ``jax.jit``
-        the peaks cost nothing where the caller drops them."""
-        peaks = {}
+        the peaks cost nothing where the caller drops them.
+
+        Each stretch of consecutive basic units (3, 7 and 3 in the 1.0x network) runs as one
+        ``lax.scan`` over its units' stacked stages: the same equations in a program with one
+        basic unit per stretch, which XLA compiles in about half the time (a network with one
+        basic unit per stretch compiled in 9.6 s against 18.0 s for all 13, paper preset,
+        2 CPU cores, 2026-12-07). With ``row_drive`` "direct" (each stage's own row loads)
+        the units run one after the other."""
+        x = self.input_voltages(gray_levels)
+        steps = self.steps()
+        rows = row_loads(steps, x.shape[1:3]) if self.hardware.row_drive == "direct" else None
+        peaks: dict[str, Array] = {}
+        run = self._steady_run(peaks, rows)
+        wiring = (
+            lambda x: jnp.split(x, 2, axis=-1),
+            lambda a, b: jnp.concatenate([a, b], axis=-1),
+            conv.channel_shuffle,
+        )
+
+        def repeat(units, x):
+            parts = [eqx.partition(tuple(step[4] for step in unit), eqx.is_array) for unit in units]
+            arrays, fixed = zip(*parts, strict=True)
+            if rows is not None or not _stackable(arrays, fixed):
+                for unit in units:
+                    x = run_unit(unit, x, run, *wiring)
+                return x
+
+            def body(carry, unit_arrays):
+                x, peak = carry
+                stages = eqx.combine(unit_arrays, fixed[0])
+                unit = [step[:4] + (stage,) for step, stage in zip(units[0], stages, strict=True)]
+                inner: dict[str, Array] = {}
+                x = run_unit(unit, x, self._steady_run(inner, None), *wiring)
+                return (x, jnp.maximum(peak, inner["basic"].astype(peak.dtype))), None
+
+            stacked = jax.tree.map(lambda *a: jnp.stack(a), *arrays)
+            (x, peak), _ = jax.lax.scan(body, (x, jnp.zeros((), x.dtype)), stacked)
+            peaks["basic"] = jnp.maximum(peaks.get("basic", 0.0), peak)
+            return x
+
+        logits = propagate(steps, x, run, *wiring, repeat=repeat)
+        return logits / self.volts_per_unit, peaks
+
+    def _steady_run(self, peaks: dict, rows: dict | None):
+        """``run`` for :func:`~memjax.hardware.graph.propagate`: a stage's steady-state
+        output, its largest memristor |V| kept in ``peaks`` by unit kind."""
 
         def run(name, kind, stage, v):
             if name == "input.max_pool":
@@ -283,18 +327,7 @@ class MemristiveShuffleNet(eqx.Module):
             peaks[kind] = jnp.maximum(peaks.get(kind, 0.0), peak)
             return out
 
-        x = self.input_voltages(gray_levels)
-        steps = self.steps()
-        rows = row_loads(steps, x.shape[1:3]) if self.hardware.row_drive == "direct" else None
-        logits = propagate(
-            steps,
-            x,
-            run,
-            lambda x: jnp.split(x, 2, axis=-1),
-            lambda a, b: jnp.concatenate([a, b], axis=-1),
-            conv.channel_shuffle,
-        )
-        return logits / self.volts_per_unit, peaks
+        return run
 
     def _max_pool_steady(self, x, rows):
         if self.max_pool_transfer is not None:  # the largest of each window, 0 V padding
@@ -316,6 +349,17 @@ class MemristiveShuffleNet(eqx.Module):
             None if errors is None else errors.offset[:, 0],
             None if errors is None else errors.open_loop_gain[:, 0],
         )
+
+
+def _stackable(arrays, fixed) -> bool:
+    """Whether units' stages (split into ``arrays`` and ``fixed`` non-array parts) stack into
+    one scan: the same arrays' shapes and dtypes, and equal fixed parts."""
+    shapes = [[(a.shape, a.dtype) for a in jax.tree.leaves(tree)] for tree in arrays]
+    same_arrays = all(
+        jax.tree.structure(tree) == jax.tree.structure(arrays[0]) and shape == shapes[0]
+        for tree, shape in zip(arrays, shapes, strict=True)
+    )
+    return same_arrays and all(eqx.tree_equal(part, fixed[0]) is True for part in fixed)
 
 
 def with_pool_inputs(net: MemristiveShuffleNet, count: int) -> MemristiveShuffleNet:
