@@ -194,7 +194,7 @@ def summarise_power(points: list[tuple[str, str, StagePoint]]) -> dict:
         if flat[index].sum() > best[0]:
             best = (float(flat[index].sum()), name, flat[index])
         totals += np.asarray(point.power).mean(0)
-        stage_peak = float(np.max(point.max_memristor_voltage))
+        stage_peak = float(np.max(np.asarray(point.max_memristor_voltage)))  # on the host: float64
         if stage_peak > peak[0]:
             peak = (stage_peak, name)
         by_stage[name] = {
