@@ -270,11 +270,12 @@ class MemristiveShuffleNet(eqx.Module):
         the peaks cost nothing where the caller drops them.
 
         Each stretch of consecutive basic units (3, 7 and 3 in the 1.0x network) runs as one
-        ``lax.scan`` over its units' stacked stages: the same equations in a program with one
-        basic unit per stretch, which XLA compiles in about half the time (a network with one
-        basic unit per stretch compiled in 9.6 s against 18.0 s for all 13, paper preset,
-        2 CPU cores, 2026-12-07). With ``row_drive`` "direct" (each stage's own row loads)
-        the units run one after the other."""
+        ``lax.scan`` over its units' stacked stages: the same equations (the same logits bit
+        for bit) in a program with one basic unit per stretch, traced and compiled in 11.4,
+        13.9 and 12.9 s against 15.5, 19.8 and 19.4 s unit by unit (``paper``,
+        ``paper_plain_diode_relu``, ``near_ideal``, batch 128, 2 CPU cores, 2026-12-07).
+        With ``row_drive`` "direct" (each stage's own row loads) the units run one after
+        the other."""
         x = self.input_voltages(gray_levels)
         steps = self.steps()
         rows = row_loads(steps, x.shape[1:3]) if self.hardware.row_drive == "direct" else None
