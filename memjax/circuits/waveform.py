@@ -34,8 +34,8 @@ class Waveform(eqx.Module):
         """(value, slope) at the scalar time ``t`` (clamped to the knots' range). With knots
         per channel (``ts`` of shape (S, C)), channel c of the last axis uses ``ts[:, c]``."""
         if self.ts.ndim == 1:
-            return _hermite(self.ts, self.values, self.slopes, t)
-        per_channel = jax.vmap(_hermite, in_axes=(1, -1, -1, None), out_axes=-1)
+            return hermite(self.ts, self.values, self.slopes, t)
+        per_channel = jax.vmap(hermite, in_axes=(1, -1, -1, None), out_axes=-1)
         return per_channel(self.ts, self.values, self.slopes, t)
 
     @property
@@ -43,7 +43,9 @@ class Waveform(eqx.Module):
         return self.values[-1]
 
 
-def _hermite(ts, values, slopes, t):
+def hermite(ts, values, slopes, t):
+    """(value, slope) at the scalar time ``t`` of the cubic Hermite interpolant through
+    ``values`` and ``slopes`` on the knots ``ts`` (first axis), clamped to their range."""
     i = jnp.clip(jnp.searchsorted(ts, t, side="right") - 1, 0, ts.shape[0] - 2)
     h = ts[i + 1] - ts[i]
     s = jnp.clip((t - ts[i]) / h, 0.0, 1.0)

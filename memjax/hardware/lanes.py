@@ -1,0 +1,221 @@
+"""A stage's neurons on lanes that refill: each lane its own adaptive Rodas4 steps, and a lane
+whose neuron has reached the end takes the next neuron.
+
+The per-neuron transient (:mod:`memjax.hardware.transient`, ``stepping="per_neuron"``) gives
+every neuron its own adaptive steps with diffrax, vectorised over chunks of 256 neurons: one
+``while_loop`` per chunk that runs until the chunk's slowest neuron is done. The lanes of the
+neurons already done idle meanwhile: on the main job's transient (circuit-trained model,
+plain diodes, one image, 2026-12-07) a chunk took 1.3-4.6x the lane-steps its neurons needed.
+Here one ``while_loop`` runs a whole stage on ``lanes`` lanes: every iteration tries one step
+on every lane, and a lane whose neuron has written its last knot is given the next neuron at
+once, so the lanes stay busy (98 % of lane-steps used on the stem's 55,296 neurons on 1,024
+lanes) and a stage is one compiled loop with no host synchronisation.
+
+The steps are Rodas4 (:func:`memjax.hardware.lockstep.rodas4_step`: linearly implicit, one
+Jacobian and LU factorisation per step, no Newton iteration), each lane on its own time and
+step size. After an accepted step from (t, y) to (t + h, y1), the knots of ``grid`` in
+(t, t + h] are written from the cubic Hermite interpolant of y and its rate at both ends; a
+step spans at most ``knots_per_step`` knots, so the writes are that many unrolled scatters.
+
+Forward only: ``lax.while_loop`` has no reverse-mode derivative, so the differentiable read-out
+of the logits keeps diffrax (:func:`memjax.hardware.transient.read_logits`).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from memjax.circuits.waveform import hermite
+from memjax.hardware.lockstep import ORDER, SAFETY, rodas4_step
+from memjax.hardware.stages import channel_axes, map_per_channel, with_rows
+
+FACTOR_LIMITS = (0.2, 5.0)
+"""Least and largest ratio of a lane's next step size to its last (no growth after a
+rejected step)."""
+
+
+class _Lanes(eqx.Module):
+    """The loop's state. Per lane (leading axis ``lanes``): its neuron, whether it holds one,
+    its time, step size, state, the state's rate, and the next knot to write; per neuron its
+    states on the grid, steps tried and whether it wrote its last knot; the next neuron to
+    hand out; iterations."""
+
+    neuron: jax.Array
+    active: jax.Array
+    t: jax.Array
+    h: jax.Array
+    y: jax.Array
+    rate: jax.Array
+    next_knot: jax.Array
+    states: jax.Array
+    steps: jax.Array
+    complete: jax.Array
+    queued: jax.Array
+    iterations: jax.Array
+
+
+@eqx.filter_jit
+def solve_on_lanes(
+    block,
+    values,
+    slopes,
+    before,
+    rows,
+    drive_ts,
+    grid,
+    tolerances,
+    first_step,
+    lanes: int,
+    time_unit: float,
+    max_steps: int,
+    knots_per_step: int = 16,
+):
+    """Integrate ``count`` independent neurons from their steady state for the drive
+    ``before`` over ``grid`` (time units; grid[0] the input step), each driven by its cubic
+    Hermite drive on the knots ``drive_ts`` (``values``, ``slopes``: (count, knots, m)).
+
+    ``block``: the neurons' block, its per-channel arrays one entry per neuron (as
+    :func:`memjax.hardware.transient._prepare` lays them out); ``rows``: (count,) S that
+    each output drives, or None; ``tolerances``: (rtol, atol) of every state's error;
+    ``first_step``: a lane's first step, time units; ``max_steps``: steps tried per neuron at
+    most (a neuron that needs more is given up and reported).
+
+    Returns (states on the grid (count, knots, n), steps tried per neuron, failed per neuron,
+    loop iterations). A neuron without state (n = 0) takes no step."""
+    count, knots = values.shape[0], grid.shape[0]
+    rtol, atol = tolerances[0], tolerances[1]
+    axes = channel_axes(block)
+    rows_of = jnp.zeros(count, values.dtype) if rows is None else rows
+
+    def neuron_block(b, r):
+        return b if rows is None else with_rows(b, r)
+
+    def rate(b, vals, slps, t, y):
+        return b.vector_field(t * time_unit, y, hermite(drive_ts, vals, slps, t)[0]) * time_unit
+
+    def step(b, vals, slps, r, t, h, y):
+        b = neuron_block(b, r)
+
+        def linearised(t, y):
+            u, du = hermite(drive_ts, vals, slps, t)
+            f = lambda y, u: b.vector_field(t * time_unit, y, u) * time_unit  # noqa: E731
+            n = y.shape[0]
+            along_y = jnp.concatenate([jnp.eye(n, dtype=y.dtype), jnp.zeros((1, n), y.dtype)])
+            along_u = jnp.concatenate([jnp.zeros((n,) + u.shape, u.dtype), du[None]])
+            columns = jax.vmap(lambda dy, du: jax.jvp(f, (y, u), (dy, du))[1])(along_y, along_u)
+            return columns[:n].T, columns[n]
+
+        y1, norm = rodas4_step(
+            lambda t, y: rate(b, vals, slps, t, y), linearised, t, h, y, rtol, atol
+        )
+        return y1, norm, rate(b, vals, slps, t + h, y1)
+
+    def start(b, vals, slps, r, u):
+        b = neuron_block(b, r)
+        y = b.steady_guess(u)
+        return y, rate(b, vals, slps, grid[0], y)
+
+    step_lanes = jax.vmap(step, in_axes=(axes, 0, 0, 0, 0, 0, 0))
+    start_lanes = jax.vmap(start, in_axes=(axes, 0, 0, 0, 0))
+
+    def lane_inputs(neuron):
+        neuron = jnp.minimum(neuron, count - 1)
+        b = map_per_channel(lambda a: a[neuron], block)
+        return b, values[neuron], slopes[neuron], rows_of[neuron]
+
+    first = jnp.arange(lanes)
+    active = first < count
+    y, f = start_lanes(*lane_inputs(first), before[jnp.minimum(first, count - 1)])
+    n = y.shape[-1]
+    dtype = y.dtype
+    states = jnp.zeros((count, knots, n), dtype)
+    states = states.at[jnp.where(active, first, count), 0].set(y, mode="drop")
+    if n == 0:
+        zeros = jnp.zeros(count, jnp.int32)
+        return states, zeros, zeros.astype(bool), jnp.asarray(0)
+
+    def going(s: _Lanes):
+        return jnp.any(s.active)
+
+    def iteration(s: _Lanes) -> _Lanes:
+        # at most knots_per_step knots in one step, and none beyond t_end
+        last = jnp.minimum(s.next_knot + knots_per_step - 1, knots - 1)
+        h = jnp.minimum(s.h, grid[last] - s.t)
+        y1, norm, f1 = step_lanes(*lane_inputs(s.neuron), s.t, h, s.y)
+        accept = s.active & (norm <= 1.0)
+        t1 = s.t + h
+        states, written = s.states, jnp.zeros_like(s.next_knot)
+        for j in range(knots_per_step):
+            knot = s.next_knot + j
+            at = jnp.minimum(knot, knots - 1)
+            write = accept & (knot < knots) & (grid[at] <= t1)
+            y_at = _hermite_state(s.y, s.rate, y1, f1, h, (grid[at] - s.t) / h)
+            states = states.at[jnp.where(write, s.neuron, count), at].set(y_at, mode="drop")
+            written = written + write.astype(written.dtype)
+        next_knot = s.next_knot + written
+        steps = s.steps.at[jnp.where(s.active, s.neuron, count)].add(1, mode="drop")
+        grow = jnp.clip(
+            SAFETY * jnp.where(norm > 0, norm, 1e-10) ** (-1.0 / ORDER),
+            FACTOR_LIMITS[0],
+            jnp.where(accept, FACTOR_LIMITS[1], 1.0),
+        )
+        t = jnp.where(accept, t1, s.t)
+        y = jnp.where(accept[:, None], y1, s.y)
+        f = jnp.where(accept[:, None], f1, s.rate)
+        given_up = steps[jnp.minimum(s.neuron, count - 1)] >= max_steps
+        finished = s.active & (next_knot >= knots)
+        complete = s.complete.at[jnp.where(finished, s.neuron, count)].set(True, mode="drop")
+        done = finished | (s.active & given_up)
+        # the finished lanes take the next neurons, in lane order
+        handed = s.queued + jnp.cumsum(done) - 1
+        take = done & (handed < count)
+        neuron = jnp.where(take, handed, s.neuron)
+        y0, f0 = start_lanes(*lane_inputs(neuron), before[jnp.minimum(neuron, count - 1)])
+        states = states.at[jnp.where(take, neuron, count), 0].set(y0, mode="drop")
+        return _Lanes(
+            neuron=neuron,
+            active=(s.active & ~done) | take,
+            t=jnp.where(take, grid[0], t),
+            h=jnp.where(take, first_step, h * grow),
+            y=jnp.where(take[:, None], y0, y),
+            rate=jnp.where(take[:, None], f0, f),
+            next_knot=jnp.where(take, 1, next_knot),
+            states=states,
+            steps=steps,
+            complete=complete,
+            queued=s.queued + jnp.sum(done).astype(s.queued.dtype),
+            iterations=s.iterations + 1,
+        )
+
+    begin = _Lanes(
+        neuron=first,
+        active=active,
+        t=jnp.full(lanes, grid[0], dtype),
+        h=jnp.full(lanes, first_step, dtype),
+        y=y,
+        rate=f,
+        next_knot=jnp.ones(lanes, jnp.int32),
+        states=states,
+        steps=jnp.zeros(count, jnp.int32),
+        complete=jnp.zeros(count, bool),
+        queued=jnp.asarray(min(lanes, count), jnp.int32),
+        iterations=jnp.asarray(0, jnp.int32),
+    )
+    end = jax.lax.while_loop(going, iteration, begin)
+    return end.states, end.steps, ~end.complete, end.iterations
+
+
+def _hermite_state(y0, f0, y1, f1, h, s):
+    """The cubic Hermite interpolant of a step (y0, f0) -> (y1, f1) of size h at the fraction
+    s of it, per lane."""
+    s = jnp.clip(s, 0.0, 1.0)[:, None]
+    s2, s3 = s * s, s * s * s
+    h = h[:, None]
+    return (
+        (2 * s3 - 3 * s2 + 1) * y0
+        + (s3 - 2 * s2 + s) * h * f0
+        + (-2 * s3 + 3 * s2) * y1
+        + (s3 - s2) * h * f1
+    )
