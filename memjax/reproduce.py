@@ -34,8 +34,8 @@ SLOW_STEADY_STATE_PRESETS = ("paper_calibrated_driven",)
 their rows (``row_drive="direct"``), so every node of the steady state is solved with its own
 load (``dc_transfer="exact"``, 40 bracketed Newton iterations per node in float32): 174 s
 for the table's 384 images (0.45 s per image, measured 2026-12-06, one core), beside the
-main job's ~533 s. ``experiments/calibrated_faces.py`` measures them; ``results.json``
-names them under ``accuracy.presets_left_out``."""
+main job's 322-369 s (2 cores, 2026-12-08). ``experiments/calibrated_faces.py`` measures
+them; ``results.json`` names them under ``accuracy.presets_left_out``."""
 
 TABLE_THREADS = 2
 """Rows of the steady-state table built at once, in threads. A row is mostly compilation
