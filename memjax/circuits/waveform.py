@@ -51,11 +51,17 @@ def hermite(ts, values, slopes, t):
     s = jnp.clip((t - ts[i]) / h, 0.0, 1.0)
     y0, y1 = values[i], values[i + 1]
     d0, d1 = slopes[i] * h, slopes[i + 1] * h
+    s2 = s * s
+    slope = (6 * s2 - 6 * s) * (y0 - y1) + (3 * s2 - 4 * s + 1) * d0 + (3 * s2 - 2 * s) * d1
+    return hermite_segment(y0, d0, y1, d1, s), slope / h
+
+
+def hermite_segment(y0, d0, y1, d1, s):
+    """The cubic Hermite interpolant of one interval at the fraction ``s`` (0..1) of it, from
+    its end values ``y0``, ``y1`` and their slopes times the interval, ``d0``, ``d1``."""
     s2, s3 = s * s, s * s * s
     value = (2 * s3 - 3 * s2 + 1) * y0 + (s3 - 2 * s2 + s) * d0 + (-2 * s3 + 3 * s2) * y1
-    value = value + (s3 - s2) * d1
-    slope = (6 * s2 - 6 * s) * (y0 - y1) + (3 * s2 - 4 * s + 1) * d0 + (3 * s2 - 2 * s) * d1
-    return value, slope / h
+    return value + (s3 - s2) * d1
 
 
 def integral(ts, values, slopes):

@@ -27,7 +27,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from memjax.circuits.waveform import hermite
+from memjax.circuits.waveform import hermite, hermite_segment
 from memjax.hardware.lockstep import ORDER, SAFETY, rodas4_step
 from memjax.hardware.stages import channel_axes, map_per_channel, with_rows
 
@@ -151,7 +151,8 @@ def solve_on_lanes(
             knot = s.next_knot + j
             at = jnp.minimum(knot, knots - 1)
             write = accept & (knot < knots) & (grid[at] <= t1)
-            y_at = _hermite_state(s.y, s.rate, y1, f1, h, (grid[at] - s.t) / h)
+            fraction = jnp.clip((grid[at] - s.t) / h, 0.0, 1.0)[:, None]
+            y_at = hermite_segment(s.y, h[:, None] * s.rate, y1, h[:, None] * f1, fraction)
             states = states.at[jnp.where(write, s.neuron, count), at].set(y_at, mode="drop")
             written = written + write.astype(written.dtype)
         next_knot = s.next_knot + written
@@ -172,7 +173,12 @@ def solve_on_lanes(
         handed = s.queued + jnp.cumsum(done) - 1
         take = done & (handed < count)
         neuron = jnp.where(take, handed, s.neuron)
-        y0, f0 = start_lanes(*lane_inputs(neuron), before[jnp.minimum(neuron, count - 1)])
+        # the new neurons' steady states; most iterations hand out none, and skip them
+        y0, f0 = jax.lax.cond(
+            jnp.any(take),
+            lambda: start_lanes(*lane_inputs(neuron), before[jnp.minimum(neuron, count - 1)]),
+            lambda: (y, f),
+        )
         states = states.at[jnp.where(take, neuron, count), 0].set(y0, mode="drop")
         return _Lanes(
             neuron=neuron,
@@ -205,17 +211,3 @@ def solve_on_lanes(
     )
     end = jax.lax.while_loop(going, iteration, begin)
     return end.states, end.steps, ~end.complete, end.iterations
-
-
-def _hermite_state(y0, f0, y1, f1, h, s):
-    """The cubic Hermite interpolant of a step (y0, f0) -> (y1, f1) of size h at the fraction
-    s of it, per lane."""
-    s = jnp.clip(s, 0.0, 1.0)[:, None]
-    s2, s3 = s * s, s * s * s
-    h = h[:, None]
-    return (
-        (2 * s3 - 3 * s2 + 1) * y0
-        + (s3 - 2 * s2 + s) * h * f0
-        + (-2 * s3 + 3 * s2) * y1
-        + (s3 - s2) * h * f1
-    )
