@@ -38,7 +38,9 @@ def main() -> None:
         "--stepping",
         choices=STEPPINGS,
         default="per_neuron",
-        help="each neuron on its own steps, or each stage's neurons on shared Rodas4 steps",
+        help="each neuron on its own diffrax steps (per_neuron), each stage's neurons on "
+        "shared Rodas4 steps (per_stage), or each neuron on its own Rodas4 steps on refilled "
+        "lanes (lanes)",
     )
     args = parser.parse_args()
     if args.width is None:

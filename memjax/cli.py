@@ -293,20 +293,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument(
         "--stepping",
-        default="per_neuron",
-        help="the transient's stepping: per_neuron (each neuron on its own adaptive steps) "
-        "or per_stage (every neuron of a stage on shared Rodas4 steps)",
+        default="lanes",
+        help="the transient's stepping: lanes (default: each neuron on its own Rodas4 steps "
+        "on lanes that take the next neuron when theirs is done), per_neuron (each neuron on "
+        "its own diffrax steps) or per_stage (every neuron of a stage on shared Rodas4 steps)",
     )
     reproduce.add_argument("--seed", type=int, default=0)
     reproduce.add_argument(
         "--rtol",
         type=float,
-        help="the transient's relative step tolerance; default 1e-3, 1e-5 with super diodes",
+        help="the transient's relative step tolerance; default 3e-5 with lanes (1e-3 per "
+        "neuron or per stage), 1e-5 "
+        "with super diodes",
     )
     reproduce.add_argument(
         "--atol",
         type=float,
-        help="the transient's absolute step tolerance, V; default 1e-4, 1e-6 with super diodes",
+        help="the transient's absolute step tolerance, V; default 3e-6 with lanes (1e-4 "
+        "per neuron or per stage), 1e-6 "
+        "with super diodes",
     )
     reproduce.add_argument(
         "--compile-cache",

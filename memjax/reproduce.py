@@ -98,7 +98,7 @@ def reproduce(
     circuit_trained: dict[str, Path] | None = None,
     power_images: int = 4,
     target_latency_ns: float | None = None,
-    stepping: str = "per_neuron",
+    stepping: str = "lanes",
 ) -> dict:
     """The main job (module docstring). ``circuit_trained``: preset name -> a checkpoint
     trained through that preset's circuit (``memjax train --circuit``): the table gets a
@@ -113,11 +113,16 @@ def reproduce(
     by default: the 2 GHz point took ~200 s of the main job's 927 s (2 cores, 2026-12-07),
     a third of the ten minutes issue 22 gives it, and ``experiments/latency_power_front.py``
     measures the GBW axis.
-    Per neuron by default: on the circuit-trained model, whose signal crosses every stage,
-    the shared steps took 331 s for the first run and 196 s warm (the GBW sweep) against
-    245 s and ~200 s per neuron (the default main job, 2 cores, 2026-12-07); the shipped
-    model's 4x faster warm shared steps (benchmarks/README.md) were measured on a signal
-    that dies after stage 2."""
+    On refilled lanes by default (since 2026-12-08): on the circuit-trained model, whose
+    signal crosses every stage, the diffrax per-neuron stepping at its tolerances put 46 of
+    59 stages more than 2e-3 V off a tight solve and the network latency 23 % late on a 16x16
+    crop, where the lanes at 1e-4 / 1e-5 are within 1.2e-3 V and 0.02 %; their default,
+    3e-5 / 3e-6, also brings the logits at 300 ns within 2.2e-4 units of the steady state
+    (1.5e-3 at 1e-4 / 1e-5; :data:`~memjax.hardware.transient.DEFAULT_TOLERANCES`); the
+    shared steps took 331 s for the first run and 196 s warm against 245 s and ~200 s per
+    neuron (2 cores, 2026-12-07);
+    the shipped model's 4x faster warm shared steps (benchmarks/README.md) were measured on a
+    signal that dies after stage 2."""
     import jax
 
     from memjax.hardware import network_layers, network_resources

@@ -91,3 +91,36 @@ def test_refilled_lanes_match_a_tight_per_neuron_solve(role):
         np.testing.assert_allclose(lanes, np.asarray(reference), atol=2e-3)
         # the rest settles onto the same steady state
         np.testing.assert_allclose(lanes[:, -1], np.asarray(reference)[:, -1], atol=1e-5)
+
+
+def test_lane_options_take_their_own_tolerances_and_refuse_what_they_cannot_honour():
+    """The lanes step Rodas4 at their own default tolerances (tighter than the diffrax
+    stepping's), take a given rtol / atol as given, refuse another solver and the
+    differentiable read-out by name, and ``lanes`` is refused for another stepping; stages
+    are padded to chunk x 4^k neurons."""
+    import diffrax
+
+    from memjax.errors import MemjaxError
+    from memjax.hardware.transient import (
+        DEFAULT_TOLERANCES,
+        TransientOptions,
+        lane_bucket,
+        read_logits,
+    )
+
+    assert (TransientOptions(stepping="lanes").rtol, TransientOptions(stepping="lanes").atol) == (
+        DEFAULT_TOLERANCES["lanes"]
+    )
+    assert DEFAULT_TOLERANCES["lanes"][0] < DEFAULT_TOLERANCES["per_neuron"][0]
+    assert TransientOptions().rtol == DEFAULT_TOLERANCES["per_neuron"][0]
+    assert TransientOptions(stepping="lanes", rtol=1e-5, atol=1e-6).atol == 1e-6
+    TransientOptions(stepping="lanes", lanes=64, chunk=64, memristor_envelopes=True)
+    with pytest.raises(MemjaxError, match="TransientOptions.solver is for"):
+        TransientOptions(stepping="lanes", solver=diffrax.Kvaerno5())
+    for stepping, lanes in (("per_neuron", 64), ("lanes", 0)):
+        with pytest.raises(MemjaxError, match="TransientOptions.lanes is for"):
+            TransientOptions(stepping=stepping, lanes=lanes)
+    with pytest.raises(MemjaxError, match="not differentiable"):
+        read_logits(None, None, TransientOptions(stepping="lanes"))
+    sizes = {count: lane_bucket(count, 256) for count in (1, 256, 257, 3456, 8352, 55296)}
+    assert sizes == {1: 256, 256: 256, 257: 1024, 3456: 4096, 8352: 16384, 55296: 65536}

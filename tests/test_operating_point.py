@@ -93,13 +93,15 @@ def test_long_transient_ends_at_the_operating_point_power(small_model, changes):
 
 
 @pytest.mark.slow
-def test_shared_steps_match_a_tight_solve_and_end_at_the_operating_point(small_model):
+def test_shared_steps_and_lanes_match_a_tight_solve_and_end_at_the_operating_point(small_model):
     """Every stage's neurons on one shared sequence of Rodas4 steps (``stepping``
-    "per_stage", at the default rtol 1e-3 / atol 1e-4), the whole network on an 8x8 image
-    (plain diodes), against each neuron on its own tight steps (rtol 1e-6 / atol 1e-7): every
-    stage's outputs within 2e-3 V at all times (sampled on 1,201 points), the energy per
-    inference within 1 %, every layer's settling time within 3 % (or 0.01 ns); and at 300
-    ns every stage's power by kind is the operating point's (1e-6 of the stage's total)."""
+    "per_stage", at its default rtol 1e-3 / atol 1e-4), and each neuron on its own Rodas4
+    steps on refilled lanes (``stepping`` "lanes", at its default 3e-4 / 3e-5), the whole
+    network on an 8x8 image (plain diodes), against each neuron on its own tight steps (rtol
+    1e-6 / atol 1e-7): every stage's outputs within 2e-3 V at all times (sampled on 1,201
+    points), the energy per inference within 1 %, every layer's settling time within 3 % (or
+    0.01 ns); and at 300 ns every stage's power by kind is the operating point's (1e-6 of the
+    stage's total)."""
     import jax.numpy as jnp
 
     from memjax.circuits.waveform import sample
@@ -109,30 +111,32 @@ def test_shared_steps_match_a_tight_solve_and_end_at_the_operating_point(small_m
     net = _net(small_model, "paper_plain_diode_relu")
     image = _images(1)
     points, _ = operating_point(net, image)
-    shared = TransientOptions(t_end=300e-9, stepping="per_stage")
     tight = TransientOptions(t_end=300e-9, rtol=1e-6, atol=1e-7, max_steps=20000, chunk=64)
-    records, logits = simulate(net, image, shared)
     reference, reference_logits = simulate(net, image, tight)
-    ours, theirs = (
-        summarise(net, r, w, o, 1)
-        for r, w, o in ((records, logits, shared), (reference, reference_logits, tight))
-    )
+    theirs = summarise(net, reference, reference_logits, tight, 1)
     times = jnp.asarray(np.concatenate([np.linspace(0, 10, 801), np.linspace(10, 300, 401)[1:]]))
-    with jax.enable_x64(True):
-        for (name, _, record), (_, _, other), (_, _, point) in zip(
-            records, reference, points, strict=True
-        ):
-            gap = np.max(
-                np.abs(np.asarray(sample(record.output, times) - sample(other.output, times)))
-            )
-            assert gap < 2e-3, name
-            settle, expected = (s["latency_ns"]["per_layer"][name] for s in (ours, theirs))
-            assert settle == pytest.approx(expected, rel=0.03, abs=0.01), name
-            power, final = np.asarray(point.power)[0], np.asarray(record.power.values)[-1]
-            assert np.max(np.abs(power - final)) < 1e-6 * max(power.sum(), 1e-12) + 1e-15, name
-    assert ours["energy_per_inference_J"] == pytest.approx(
-        theirs["energy_per_inference_J"], rel=0.01
-    )
+    for stepping in ("per_stage", "lanes"):
+        options = TransientOptions(t_end=300e-9, stepping=stepping)
+        records, logits = simulate(net, image, options)
+        ours = summarise(net, records, logits, options, 1)
+        with jax.enable_x64(True):
+            for (name, _, record), (_, _, other), (_, _, point) in zip(
+                records, reference, points, strict=True
+            ):
+                gap = np.max(
+                    np.abs(np.asarray(sample(record.output, times) - sample(other.output, times)))
+                )
+                assert gap < 2e-3, (stepping, name)
+                settle, expected = (s["latency_ns"]["per_layer"][name] for s in (ours, theirs))
+                assert settle == pytest.approx(expected, rel=0.03, abs=0.01), (stepping, name)
+                power, final = np.asarray(point.power)[0], np.asarray(record.power.values)[-1]
+                assert np.max(np.abs(power - final)) < 1e-6 * max(power.sum(), 1e-12) + 1e-15, (
+                    stepping,
+                    name,
+                )
+        assert ours["energy_per_inference_J"] == pytest.approx(
+            theirs["energy_per_inference_J"], rel=0.01
+        ), stepping
 
 
 @pytest.mark.slow

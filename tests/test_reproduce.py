@@ -77,9 +77,9 @@ def _check_results_json(out, results):
     proposed, original = saved["resources"]["proposed"], saved["resources"]["original"]
     assert proposed["word_lines"] < original["word_lines"]
     assert proposed["inverters"] < original["inverters"]
-    # the paper preset (plain diodes) runs at the default tolerances, 137 knots to 300 ns
-    expected = {"t_end_s": 3e-7, "rtol": 1e-3, "atol_V": 1e-4, "knots": 137}
-    expected["stepping"] = "per_neuron"
+    # the paper preset (plain diodes) runs on lanes at their tolerances, 137 knots to 300 ns
+    expected = {"t_end_s": 3e-7, "rtol": 3e-5, "atol_V": 3e-6, "knots": 137}
+    expected["stepping"] = "lanes"
     assert saved["transient_options"] == expected
     assert saved["accuracy"] == results["accuracy"]  # what the function returns, as saved
     # the paper-style count beside the simulated settling (issue 22, item 5)

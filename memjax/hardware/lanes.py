@@ -71,23 +71,27 @@ def solve_on_lanes(
     time_unit: float,
     max_steps: int,
     knots_per_step: int = 16,
+    count=None,
 ):
-    """Integrate ``count`` independent neurons from their steady state for the drive
-    ``before`` over ``grid`` (time units; grid[0] the input step), each driven by its cubic
-    Hermite drive on the knots ``drive_ts`` (``values``, ``slopes``: (count, knots, m)).
+    """Integrate independent neurons from their steady state for the drive ``before`` over
+    ``grid`` (time units; grid[0] the input step), each driven by its cubic Hermite drive on
+    the knots ``drive_ts`` (``values``, ``slopes``: (neurons, knots, m)).
 
     ``block``: the neurons' block, its per-channel arrays one entry per neuron (as
-    :func:`memjax.hardware.transient._prepare` lays them out); ``rows``: (count,) S that
+    :func:`memjax.hardware.transient._prepare` lays them out); ``rows``: (neurons,) S that
     each output drives, or None; ``tolerances``: (rtol, atol) of every state's error;
     ``first_step``: a lane's first step, time units; ``max_steps``: steps tried per neuron at
-    most (a neuron that needs more is given up and reported).
+    most (a neuron that needs more is given up and reported); ``count``: how many of the
+    neurons to integrate, the first ones (traced, so that stages padded to one size share a
+    program; None: all). The others take no step and are reported complete.
 
-    Returns (states on the grid (count, knots, n), steps tried per neuron, failed per neuron,
+    Returns (states on the grid (neurons, knots, n), steps tried per neuron, failed per neuron,
     loop iterations). A neuron without state (n = 0) takes no step."""
-    count, knots = values.shape[0], grid.shape[0]
+    size, knots = values.shape[0], grid.shape[0]
+    real = size if count is None else count
     rtol, atol = tolerances[0], tolerances[1]
     axes = channel_axes(block)
-    rows_of = jnp.zeros(count, values.dtype) if rows is None else rows
+    rows_of = jnp.zeros(size, values.dtype) if rows is None else rows
 
     def neuron_block(b, r):
         return b if rows is None else with_rows(b, r)
@@ -121,19 +125,19 @@ def solve_on_lanes(
     start_lanes = jax.vmap(start, in_axes=(axes, 0, 0, 0, 0))
 
     def lane_inputs(neuron):
-        neuron = jnp.minimum(neuron, count - 1)
+        neuron = jnp.minimum(neuron, size - 1)
         b = map_per_channel(lambda a: a[neuron], block)
         return b, values[neuron], slopes[neuron], rows_of[neuron]
 
     first = jnp.arange(lanes)
-    active = first < count
-    y, f = start_lanes(*lane_inputs(first), before[jnp.minimum(first, count - 1)])
+    active = first < real
+    y, f = start_lanes(*lane_inputs(first), before[jnp.minimum(first, size - 1)])
     n = y.shape[-1]
     dtype = y.dtype
-    states = jnp.zeros((count, knots, n), dtype)
-    states = states.at[jnp.where(active, first, count), 0].set(y, mode="drop")
+    states = jnp.zeros((size, knots, n), dtype)
+    states = states.at[jnp.where(active, first, size), 0].set(y, mode="drop")
     if n == 0:
-        zeros = jnp.zeros(count, jnp.int32)
+        zeros = jnp.zeros(size, jnp.int32)
         return states, zeros, zeros.astype(bool), jnp.asarray(0)
 
     def going(s: _Lanes):
@@ -153,10 +157,10 @@ def solve_on_lanes(
             write = accept & (knot < knots) & (grid[at] <= t1)
             fraction = jnp.clip((grid[at] - s.t) / h, 0.0, 1.0)[:, None]
             y_at = hermite_segment(s.y, h[:, None] * s.rate, y1, h[:, None] * f1, fraction)
-            states = states.at[jnp.where(write, s.neuron, count), at].set(y_at, mode="drop")
+            states = states.at[jnp.where(write, s.neuron, size), at].set(y_at, mode="drop")
             written = written + write.astype(written.dtype)
         next_knot = s.next_knot + written
-        steps = s.steps.at[jnp.where(s.active, s.neuron, count)].add(1, mode="drop")
+        steps = s.steps.at[jnp.where(s.active, s.neuron, size)].add(1, mode="drop")
         grow = jnp.clip(
             SAFETY * jnp.where(norm > 0, norm, 1e-10) ** (-1.0 / ORDER),
             FACTOR_LIMITS[0],
@@ -165,21 +169,21 @@ def solve_on_lanes(
         t = jnp.where(accept, t1, s.t)
         y = jnp.where(accept[:, None], y1, s.y)
         f = jnp.where(accept[:, None], f1, s.rate)
-        given_up = steps[jnp.minimum(s.neuron, count - 1)] >= max_steps
+        given_up = steps[jnp.minimum(s.neuron, size - 1)] >= max_steps
         finished = s.active & (next_knot >= knots)
-        complete = s.complete.at[jnp.where(finished, s.neuron, count)].set(True, mode="drop")
+        complete = s.complete.at[jnp.where(finished, s.neuron, size)].set(True, mode="drop")
         done = finished | (s.active & given_up)
         # the finished lanes take the next neurons, in lane order
         handed = s.queued + jnp.cumsum(done) - 1
-        take = done & (handed < count)
+        take = done & (handed < real)
         neuron = jnp.where(take, handed, s.neuron)
         # the new neurons' steady states; most iterations hand out none, and skip them
         y0, f0 = jax.lax.cond(
             jnp.any(take),
-            lambda: start_lanes(*lane_inputs(neuron), before[jnp.minimum(neuron, count - 1)]),
+            lambda: start_lanes(*lane_inputs(neuron), before[jnp.minimum(neuron, size - 1)]),
             lambda: (y, f),
         )
-        states = states.at[jnp.where(take, neuron, count), 0].set(y0, mode="drop")
+        states = states.at[jnp.where(take, neuron, size), 0].set(y0, mode="drop")
         return _Lanes(
             neuron=neuron,
             active=(s.active & ~done) | take,
@@ -204,9 +208,9 @@ def solve_on_lanes(
         rate=f,
         next_knot=jnp.ones(lanes, jnp.int32),
         states=states,
-        steps=jnp.zeros(count, jnp.int32),
-        complete=jnp.zeros(count, bool),
-        queued=jnp.asarray(min(lanes, count), jnp.int32),
+        steps=jnp.zeros(size, jnp.int32),
+        complete=jnp.arange(size) >= real,
+        queued=jnp.minimum(lanes, real).astype(jnp.int32),
         iterations=jnp.asarray(0, jnp.int32),
     )
     end = jax.lax.while_loop(going, iteration, begin)

@@ -45,6 +45,7 @@ from memjax.errors import MemjaxError
 from memjax.hardware import lockstep
 from memjax.hardware.config import HardwareConfig
 from memjax.hardware.graph import propagate
+from memjax.hardware.lanes import solve_on_lanes
 from memjax.hardware.memristive import TRACED_OPAMP_FIELDS, MemristiveShuffleNet
 from memjax.hardware.stages import (
     KINDS,
@@ -97,8 +98,22 @@ shared steps per stage 75-500 accepted steps a stage on an 8x8 crop (``paper_cal
 2026-12-07), room in stage_max_steps."""
 
 
-STEPPINGS = ("per_neuron", "per_stage")
+STEPPINGS = ("per_neuron", "per_stage", "lanes")
 """How a stage's neurons are stepped (:attr:`TransientOptions.stepping`)."""
+
+DEFAULT_TOLERANCES = {"per_neuron": (1e-3, 1e-4), "per_stage": (1e-3, 1e-4), "lanes": (3e-5, 3e-6)}
+"""(rtol, atol V) of each stepping when :class:`TransientOptions` is given none. Measured
+2026-12-08 on the circuit-trained plain-diode model (whose signal crosses every stage), the
+central 16x16 pixels of the main job's image, against a per-neuron solve at rtol 1e-6 / atol
+1e-7, outputs sampled at 1,201 times (``benchmarks/bench_transient_accuracy.py``): the lanes
+at 1e-4 / 1e-5 were within 1.2e-3 V on every stage, settling within 0.54 %, energy -0.54 %,
+network latency 41.56 ns against 41.55; at 3e-4 / 3e-5 six stages were 2.8e-3-4.8e-3 V off
+(Rodas4's order-3 error estimate lets long steps through). On the whole image the main job's
+logits at 300 ns were 1.5e-3 units from the steady state's at 1e-4 / 1e-5 and 2.2e-4 at
+3e-5 / 3e-6, hence these. The diffrax stepping at its 1e-3 / 1e-4 was over 2e-3 V on 46 of
+59 stages (2.6e-2 V at most), ten layers' settling over 3 % off and the network latency
+51.3 ns; its defaults are kept for the solve that is differentiated (:func:`read_logits`),
+where they were validated against the steady state's gradient."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,15 +123,18 @@ class TransientOptions:
     Attributes:
         t_end: simulated time after the input step, s (long enough for the network to settle;
             the result reports whether it did).
-        rtol, atol: every neuron's step controller's tolerances on its states (V). With
+        rtol, atol: every neuron's step controller's tolerances on its states (V); None
+            (the default): the stepping's own (:data:`DEFAULT_TOLERANCES`), filled in when
+            the record is made (so ``dataclasses.replace(options, stepping=...)`` keeps the
+            first stepping's; build a new record to get the new stepping's). With
             super diodes, intermediate times need rtol 1e-5, atol 1e-6: their open loops
             amplify each step's error: at the defaults the logits of an 8x8 crop were
             3.5e-2 units from the steady state at 400 ns, where the converged trajectory is
             within 1.2e-3 (README, measured 2026-12-04); the end is reached either way.
             :meth:`for_hardware` picks them for super-diode networks.
         epsilon: settling band, fraction of V_p (physics notes, section 5: 1 %).
-        max_steps: solver steps per neuron at most ("per_neuron"), or steps tried per stage
-            at most, accepted and rejected ("per_stage").
+        max_steps: solver steps per neuron at most ("per_neuron", "lanes": steps tried,
+            accepted and rejected), or steps tried per stage at most ("per_stage").
         time_unit: the solver's time unit, s (ns keeps the steps O(1)).
         first_interval: the first interval of the common time grid, s.
         growth: ratio of successive grid intervals (> 1): the grid resolves a time t to
@@ -138,7 +156,8 @@ class TransientOptions:
             waste fewer steps. Measured 2026-12-05 (0.5x random model, `paper`, one whole
             image, 300 ns, one CPU core): 256 neurons 130 s first run / 30.1 s warm, against
             179 / 38.3 s at 4,096 and 142 / 41.6 s at 64; on an 8x8 crop 11 -> 6 compiled
-            solvers, 246 -> 95 s (with :func:`_vector_field`).
+            solvers, 246 -> 95 s (with :func:`_vector_field`). With "lanes", the neurons
+            read out together (the lanes' read-outs on the grid, one ``lax.map`` step each).
         solver: a diffrax solver (default :func:`default_solver`, Kvaerno3: op-amps on
             their rails are stiff), for ``stepping`` "per_neuron".
         stepping: "per_neuron": each neuron on its own adaptive steps with ``solver``,
@@ -147,15 +166,23 @@ class TransientOptions:
             each stage's waveform on its own accepted steps (``first_interval`` / 20 its
             first step; a changed ``growth``, ``chunk`` or ``solver``, which it has no use
             for, ``memristor_envelopes`` and the differentiable :func:`read_logits` are
-            refused).
+            refused); "lanes": each neuron on its own adaptive Rodas4 steps on one of
+            ``lanes`` lanes that take the next neuron when theirs is done, a whole stage in
+            one compiled loop (:mod:`memjax.hardware.lanes`), read onto the common grid like
+            "per_neuron" (a changed ``solver`` is refused: the lanes step Rodas4).
+        lanes: "lanes" stepping: lanes per stage, or None for the stage's padded size
+            (:func:`lane_bucket`) / 64 within 256 to 1,024 (measured 2026-12-08 on 2 cores:
+            1,024 lanes ran the stem's 55,296 neurons with 98 % of lane-steps used, and a
+            3,456-neuron depthwise stage 1.95x faster on 256 lanes than on 1,024, where 29 %
+            idled in the tail; an 8,352-neuron one 1.34x on 256, 1.13x on 512).
         stage_max_steps: accepted steps per stage at most ("per_stage"): every stage's
             waveform has this many knots plus one (the unused ones beyond t_end), so it
             sets the memory of the records.
     """
 
     t_end: float = 300e-9
-    rtol: float = 1e-3
-    atol: float = 1e-4
+    rtol: float | None = None
+    atol: float | None = None
     epsilon: float = 0.01
     max_steps: int = 2000
     time_unit: float = 1e-9
@@ -166,8 +193,17 @@ class TransientOptions:
     solver: diffrax.AbstractSolver = dataclasses.field(default_factory=default_solver)
     stepping: str = "per_neuron"
     stage_max_steps: int = 256
+    lanes: int | None = None
 
     def __post_init__(self):
+        if self.stepping not in STEPPINGS:
+            raise MemjaxError(
+                f"TransientOptions.stepping must be one of {', '.join(STEPPINGS)}, "
+                f"got {self.stepping!r}"
+            )
+        for name, default in zip(("rtol", "atol"), DEFAULT_TOLERANCES[self.stepping]):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
         for name in ("t_end", "rtol", "atol", "epsilon", "time_unit", "first_interval"):
             if not getattr(self, name) > 0:
                 raise MemjaxError(f"TransientOptions.{name} must be > 0")
@@ -177,10 +213,15 @@ class TransientOptions:
             raise MemjaxError(
                 "TransientOptions.max_steps and stage_max_steps must be >= 8 and chunk >= 1"
             )
-        if self.stepping not in STEPPINGS:
+        if self.lanes is not None and (self.stepping != "lanes" or self.lanes < 1):
             raise MemjaxError(
-                f"TransientOptions.stepping must be one of {', '.join(STEPPINGS)}, "
-                f"got {self.stepping!r}"
+                "TransientOptions.lanes is for stepping='lanes' and must be >= 1, got "
+                f"{self.lanes} with stepping={self.stepping!r}"
+            )
+        if self.stepping == "lanes" and type(self.solver) is not type(default_solver()):
+            raise MemjaxError(
+                "TransientOptions.solver is for stepping='per_neuron'; the lanes "
+                "(stepping='lanes') step Rodas4"
             )
         if self.stepping == "per_stage":
             defaults = TransientOptions.__dataclass_fields__
@@ -309,6 +350,14 @@ def _vector_field(block, t, y, u):
     return block.vector_field(t, y, u)
 
 
+def _readouts_at(block, crossbar, drive: Waveform, rows, unit, envelopes, tau, y, extras):
+    """One neuron's read-outs (``stages.neuron_readouts``) at the time ``tau`` (time units)
+    in the state ``y``, with ``block`` already carrying its ``rows``."""
+    u, du = drive.at(tau)
+    dy = _vector_field(block, tau * unit, y, u) * unit if y.shape[0] else y
+    return neuron_readouts(block, crossbar, y, u, dy, du, rows, extras, envelopes)
+
+
 def _neuron_solver(
     crossbar: bool,
     grid,
@@ -335,12 +384,12 @@ def _neuron_solver(
             return _vector_field(block, tau * unit, y, drive.at(tau)[0]) * unit
 
         def save(tau, y, high, low, spread):
+            if readouts:
+                extras = jnp.stack([high, low, spread])
+                return _readouts_at(block, crossbar, drive, rows, unit, envelopes, tau, y, extras)
             u, du = drive.at(tau)
             dy = field(tau, y, None) if y.shape[0] else y
-            if not readouts:
-                return jax.jvp(lambda y, u: block.observe(y, u)[0][0], (y, u), (dy, du))
-            extras = jnp.stack([high, low, spread])
-            return neuron_readouts(block, crossbar, y, u, dy, du, rows, extras, envelopes)
+            return jax.jvp(lambda y, u: block.observe(y, u)[0][0], (y, u), (dy, du))
 
         y0 = block.steady_guess(before)
         if y0.shape[0] == 0:  # a stage without state: its outputs at the grid times
@@ -442,9 +491,20 @@ def _solve_chunk(
         _neuron_solver(crossbar, grid, drive_ts, integrator, tolerances, envelopes=envelopes),
         in_axes=(channel_axes(block), 0, 0, 0, 0, 0),
     )
-    (out, dout, kinds, dkinds, neuron, peak, dpeak), steps, ok = solve(
-        block, values, slopes, before, rows, extras
+    readouts, steps, ok = solve(block, values, slopes, before, rows, extras)
+    return _reduce_chunk(readouts, mask) + (
+        jnp.max(jnp.where(mask, steps, 0)),
+        jnp.sum(jnp.where(mask, steps, 0)),
+        jnp.sum(mask & ~ok),
     )
+
+
+def _reduce_chunk(readouts, mask):
+    """A chunk's read-outs on the grid, per neuron, to what a stage keeps: outputs and their
+    slopes, its power totals by kind and their slopes, its largest neuron power with its
+    split by kind, its largest memristor |V|, and per neuron that peak and its slope (the
+    masked neurons left out of the totals and maxima)."""
+    out, dout, kinds, dkinds, neuron, peak, dpeak = readouts
     weight = mask[:, None, None]
     neuron = jnp.where(mask[:, None], neuron, 0.0)
     at = jnp.unravel_index(jnp.argmax(neuron), neuron.shape)
@@ -460,9 +520,6 @@ def _solve_chunk(
         jnp.max(jnp.where(mask[:, None], peak, 0.0)),
         peak,
         dpeak,
-        jnp.max(jnp.where(mask, steps, 0)),
-        jnp.sum(jnp.where(mask, steps, 0)),
-        jnp.sum(mask & ~ok),
     )
 
 
@@ -580,6 +637,165 @@ def _solve_stage(stage: NeuronStage, source: Waveform, before, grid, options: Tr
     return failed, record
 
 
+LANE_BUCKET_GROWTH = 4
+"""Stages run on lanes are padded to ``chunk`` x 4^k neurons: one compiled program serves
+every stage of a block kind within a factor 4 of size (a lane program compiles in 5-10 s on
+2 cores), and the padding costs memory only: the lanes never step it and the read-outs skip
+its chunks. With 2^k and 3 x 2^k, the circuit-trained model's transient compiled 392 programs
+in 88.6 s and took 192 s for its first run (2026-12-08, 2 cores)."""
+
+
+def lane_bucket(count: int, chunk: int) -> int:
+    """The neurons a stage's lane program is compiled for: ``count`` rounded up to ``chunk``
+    x :data:`LANE_BUCKET_GROWTH`^k."""
+    size = chunk
+    while size < count:
+        size *= LANE_BUCKET_GROWTH
+    return size
+
+
+def _lane_count(options: TransientOptions, size: int) -> int:
+    """Lanes for a stage padded to ``size`` neurons (:attr:`TransientOptions.lanes`)."""
+    if options.lanes is not None:
+        return options.lanes
+    return min(1024, max(256, size // 64))
+
+
+@eqx.filter_jit
+def _solve_on_lanes_and_read(
+    block,
+    values,
+    slopes,
+    before,
+    rows,
+    extras,
+    count,
+    drive_ts,
+    grid,
+    crossbar,
+    tolerances,
+    first_step,
+    lanes,
+    unit,
+    max_steps,
+    chunk,
+    envelopes,
+):
+    """A whole stage (padded to ``values.shape[0]`` neurons, the first ``count`` real) on
+    refilled lanes, then read out on the grid a chunk at a time (``lax.map``; the padding's
+    chunks skipped), reduced as :func:`_solve_chunk` reduces a chunk: one program and one
+    transfer to the host per stage."""
+    states, steps, failed, _ = solve_on_lanes(
+        block,
+        values,
+        slopes,
+        before,
+        rows,
+        drive_ts,
+        grid,
+        tolerances,
+        first_step,
+        lanes,
+        unit,
+        max_steps,
+        count=count,
+    )
+    size = values.shape[0]
+    rows_of = jnp.zeros(size, values.dtype) if rows is None else rows
+
+    def read(b, vals, slps, r, ys, ex):
+        if rows is not None:
+            b = with_rows(b, r)
+        drive = Waveform(drive_ts, vals, slps)
+        at = lambda tau, y, e: _readouts_at(b, crossbar, drive, r, unit, envelopes, tau, y, e)  # noqa: E731
+        return jax.vmap(at)(grid, ys, ex)
+
+    read_chunk = jax.vmap(read, in_axes=(channel_axes(block), 0, 0, 0, 0, 0))
+
+    def piece(begin):
+        take = lambda a: jax.lax.dynamic_slice_in_dim(a, begin, chunk)  # noqa: E731
+        mask = begin + jnp.arange(chunk) < count
+        readouts = read_chunk(
+            map_per_channel(take, block),
+            take(values),
+            take(slopes),
+            None if rows is None else take(rows_of),
+            take(states),
+            take(extras),
+        )
+        return _reduce_chunk(readouts, mask)
+
+    shapes = jax.eval_shape(piece, 0)
+    skip = lambda begin: jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)  # noqa: E731
+    pieces = jax.lax.map(
+        lambda begin: jax.lax.cond(begin < count, piece, skip, begin),
+        jnp.arange(0, size, chunk),
+    )
+    out, dout, kinds, dkinds, neuron, split, peak, envelope, slope = pieces
+    busiest = jnp.argmax(neuron)
+    real = jnp.arange(size) < count
+    return (
+        out.reshape((size,) + out.shape[2:]),
+        dout.reshape((size,) + dout.shape[2:]),
+        jnp.sum(kinds, 0),
+        jnp.sum(dkinds, 0),
+        neuron[busiest],
+        split[busiest],
+        jnp.max(peak),
+        envelope.reshape((size,) + envelope.shape[2:]),
+        slope.reshape((size,) + slope.shape[2:]),
+        jnp.max(jnp.where(real, steps, 0)),
+        jnp.sum(jnp.where(real, steps, 0)),
+        jnp.sum(real & failed),
+    )
+
+
+def _solve_stage_lanes(stage: NeuronStage, source: Waveform, before, grid, options):
+    """Every neuron of one stage on its own Rodas4 steps on refilled lanes
+    (:func:`memjax.hardware.lanes.solve_on_lanes`), read out on the common grid as
+    :func:`_solve_stage` reads them. Returns (neurons that failed, StageRecord)."""
+    per_neuron, (spread, spread_slope) = _prepare(stage, source, before, grid)
+    shape = jax.eval_shape(stage.drive, before).shape[:-1]
+    count = int(np.prod(shape))
+    size = lane_bucket(count, options.chunk)
+    index = jnp.minimum(jnp.arange(size), count - 1)
+    padded = map_per_channel(lambda a: a[index], per_neuron)
+    unit = options.time_unit
+    result = _solve_on_lanes_and_read(
+        *padded,
+        jnp.asarray(count, jnp.int32),
+        source.ts,
+        grid,
+        stage.is_crossbar,
+        _tolerances(options),
+        options.first_interval / unit / 20,
+        _lane_count(options, size),
+        unit,
+        options.max_steps,
+        options.chunk,
+        options.memristor_envelopes,
+    )
+    out, dout, kinds, dkinds, neuron, split, peak, envelope, slope, most, total, failed = result
+    knots = grid.shape[0]
+
+    def layer_major(a):
+        return _layer_major([a[:count]], knots, shape)
+
+    record = StageRecord(
+        output=Waveform(grid, layer_major(out), layer_major(dout)),
+        power=Waveform(grid, kinds.at[:, 0].add(spread), dkinds.at[:, 0].add(spread_slope)),
+        max_neuron_power=neuron,
+        max_neuron_power_by_kind=split,
+        max_memristor_voltage=peak,
+        memristor_voltage=Waveform(grid, layer_major(envelope), layer_major(slope))
+        if options.memristor_envelopes
+        else None,
+        steps=most,
+        mean_steps=total / count,
+    )
+    return int(failed), record
+
+
 def _solve_stage_lockstep(stage: NeuronStage, source: Waveform, before, options):
     """Every neuron of one stage on shared Rodas4 steps (:mod:`memjax.hardware.lockstep`).
     Returns (neurons that failed: all of the stage or none, StageRecord); the record's
@@ -627,7 +843,8 @@ def run_stage(name: str, stage: NeuronStage, source: Waveform, before, grid, opt
                 "max_steps, or loosen rtol/atol"
             )
         return record
-    failed, record = _solve_stage(stage, source, before, grid, options)
+    solve = _solve_stage_lanes if options.stepping == "lanes" else _solve_stage
+    failed, record = solve(stage, source, before, grid, options)
     if failed:
         raise MemjaxError(
             f"{name}: the transient solver failed for {int(failed)} neurons within "
