@@ -701,7 +701,6 @@ def _solve_on_lanes_and_read(
         count=count,
     )
     size = values.shape[0]
-    rows_of = jnp.zeros(size, values.dtype) if rows is None else rows
 
     def read(b, vals, slps, r, ys, ex):
         if rows is not None:
@@ -719,7 +718,7 @@ def _solve_on_lanes_and_read(
             map_per_channel(take, block),
             take(values),
             take(slopes),
-            None if rows is None else take(rows_of),
+            None if rows is None else take(rows),
             take(states),
             take(extras),
         )
